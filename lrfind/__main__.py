@@ -1,0 +1,3 @@
+from lrfind.cli import main
+
+main()

@@ -1,0 +1,196 @@
+"""Run directories: exclusive creation, atomic writes, and loading a saved run.
+
+A run directory is ``<output dir>/<name>/<UTC timestamp>[-N]/`` and is created with ``mkdir``
+(never ``exist_ok``), so two runs started in the same second get different directories and no
+run is ever overwritten. Every file is written to a temporary sibling, flushed, fsynced and
+renamed into place, so a reader sees either the whole previous file or the whole new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lrfind.errors import OutputError
+from lrfind.results import History, RangeTestResult
+
+RESULT_FILE = "result.json"
+HISTORY_FILE = "history.csv"
+CONFIG_FILE = "config.yaml"
+PLOT_FILE = "lr_finder.png"
+HISTORY_COLUMNS = ("step", "lr", "loss", "smoothed_loss", "val_loss")
+
+
+def _describe_os_error(path: Path, error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return f"cannot write {path}: no space left on device"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path}: permission denied"
+    return f"cannot write {path}: {error.strerror or error}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    Returns the path. On failure the temporary file is removed and any earlier file at ``path``
+    is left untouched.
+
+    Raises:
+        OutputError: the folder is missing or not writable, or the disk is full.
+    """
+    path = Path(path)
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp_name).replace(path)
+        tmp_name = None
+    except OSError as error:
+        raise OutputError(_describe_os_error(path, error)) from error
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                Path(tmp_name).unlink()
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically; see ``atomic_write_bytes``. Raises OutputError."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def create_run_dir(output_dir: Path, name: str, now: datetime | None = None) -> Path:
+    """Create and return a new, empty run directory ``output_dir/name/<timestamp>[-N]``.
+
+    Raises:
+        OutputError: the output folder cannot be created or written.
+    """
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    parent = Path(output_dir) / name
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(_describe_os_error(parent, error)) from error
+    for attempt in range(1000):
+        candidate = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise OutputError(_describe_os_error(candidate, error)) from error
+        return candidate
+    raise OutputError(f"cannot create a run directory under {parent}: too many runs this second")
+
+
+def _format_float(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+def history_to_csv(history: History) -> str:
+    """Return ``history.csv`` text: step, lr, loss, smoothed_loss, val_loss (blank: unmeasured)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for index in range(history.steps):
+        val = ""
+        if history.val_losses and not math.isnan(history.val_losses[index]):
+            val = _format_float(history.val_losses[index])
+        writer.writerow(
+            (
+                index,
+                _format_float(history.lrs[index]),
+                _format_float(history.losses[index]),
+                _format_float(history.smoothed_losses[index]),
+                val,
+            )
+        )
+    return buffer.getvalue()
+
+
+def history_from_csv(text: str, stop_reason: str = "completed") -> History:
+    """Parse ``history.csv`` text back into a History.
+
+    Raises:
+        ValueError: a header or value is malformed.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"lr", "loss", "smoothed_loss"} - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"history.csv lacks column(s): {', '.join(sorted(missing))}")
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
+    vals: list[float] = []
+    for row in reader:
+        lrs.append(float(row["lr"]))
+        losses.append(float(row["loss"]))
+        smoothed.append(float(row["smoothed_loss"]))
+        raw_val = (row.get("val_loss") or "").strip()
+        vals.append(float(raw_val) if raw_val else float("nan"))
+    has_val = any(not math.isnan(v) for v in vals)
+    return History(
+        lrs=tuple(lrs),
+        losses=tuple(losses),
+        smoothed_losses=tuple(smoothed),
+        stop_reason=stop_reason,  # type: ignore[arg-type]
+        val_losses=tuple(vals) if has_val else (),
+    )
+
+
+def result_to_json(result: RangeTestResult) -> str:
+    """Return the ``result.json`` text (strict JSON: non-finite numbers become null)."""
+    return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> Path:
+    """Write ``document`` as indented JSON atomically; returns the path. Raises OutputError."""
+    return atomic_write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def load_run(run_dir: Path) -> RangeTestResult:
+    """Load a saved run (result.json + history.csv) from ``run_dir``.
+
+    Raises:
+        OutputError: the folder is not a run directory, or its files are unreadable or malformed.
+    """
+    run_dir = Path(run_dir)
+    result_path = run_dir / RESULT_FILE
+    history_path = run_dir / HISTORY_FILE
+    if not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: no such run directory")
+    if not result_path.is_file() or not history_path.is_file():
+        raise OutputError(
+            f"{run_dir}: not a run directory (needs {RESULT_FILE} and {HISTORY_FILE})"
+        )
+    try:
+        document = json.loads(result_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise OutputError(f"{result_path}: unreadable result ({error})") from error
+    if not isinstance(document, dict):
+        raise OutputError(f"{result_path}: not a result document")
+    try:
+        history = history_from_csv(
+            history_path.read_text(encoding="utf-8"),
+            stop_reason=str(document.get("stop_reason", "completed")),
+        )
+        return RangeTestResult.from_dict(document, history)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise OutputError(f"{run_dir}: malformed run files ({error})") from error

@@ -1,0 +1,72 @@
+"""Pure learning-rate ladders for the sweep, and setting an LR on an optimizer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+SweepMode = Literal["exp", "linear"]
+
+#: Param-group key holding a per-group multiplier of the swept LR (e.g. 0.1 for a backbone).
+LR_SCALE_KEY = "lr_scale"
+
+
+def lr_at(step: int, steps: int, start_lr: float, end_lr: float, mode: SweepMode = "exp") -> float:
+    """Return the LR of ``step`` (0-based) on a ``steps``-long ladder from start_lr to end_lr.
+
+    exp: ``start * (end/start) ** (i/(n-1))``; linear: ``start + (end-start) * i/(n-1)``. The first
+    and last steps are exactly ``start_lr`` and ``end_lr``.
+
+    Raises:
+        ValueError: steps < 2, step outside [0, steps), non-positive LRs, or start_lr >= end_lr.
+    """
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    if not 0 <= step < steps:
+        raise ValueError(f"step must be in [0, {steps}), got {step}")
+    if not (start_lr > 0 and end_lr > 0):
+        raise ValueError("start_lr and end_lr must be positive")
+    if start_lr >= end_lr:
+        raise ValueError(f"start_lr ({start_lr}) must be below end_lr ({end_lr})")
+    if step == steps - 1:
+        return float(end_lr)
+    fraction = step / (steps - 1)
+    if mode == "exp":
+        return float(start_lr * (end_lr / start_lr) ** fraction)
+    if mode == "linear":
+        return float(start_lr + (end_lr - start_lr) * fraction)
+    raise ValueError(f"unknown sweep mode {mode!r} (expected 'exp' or 'linear')")
+
+
+def lr_ladder(steps: int, start_lr: float, end_lr: float, mode: SweepMode = "exp") -> list[float]:
+    """Return every LR of the sweep, in order (see ``lr_at`` for the rule and what it raises)."""
+    return [lr_at(i, steps, start_lr, end_lr, mode) for i in range(steps)]
+
+
+def log_spaced(low: float, high: float, count: int) -> list[float]:
+    """Return ``count`` LRs evenly spaced in log10 from ``low`` to ``high`` inclusive.
+
+    Raises:
+        ValueError: non-positive bounds or count < 1.
+    """
+    if low <= 0 or high <= 0 or count < 1:
+        raise ValueError("log_spaced needs positive bounds and count >= 1")
+    if count == 1:
+        return [float(low)]
+    step = (math.log10(high) - math.log10(low)) / (count - 1)
+    return [float(10 ** (math.log10(low) + i * step)) for i in range(count)]
+
+
+def set_lr(optimizer: Any, lr: float) -> None:
+    """Set ``lr`` on every param group of ``optimizer`` (times the group's ``lr_scale``, if any).
+
+    Works for any object with torch-style ``param_groups``; a tensor-valued ``lr`` (as some
+    optimizers use for capturable/compiled steps) is filled in place.
+    """
+    for group in optimizer.param_groups:
+        value = lr * float(group.get(LR_SCALE_KEY, 1.0))
+        current = group.get("lr")
+        if hasattr(current, "fill_"):
+            current.fill_(value)
+        else:
+            group["lr"] = value

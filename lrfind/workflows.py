@@ -1,0 +1,395 @@
+"""Orchestration shared by the CLI and Python callers: config -> components -> range test -> files.
+
+Everything a CLI command does is one call here. Nothing here prints; progress goes through the
+optional ``SweepProgress``-like reporter, and failures are ``LrfindError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lrfind import runs
+from lrfind.config import Config
+from lrfind.errors import ConfigError, LrfindError, OutputError
+from lrfind.results import RangeTestResult, RunInfo, Trial
+
+if TYPE_CHECKING:
+    from lrfind.checks import Expectations
+    from lrfind.engine import StepEvent, StopFlag
+    from lrfind.report import CheckOutcome
+
+
+class Reporter(Protocol):
+    """What a sweep reports progress to (``lrfind.console.SweepProgress`` implements it)."""
+
+    def phase(self, message: str) -> None: ...
+
+    def step(self, step: int, steps: int, lr: float, loss: float, smoothed: float) -> None: ...
+
+    def trial(self, index: int, count: int, trial: Trial) -> None: ...
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A finished (or interrupted) sweep: its result and the files written for it.
+
+    ``run_dir`` is None on the non-zero ranks of a multi-process run (only rank 0 writes).
+    """
+
+    result: RangeTestResult
+    run_dir: Path | None
+    files: dict[str, Path] = field(default_factory=dict)
+    config: Config | None = None
+
+
+def new_run_dir(config: Config, out: Path | None = None) -> Path:
+    """Create the run directory: ``out`` itself when given, else ``<output.dir>/<name>/<stamp>``.
+
+    An existing non-empty ``out`` is refused, so no run is ever overwritten.
+
+    Raises:
+        OutputError: ``out`` exists and is not an empty folder, or it cannot be created.
+    """
+    if out is None:
+        return runs.create_run_dir(Path(config.output.dir), config.name)
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"--out {out}: exists and is not a directory")
+        if any(out.iterdir()):
+            raise OutputError(f"--out {out}: directory is not empty (runs are never overwritten)")
+        _check_writable(out)
+        return out
+    try:
+        out.mkdir(parents=True)
+    except OSError as error:
+        raise OutputError(f"cannot create {out}: {error.strerror}") from error
+    return out
+
+
+def _check_writable(folder: Path) -> None:
+    probe = folder / ".lrfind-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(f"cannot write to {folder}: {error.strerror}") from error
+
+
+def _status_document(config: Config, status: str, error: str | None = None) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "schema_version": 1,
+        "complete": False,
+        "status": status,
+        "name": config.name,
+    }
+    if error is not None:
+        document["error"] = error
+    return document
+
+
+def sweep_options(config: Config) -> Any:
+    """Return the engine's SweepOptions for ``config.sweep``."""
+    from lrfind.engine import SweepOptions
+
+    sweep = config.sweep
+    return SweepOptions(
+        start_lr=sweep.start_lr,
+        end_lr=sweep.end_lr,
+        steps=sweep.steps,
+        mode=sweep.mode,
+        smoothing=sweep.smoothing,
+        diverge_factor=sweep.diverge_factor,
+        accumulation_steps=sweep.accumulation_steps,
+        precision=sweep.precision,
+        grad_clip=sweep.grad_clip,
+        check_every=sweep.check_every,
+    )
+
+
+def _reinitializer(model: Any) -> Callable[[int], None]:
+    """Return ``f(seed)`` that re-draws the weights of every layer with ``reset_parameters``."""
+
+    def reinitialize(seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+
+    return reinitialize
+
+
+def write_run_files(
+    result: RangeTestResult, config: Config | None, run_dir: Path
+) -> dict[str, Path]:
+    """Write history.csv, the PNG and result.json (last, so it marks the run done); return paths.
+
+    A plot that fails to render becomes a warning in result.json rather than losing the run.
+
+    Raises:
+        OutputError: history.csv or result.json cannot be written.
+    """
+    files: dict[str, Path] = {}
+    if config is not None and not (run_dir / runs.CONFIG_FILE).exists():
+        files["config"] = runs.atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_yaml())
+    elif (run_dir / runs.CONFIG_FILE).exists():
+        files["config"] = run_dir / runs.CONFIG_FILE
+    files["history"] = runs.atomic_write_text(
+        run_dir / runs.HISTORY_FILE, runs.history_to_csv(result.history)
+    )
+    try:
+        files["plot"] = result.plot(run_dir / runs.PLOT_FILE)
+    except OutputError:
+        raise
+    except Exception as error:  # a plotting bug must not lose the numbers
+        result = result.with_updates(warnings=(*result.warnings, f"plot failed: {error}"))
+    document = result.to_dict()
+    document["status"] = "complete" if result.complete else "interrupted"
+    if config is not None:
+        document["config_dir"] = str(config.base_dir)
+    files["result"] = runs.write_json(run_dir / runs.RESULT_FILE, document)
+    return files
+
+
+def run_sweep(
+    config: Config,
+    *,
+    out: Path | None = None,
+    reporter: Reporter | None = None,
+    stop: StopFlag | None = None,
+    write: bool = True,
+) -> SweepRun:
+    """Run the range test a config describes and write its run directory.
+
+    Returns the SweepRun (result + files). When the run is interrupted the partial history, plot
+    and a result.json with ``"complete": false`` are still written.
+
+    Raises:
+        ConfigError, ComponentError, DataError, SweepError, OutputError, DistributedError: as the
+            failure demands; the run directory then holds a result.json with status "failed".
+    """
+    from lrfind import components, distributed
+    from lrfind.rangetest import RangeTest, resolve_device
+
+    context = distributed.current()
+    device = resolve_device(config.device) if context.device is None else context.device
+    run_dir: Path | None = None
+    if write and context.is_main:
+        run_dir = new_run_dir(config, out)
+        runs.atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_yaml())
+        runs.write_json(run_dir / runs.RESULT_FILE, _status_document(config, "running"))
+    try:
+        if reporter is not None:
+            reporter.phase(f"building {config.model.target} on {config.data.target} ({device})")
+        task = components.build_task(config, device, context.rank, context.world_size)
+        components.probe_task(task, device)
+        model = context.wrap_model(task.model, device)
+        runner = RangeTest(
+            model,
+            task.optimizer,
+            task.loss_fn,
+            task.train_loader,
+            val_loader=task.val_loader,
+            step_fn=task.step_fn,
+            device=device,
+            inputs_key=task.inputs_key,
+            targets_key=task.targets_key,
+            reduce=context.reduce,
+        )
+        description = task.description
+        info = RunInfo(
+            name=config.name,
+            model=description.get("model", config.model.target),
+            optimizer=description.get("optimizer", config.optimizer.name),
+            loss=description.get("loss", str(config.loss)),
+            batch_size=task.batch_size,
+            world_size=context.world_size,
+            seed=config.seed,
+        )
+        progress: Callable[[StepEvent], None] | None = None
+        if reporter is not None:
+            progress = lambda e: reporter.step(e.step, e.steps, e.lr, e.loss, e.smoothed_loss)  # noqa: E731
+        result = runner.run(
+            sweep_options(config),
+            method=config.suggest.method,
+            refine=config.suggest.refine,
+            refine_steps=config.suggest.refine_steps,
+            refine_candidates=config.suggest.refine_candidates,
+            repeats=config.sweep.repeats,
+            seed=config.seed,
+            info=info,
+            progress=progress,
+            on_trial=reporter.trial if reporter is not None else None,
+            stop=stop,
+            reinitialize=_reinitializer(task.model),
+        )
+        context.unwrap_model(model)
+        if task.warnings:
+            result = result.with_updates(warnings=(*task.warnings, *result.warnings))
+    except LrfindError as error:
+        if run_dir is not None:
+            _mark_failed(run_dir, config, str(error))
+        raise
+    except KeyboardInterrupt:
+        if run_dir is not None:
+            _mark_failed(run_dir, config, "interrupted before the sweep started", "interrupted")
+        raise
+    files: dict[str, Path] = {}
+    if run_dir is not None:
+        files = write_run_files(result, config, run_dir)
+    return SweepRun(result=result, run_dir=run_dir, files=files, config=config)
+
+
+def _mark_failed(run_dir: Path, config: Config, message: str, status: str = "failed") -> None:
+    # The original error matters more than a failure to record it.
+    with contextlib.suppress(OutputError):
+        runs.write_json(run_dir / runs.RESULT_FILE, _status_document(config, status, message))
+
+
+def result_json(result: RangeTestResult, status: str | None = None) -> str:
+    """Return the result.json text for ``--json`` output."""
+    document = result.to_dict()
+    document["status"] = status or ("complete" if result.complete else "interrupted")
+    return json.dumps(document, indent=2, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """``lrfind check``: sweep + verdict (``outcome`` is None when updating a baseline)."""
+
+    sweep: SweepRun
+    outcome: CheckOutcome | None
+    baseline_written: Path | None = None
+
+
+def expectations_for(
+    config: Config,
+    *,
+    lr_min: float | None = None,
+    lr_max: float | None = None,
+    baseline: Path | None = None,
+    tolerance: float | None = None,
+    min_confidence: str | None = None,
+    read_baseline: bool = True,
+) -> Expectations:
+    """Merge ``expect:`` from the config with command-line values (which win).
+
+    A config baseline path is relative to the config's folder; a command-line one to the cwd.
+
+    Raises:
+        ConfigError: a tolerance <= 1, or a baseline that is missing or unreadable.
+    """
+    from lrfind.checks import Expectations, read_baseline_lr
+
+    expect = config.expect
+    baseline_path = baseline
+    if baseline_path is None and expect is not None and expect.baseline:
+        baseline_path = config.base_dir / expect.baseline
+    chosen_tolerance = tolerance if tolerance is not None else (expect.tolerance if expect else 2.0)
+    if chosen_tolerance <= 1:
+        raise ConfigError(f"--tolerance must be a factor above 1, got {chosen_tolerance:g}")
+    low = lr_min if lr_min is not None else (expect.lr_min if expect else None)
+    high = lr_max if lr_max is not None else (expect.lr_max if expect else None)
+    if low is not None and high is not None and low > high:
+        raise ConfigError(f"expected minimum {low:g} exceeds expected maximum {high:g}")
+    for label, value in (("--expect-min", lr_min), ("--expect-max", lr_max)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{label} must be positive, got {value:g}")
+    baseline_lr = None
+    if baseline_path is not None and read_baseline:
+        baseline_lr = read_baseline_lr(baseline_path)
+    return Expectations(
+        lr_min=low,
+        lr_max=high,
+        baseline_lr=baseline_lr,
+        baseline_path=baseline_path,
+        tolerance=chosen_tolerance,
+        min_confidence=min_confidence or (expect.min_confidence if expect else "low"),
+    )
+
+
+def run_check(
+    config: Config,
+    expectations: Expectations,
+    *,
+    out: Path | None = None,
+    reporter: Reporter | None = None,
+    stop: StopFlag | None = None,
+    update_baseline: bool = False,
+) -> CheckRun:
+    """Run the sweep and compare its suggestion with ``expectations``.
+
+    With ``update_baseline`` the new result.json is written to the baseline path instead of
+    comparing (the run still needs a reliable suggestion).
+
+    Raises:
+        NoReliableSuggestion: the sweep gave no answer or too little confidence (exit 3).
+        ConfigError: nothing to check against, or no baseline path to update.
+        Interrupted: the sweep was stopped; partial results are written.
+        (and every error ``run_sweep`` raises)
+    """
+    from lrfind.checks import baseline_file, evaluate_check
+    from lrfind.errors import Interrupted, NoReliableSuggestion
+
+    if update_baseline and expectations.baseline_path is None:
+        raise ConfigError(
+            "--update-baseline needs a baseline path: --baseline FILE or expect.baseline"
+        )
+    if not update_baseline and expectations.empty:
+        raise ConfigError(
+            "nothing to check against: set expect.lr_min/lr_max or expect.baseline in the "
+            "config, or pass --expect-min/--expect-max/--baseline"
+        )
+    sweep = run_sweep(config, out=out, reporter=reporter, stop=stop)
+    result = sweep.result
+    if not result.complete:
+        raise Interrupted(f"interrupted; partial results in {sweep.run_dir}")
+    if update_baseline:
+        if result.suggestion.lr is None:
+            raise NoReliableSuggestion(
+                "refusing to write a baseline without a reliable suggestion: "
+                + ("; ".join(result.confidence.reasons) or "no clear descent")
+            )
+        assert expectations.baseline_path is not None
+        target = baseline_file(expectations.baseline_path)
+        if sweep.run_dir is None:
+            return CheckRun(sweep, None, None)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"cannot create {target.parent}: {error.strerror}") from error
+        runs.atomic_write_text(target, result_json(result) + "\n")
+        return CheckRun(sweep, None, target)
+    return CheckRun(sweep, evaluate_check(result, expectations))
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Return the resolved config saved in a run directory, resolving paths like the original.
+
+    Raises:
+        OutputError: ``run_dir`` has no config.yaml.
+        ConfigError: the saved config no longer validates (e.g. after an upgrade).
+    """
+    from lrfind.config import load_config
+
+    config_file = Path(run_dir) / runs.CONFIG_FILE
+    if not config_file.is_file():
+        raise OutputError(f"{run_dir}: no {runs.CONFIG_FILE} (not an lrfind run directory)")
+    base_dir: Path | None = None
+    result_file = Path(run_dir) / runs.RESULT_FILE
+    if result_file.is_file():
+        try:
+            recorded = json.loads(result_file.read_text(encoding="utf-8")).get("config_dir")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if isinstance(recorded, str):
+            base_dir = Path(recorded)
+    return load_config(config_file, list(overrides), base_dir=base_dir)

@@ -1,0 +1,522 @@
+"""Tests for lrfind.analysis: synthetic curves with known answers, refine, and property tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lrfind import analysis
+from lrfind.analysis import (
+    DEFAULT_METHOD,
+    METHODS,
+    analyze,
+    choose_refined,
+    describe_curve,
+    ema_smooth,
+    grid_exponent,
+    refine_candidates,
+    slopes,
+    suggest,
+)
+from lrfind.results import Analysis, History, Trial
+from lrfind.schedule import lr_ladder
+
+# The clean curve: plateau at 2.3, sigmoid descent (in log10 lr) centred on 1e-3 with a quarter
+# decade scale down to 0.3, then a blow-up that starts around 1e-1.
+CENTRE, WIDTH = -3.0, 0.25
+# Where 80% of the sigmoid's descent is done (max_lr) and lrfind's answer (max_lr / 10**0.5).
+MAX_LR_LOG10 = CENTRE + WIDTH * math.log(4)
+LRFIND_LOG10 = MAX_LR_LOG10 - 0.5
+
+
+def clean_loss(x: np.ndarray) -> np.ndarray:
+    descent = 2.0 / (1 + np.exp(-(x - CENTRE) / WIDTH))
+    blow_up = 0.3 * np.exp(3 * (x + 1.5))
+    return 2.3 - descent + blow_up
+
+
+def make_history(
+    loss_of_log_lr,
+    *,
+    steps: int = 100,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    noise: float = 0.0,
+    seed: int = 0,
+    beta: float = 0.98,
+    diverge_factor: float = 4.0,
+    mode: str = "exp",
+) -> History:
+    """Emulate the engine: the ladder, noisy losses, the EMA, the stop on divergence or NaN."""
+    rng = np.random.default_rng(seed)
+    lrs = lr_ladder(steps, start_lr, end_lr, mode)  # type: ignore[arg-type]
+    raw = loss_of_log_lr(np.log10(lrs)) + noise * rng.standard_normal(steps)
+    smoothed = ema_smooth(raw, beta)
+    kept, best = 0, math.inf
+    stop = "completed"
+    for index in range(steps):
+        kept = index + 1
+        if not math.isfinite(raw[index]):
+            stop = "non_finite"
+            break
+        best = min(best, smoothed[index])
+        scale = max(abs(best), abs(smoothed[0] - best))
+        threshold = diverge_factor * best if best > 0 else best + (diverge_factor - 1) * scale
+        if scale > 0 and smoothed[index] > threshold:
+            stop = "diverged"
+            break
+    return History(
+        lrs=tuple(lrs[:kept]),
+        losses=tuple(float(v) for v in raw[:kept]),
+        smoothed_losses=tuple(float(v) for v in smoothed[:kept]),
+        stop_reason=stop,  # type: ignore[arg-type]
+    )
+
+
+def assert_range_ordered(result: Analysis) -> None:
+    lr = result.suggestion.lr
+    if lr is None:
+        return
+    assert result.lr_range.min_lr is not None and result.lr_range.max_lr is not None
+    assert result.lr_range.min_lr < lr <= result.lr_range.max_lr
+
+
+# --------------------------------------------------------------------------- smoothing, slopes
+
+
+def test_ema_smooth_matches_the_engines_step_by_step_formula() -> None:
+    losses = [2.3, 2.1, 2.4, 1.7, 1.2, 0.9, 1.5, 0.4]
+    beta = 0.9
+    expected, average = [], 0.0
+    for step, loss in enumerate(losses):
+        average = beta * average + (1 - beta) * loss
+        expected.append(average / (1 - beta ** (step + 1)))
+    np.testing.assert_allclose(ema_smooth(losses, beta), expected, rtol=1e-12)
+
+
+def test_ema_smooth_beta_zero_is_identity_and_first_value_is_unbiased() -> None:
+    losses = [3.0, 1.0, 2.0]
+    np.testing.assert_array_equal(ema_smooth(losses, 0.0), losses)
+    assert ema_smooth(losses, 0.98)[0] == pytest.approx(3.0)
+
+
+def test_ema_smooth_propagates_non_finite_values() -> None:
+    smoothed = ema_smooth([1.0, 2.0, float("nan"), 1.0], 0.5)
+    assert np.isfinite(smoothed[:2]).all() and np.isnan(smoothed[2:]).all()
+
+
+@pytest.mark.parametrize("beta", [-0.1, 1.0, 1.5])
+def test_ema_smooth_rejects_beta_outside_unit_interval(beta: float) -> None:
+    with pytest.raises(ValueError, match="beta"):
+        ema_smooth([1.0], beta)
+
+
+def test_slopes_are_per_decade_not_per_unit_lr() -> None:
+    lrs = lr_ladder(50, 1e-6, 1.0)
+    losses = 5 - 2 * np.log10(lrs)
+    np.testing.assert_allclose(slopes(lrs, losses), -2.0, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- known answers
+
+
+def test_clean_descent_gives_the_expected_answer_range_and_high_confidence() -> None:
+    result = analyze(make_history(clean_loss))
+    assert result.suggestion.method == DEFAULT_METHOD
+    assert result.suggestion.lr is not None
+    assert abs(math.log10(result.suggestion.lr) - LRFIND_LOG10) < 0.2
+    assert result.lr_range.max_lr is not None
+    assert abs(math.log10(result.lr_range.max_lr) - MAX_LR_LOG10) < 0.2
+    assert_range_ordered(result)
+    assert result.confidence.level == "high", result.confidence.reasons
+    assert set(result.methods) == set(METHODS)
+    assert all(s.lr is not None for s in result.methods.values())
+
+
+def test_suggestion_sits_where_the_loss_falls_fast_not_at_the_minimum() -> None:
+    shape = describe_curve(make_history(clean_loss))
+    lr = suggest(make_history(clean_loss)).lr
+    assert lr is not None
+    index = int(np.argmin(np.abs(shape.lrs - lr)))
+    assert shape.trend_slope[index] < 0
+    assert lr < shape.lrs[shape.lowest] / 10
+
+
+def test_baseline_methods_follow_their_rules_on_an_unsmoothed_curve() -> None:
+    history = make_history(clean_loss, beta=0.0)
+    lrs = np.asarray(history.lrs)
+    losses = np.asarray(history.losses)
+    steepest = suggest(history, "steepest")
+    assert steepest.index is not None
+    # The sigmoid's steepest point is its centre.
+    assert abs(math.log10(lrs[steepest.index]) - CENTRE) < 0.1
+    minimum = suggest(history, "minimum")
+    assert minimum.lr == pytest.approx(lrs[int(np.argmin(losses))] / 10)
+    valley = suggest(history, "valley")
+    # One long decreasing run from the start to the minimum: its middle.
+    assert valley.index is not None
+    assert abs(valley.index - int(np.argmin(losses)) / 2) <= 6
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_noisy_descent_answer_is_stable_across_seeds(seed: int) -> None:
+    result = analyze(make_history(clean_loss, noise=0.08, seed=seed))
+    assert result.suggestion.lr is not None
+    assert abs(math.log10(result.suggestion.lr) - LRFIND_LOG10) < 0.3
+    assert result.confidence.level in ("high", "medium", "low")
+    assert_range_ordered(result)
+
+
+def test_noisy_answers_spread_less_than_2x() -> None:
+    answers = [
+        analyze(make_history(clean_loss, noise=0.08, seed=seed)).suggestion.lr for seed in range(20)
+    ]
+    assert all(a is not None for a in answers)
+    assert max(answers) / min(answers) < 2.0  # type: ignore[type-var, operator]
+
+
+def test_flat_curve_has_no_answer() -> None:
+    result = analyze(make_history(lambda x: np.full_like(x, 2.3)))
+    assert result.suggestion.lr is None
+    assert "no clear descent" in result.suggestion.reason
+    assert result.confidence.level == "none"
+    assert result.lr_range.min_lr is None and result.lr_range.max_lr is None
+    assert all(s.lr is None for s in result.methods.values())
+    # The loss never fell and never blew up: sweep further.
+    assert result.confidence.try_range == (1e-7, 1000.0)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_flat_noisy_curve_never_gets_a_confident_number(seed: int) -> None:
+    result = analyze(make_history(lambda x: np.full_like(x, 2.3), noise=0.1, seed=seed))
+    assert result.suggestion.lr is None or result.confidence.level == "low"
+
+
+def test_flat_curve_that_only_blows_up_hints_at_more_steps() -> None:
+    history = make_history(lambda x: 2.3 + 0.5 * np.exp(3 * (x + 0.5)), noise=0.01)
+    result = analyze(history)
+    assert result.suggestion.lr is None
+    assert "more steps" in result.suggestion.reason
+
+
+def test_immediate_divergence_has_no_answer_and_suggests_starting_lower() -> None:
+    history = make_history(lambda x: 2.3 * np.exp(0.8 * (x + 7)))
+    assert history.stop_reason == "diverged"
+    result = analyze(history)
+    assert result.suggestion.lr is None
+    assert result.suggestion.reason.startswith("diverged immediately")
+    assert result.confidence.level == "none"
+    assert result.confidence.try_range is not None
+    assert result.confidence.try_range[0] < history.lrs[0]
+
+
+def test_divergence_within_a_few_steps_is_too_short_to_analyse() -> None:
+    nan = float("nan")
+    history = History(
+        lrs=(1e-3, 2e-3, 4e-3, 8e-3),
+        losses=(2.0, 5.0, 50.0, nan),
+        smoothed_losses=(2.0, 3.5, 19.0, nan),
+        stop_reason="non_finite",
+    )
+    result = analyze(history)
+    assert result.suggestion.lr is None
+    assert result.suggestion.reason.startswith("diverged immediately")
+
+
+def test_nan_tail_gives_the_same_answer_as_the_finite_curve() -> None:
+    finite = make_history(clean_loss)
+    nan = float("nan")
+    with_tail = History(
+        lrs=(*finite.lrs, finite.lrs[-1] * 1.2, finite.lrs[-1] * 1.44),
+        losses=(*finite.losses, nan, float("inf")),
+        smoothed_losses=(*finite.smoothed_losses, nan, nan),
+        stop_reason="non_finite",
+    )
+    assert analyze(with_tail).suggestion.lr == analyze(finite).suggestion.lr
+
+
+def test_too_short_curve_has_no_answer() -> None:
+    history = make_history(clean_loss, steps=6, start_lr=1e-5, end_lr=1e-1)
+    result = analyze(history)
+    assert result.suggestion.lr is None
+    assert result.suggestion.reason.startswith("too short")
+    assert result.confidence.level == "none"
+
+
+def test_short_spurious_dip_early_does_not_move_the_answer() -> None:
+    clean = analyze(make_history(clean_loss)).suggestion.lr
+
+    def with_dip(x: np.ndarray) -> np.ndarray:
+        dip = np.where(np.abs(x + 5.5) < 0.1, -1.5, 0.0)
+        return clean_loss(x) + dip
+
+    dipped = analyze(make_history(with_dip)).suggestion.lr
+    assert clean is not None and dipped is not None
+    assert abs(math.log10(dipped / clean)) < 0.1
+
+
+def test_loss_still_falling_at_end_lr_is_low_confidence_and_asks_for_a_higher_end() -> None:
+    history = make_history(clean_loss, start_lr=1e-7, end_lr=2e-3, steps=80)
+    result = analyze(history)
+    assert result.confidence.level == "low"
+    assert any("still falling at end_lr" in reason for reason in result.confidence.reasons)
+    assert result.confidence.try_range is not None
+    assert result.confidence.try_range[1] > history.lrs[-1]
+
+
+def test_loss_already_falling_at_start_lr_asks_for_a_lower_start() -> None:
+    history = make_history(clean_loss, start_lr=10**-3.2, end_lr=10.0, steps=100)
+    result = analyze(history)
+    assert any("already falling at start_lr" in reason for reason in result.confidence.reasons)
+    assert result.confidence.try_range is not None
+    assert result.confidence.try_range[0] < history.lrs[0]
+
+
+def test_answer_does_not_depend_on_the_losses_scale_or_offset() -> None:
+    base = analyze(make_history(clean_loss, noise=0.05, seed=3)).suggestion.lr
+    moved = analyze(
+        make_history(lambda x: 10 * clean_loss(x) - 40, noise=0.5, seed=3)
+    ).suggestion.lr
+    assert base is not None and moved is not None
+    assert abs(math.log10(moved / base)) < 0.1
+
+
+def test_linear_ladder_is_analysed_without_error() -> None:
+    history = make_history(clean_loss, start_lr=1e-4, end_lr=0.1, steps=200, mode="linear")
+    result = analyze(history)
+    assert_range_ordered(result)
+
+
+def test_unknown_method_is_a_value_error_listing_the_valid_ones() -> None:
+    history = make_history(clean_loss)
+    for call in (lambda: suggest(history, "fastest"), lambda: analyze(history, "fastest")):
+        with pytest.raises(ValueError, match="lrfind, steepest, minimum, valley"):
+            call()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_analyze_picks_the_requested_method(method: str) -> None:
+    result = analyze(make_history(clean_loss), method)
+    assert result.suggestion == result.methods[method]
+    assert_range_ordered(result)
+
+
+# --------------------------------------------------------------------------- refine
+
+
+def trial(lr: float, val: float | None, *, diverged: bool = False, train: float = 1.0) -> Trial:
+    return Trial(lr=lr, train_loss=train, val_loss=val, diverged=diverged, steps=100)
+
+
+def test_refine_candidates_are_grid_values_centred_on_max_lr_below_the_blow_up() -> None:
+    history = make_history(clean_loss)
+    result = analyze(history)
+    candidates = refine_candidates(history, result, 5)
+    assert len(candidates) == 5
+    exponents = [grid_exponent(lr) for lr in candidates]
+    assert candidates == [10 ** (k / 4) for k in exponents]
+    assert exponents == list(range(exponents[0], exponents[0] + 5))
+    assert result.lr_range.max_lr is not None
+    assert exponents[2] == grid_exponent(result.lr_range.max_lr)
+    shape = describe_curve(history)
+    assert shape.rise_index is not None
+    assert max(candidates) < shape.lrs[shape.rise_index]
+
+
+def test_refine_candidates_are_the_same_grid_values_across_noisy_seeds() -> None:
+    windows = set()
+    for seed in range(10):
+        history = make_history(clean_loss, noise=0.05, seed=seed)
+        windows.add(tuple(refine_candidates(history, analyze(history), 5)))
+    assert len(windows) <= 2
+
+
+def test_refine_candidates_stay_below_an_early_blow_up() -> None:
+    def steep_wall(x: np.ndarray) -> np.ndarray:
+        return clean_loss(x) + 5 * np.exp(12 * (x + 2.4))
+
+    history = make_history(steep_wall)
+    shape = describe_curve(history)
+    candidates = refine_candidates(history, analyze(history), 5)
+    assert shape.rise_index is not None and candidates
+    assert max(candidates) < shape.lrs[shape.rise_index]
+
+
+def test_no_refine_candidates_without_an_answer_or_a_count() -> None:
+    flat = make_history(lambda x: np.full_like(x, 2.3))
+    assert refine_candidates(flat, analyze(flat), 5) == []
+    history = make_history(clean_loss)
+    assert refine_candidates(history, analyze(history), 0) == []
+    assert len(refine_candidates(history, analyze(history), 3)) == 3
+
+
+def test_choose_refined_picks_the_clear_best_and_keeps_the_methods() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.5, 0.2, 0.45, 0.8], strict=True)]
+    refined = choose_refined(history, base, trials)
+    assert refined.suggestion.lr == lrs[2]
+    assert refined.suggestion.method == "lrfind+refine"
+    assert refined.methods == base.methods
+    assert_range_ordered(refined)
+    assert refined.lr_range.max_lr == pytest.approx(lrs[2] * 10**0.5)
+
+
+def test_choose_refined_prefers_the_lower_lr_when_scores_are_within_noise() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    # lrs[4] scores best, but lrs[3] is within 5% once neighbours are averaged in: it wins;
+    # lrs[2] sits next to a poor score and is out.
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.5, 0.302, 0.301, 0.300], strict=True)]
+    assert choose_refined(history, base, trials).suggestion.lr == lrs[3]
+
+
+def test_choose_refined_ignores_diverged_trials_and_orders_by_lr() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    trials = [
+        trial(lrs[4], None, diverged=True),
+        trial(lrs[0], 0.9),
+        trial(lrs[3], None, diverged=True),
+        trial(lrs[2], 0.4),
+        trial(lrs[1], 0.6),
+    ]
+    refined = choose_refined(history, base, trials)
+    assert refined.suggestion.lr == lrs[2]
+    # The candidates above it diverged: there is no reason to look higher.
+    assert not any("highest" in reason for reason in refined.confidence.reasons)
+
+
+def test_choose_refined_uses_train_loss_without_validation() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 3)
+    trials = [trial(lr, None, train=t) for lr, t in zip(lrs, [0.2, 0.9, 0.9], strict=True)]
+    refined = choose_refined(history, base, trials)
+    assert refined.suggestion.lr == lrs[0]
+    assert any("lowest refine candidate" in reason for reason in refined.confidence.reasons)
+
+
+def test_choose_refined_with_every_trial_diverged_has_no_answer() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    trials = [trial(lr, None, diverged=True) for lr in refine_candidates(history, base, 5)]
+    refined = choose_refined(history, base, trials)
+    assert refined.suggestion.lr is None
+    assert refined.suggestion.reason == "every refine trial diverged"
+    assert refined.confidence.level == "none"
+    assert refined.confidence.try_range is not None
+
+
+def test_choose_refined_handles_negative_scores() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    trials = [trial(lr, val) for lr, val in zip(lrs, [-1.0, -2.0, -4.0, -2.0, -1.0], strict=True)]
+    assert choose_refined(history, base, trials).suggestion.lr == lrs[2]
+
+
+# --------------------------------------------------------------------------- properties
+
+finite_or_not = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.floats(min_value=-10, max_value=10),
+)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    steps = draw(st.integers(min_value=0, max_value=60))
+    if draw(st.booleans()):
+        start = draw(st.floats(min_value=1e-8, max_value=1e-2))
+        span = draw(st.floats(min_value=1e-3, max_value=1e4))
+        lrs = tuple(lr_ladder(steps, start, start * (1 + span))) if steps >= 2 else (1e-3,) * steps
+    else:
+        lrs = tuple(draw(st.lists(finite_or_not, min_size=steps, max_size=steps)))
+    losses = tuple(draw(st.lists(finite_or_not, min_size=steps, max_size=steps)))
+    smoothed = tuple(draw(st.lists(finite_or_not, min_size=steps, max_size=steps)))
+    if draw(st.booleans()):
+        smoothed = tuple(float(v) for v in ema_smooth(losses, 0.9)) if steps else ()
+    stop = draw(st.sampled_from(["completed", "diverged", "non_finite", "interrupted"]))
+    return History(lrs=lrs, losses=losses, smoothed_losses=smoothed, stop_reason=stop)
+
+
+@st.composite
+def noisy_curves(draw: st.DrawFn) -> History:
+    centre = draw(st.floats(min_value=-6, max_value=-1))
+    width = draw(st.floats(min_value=0.05, max_value=1.0))
+    depth = draw(st.floats(min_value=0.0, max_value=3.0))
+    noise = draw(st.floats(min_value=0.0, max_value=0.5))
+    wall = draw(st.floats(min_value=-3, max_value=1))
+    seed = draw(st.integers(min_value=0, max_value=1000))
+
+    def loss(x: np.ndarray) -> np.ndarray:
+        descent = depth / (1 + np.exp(-(x - centre) / width))
+        return 3.0 - descent + 0.5 * np.exp(4 * (x - wall))
+
+    return make_history(loss, noise=noise, seed=seed, steps=draw(st.integers(10, 150)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_any_history_is_analysed_without_raising(history: History) -> None:
+    for method in METHODS:
+        result = analyze(history, method)
+        assert_range_ordered(result)
+        if result.suggestion.lr is None:
+            assert result.confidence.level == "none"
+        candidates = refine_candidates(history, result, 5)
+        assert candidates == sorted(candidates)
+        assert all(lr > 0 and math.isfinite(lr) for lr in candidates)
+
+
+@settings(max_examples=80, deadline=None)
+@given(noisy_curves())
+def test_range_is_ordered_and_refine_is_consistent_on_curve_like_inputs(history: History) -> None:
+    result = analyze(history)
+    assert_range_ordered(result)
+    if result.suggestion.lr is not None:
+        assert result.confidence.level != "none"
+        assert result.lr_range.min_lr is not None and result.lr_range.max_lr is not None
+        assert result.lr_range.min_lr < result.lr_range.max_lr
+    candidates = refine_candidates(history, result, 5)
+    assert len(candidates) in (0, 5)
+    if candidates:
+        trials = [trial(lr, 1.0 + 0.1 * i) for i, lr in enumerate(candidates)]
+        refined = choose_refined(history, result, trials)
+        assert refined.suggestion.lr == candidates[0]
+        assert_range_ordered(refined)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    histories(),
+    st.lists(
+        st.tuples(
+            st.floats(min_value=1e-8, max_value=10),
+            finite_or_not,
+            st.one_of(st.none(), finite_or_not),
+            st.booleans(),
+        ),
+        max_size=7,
+    ),
+)
+def test_choose_refined_never_raises(history: History, raw: list[tuple]) -> None:
+    trials = [Trial(lr, train, val, diverged, 10) for lr, train, val, diverged in raw]
+    refined = choose_refined(history, analyze(history), trials)
+    assert_range_ordered(refined)
+    if refined.suggestion.lr is not None:
+        assert refined.suggestion.lr in [t.lr for t in trials]
+
+
+def test_constants_keep_the_documented_relations() -> None:
+    assert analysis.MIN_SIGNIFICANCE < analysis.NOISY_SIGNIFICANCE
+    assert 0 < analysis.DESCENT_BEGINS < analysis.MAX_LR_FRACTION < 1
+    assert math.isclose(analysis.GRID_STEP, 10**0.25)

@@ -1,0 +1,281 @@
+"""Scheduler snippets: every Python snippet runs against torch and hits the intended LRs; every
+YAML block parses and builds the same schedule."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from lrfind.errors import EXIT_NO_ANSWER, ConfigError, NoReliableSuggestion
+from lrfind.results import LRRange, RangeTestResult
+from lrfind.schedules_export import (
+    SCHEDULE_KINDS,
+    build_schedule,
+    plan_schedule,
+)
+from tests.helpers_results import make_result
+
+MIN_LR, SUGGESTED, MAX_LR = 1e-4, 1e-3, 1e-2
+
+
+def result_with(
+    suggestion: float | None = SUGGESTED, lr_range: tuple[float, float] | None = (MIN_LR, MAX_LR)
+) -> RangeTestResult:
+    return make_result("clean", suggestion_lr=suggestion, lr_range=lr_range, name="unit")
+
+
+def fresh_optimizer(kind: str = "sgd") -> torch.optim.Optimizer:
+    torch.manual_seed(0)
+    params = torch.nn.Linear(3, 1).parameters()
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=0.123)
+    return torch.optim.SGD(params, lr=0.123, momentum=0.9)
+
+
+def run_python(code: str, optimizer: torch.optim.Optimizer) -> Any:
+    namespace: dict[str, Any] = {"optimizer": optimizer}
+    exec(compile(code, "<schedule snippet>", "exec"), namespace)
+    return namespace["scheduler"]
+
+
+def build_from_yaml(document: dict[str, Any], optimizer: torch.optim.Optimizer) -> Any:
+    """What a dotted-path config loader does with the YAML block."""
+    if "optimizer" in document:
+        for group in optimizer.param_groups:
+            group["lr"] = document["optimizer"]["lr"]
+
+    def instantiate(node: dict[str, Any]) -> Any:
+        module, _, name = node["class_path"].rpartition(".")
+        args = dict(node["init_args"])
+        if "schedulers" in args:
+            args["schedulers"] = [instantiate(child) for child in args["schedulers"]]
+        return getattr(importlib.import_module(module), name)(optimizer, **args)
+
+    return instantiate(document["lr_scheduler"])
+
+
+def trajectory(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> list[float]:
+    """The LR used at each of ``steps`` optimizer steps."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_onecycle_starts_at_min_lr_and_peaks_at_max_lr() -> None:
+    code = build_schedule(result_with(), "onecycle", "python", total_steps=100)
+    assert code.startswith("# lrfind onecycle schedule from run 'unit'\n")
+    assert "# Expects an `optimizer` variable in scope" in code
+    optimizer = fresh_optimizer()
+    lrs = trajectory(run_python(code, optimizer), optimizer, 100)
+    assert lrs[0] == pytest.approx(MIN_LR)  # div_factor = max_lr / min_lr = 100
+    assert max(lrs) == pytest.approx(MAX_LR)
+    assert lrs.index(max(lrs)) == 29  # pct_start 0.3 of 100 steps
+    assert lrs[-1] < MIN_LR / 1000
+
+
+def test_onecycle_div_factor_is_clipped_for_very_wide_ranges() -> None:
+    plan = plan_schedule(result_with(lr_range=(1e-7, 1e-1)), "onecycle", total_steps=10)
+    assert plan.scheduler.kwargs()["div_factor"] == 100.0
+    narrow = plan_schedule(
+        result_with(lr_range=(5e-3, 1e-2)), "onecycle", epochs=2, steps_per_epoch=5
+    )
+    assert narrow.scheduler.kwargs()["div_factor"] == 4.0
+    assert narrow.scheduler.kwargs()["total_steps"] == 10
+
+
+def test_cyclic_goes_from_base_to_max_and_halves_the_amplitude() -> None:
+    code = build_schedule(result_with(), "cyclic", "python", steps_per_epoch=5)
+    assert "step_size_up=20,  # 4 epochs of 5 steps" in code
+    optimizer = fresh_optimizer("adam")
+    lrs = trajectory(run_python(code, optimizer), optimizer, 61)
+    assert lrs[0] == pytest.approx(MIN_LR)
+    assert lrs[20] == pytest.approx(MAX_LR)
+    assert lrs[40] == pytest.approx(MIN_LR)
+    assert lrs[60] == pytest.approx(MIN_LR + (MAX_LR - MIN_LR) / 2)  # triangular2
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [({"step_size_up": 7}, 7), ({"total_steps": 800}, 100), ({}, 2000)],
+)
+def test_cyclic_half_cycle_defaults(options: dict[str, int], expected: int) -> None:
+    plan = plan_schedule(result_with(), "cyclic", **options)  # type: ignore[arg-type]
+    assert plan.scheduler.kwargs()["step_size_up"] == expected
+
+
+def test_plateau_starts_at_the_suggestion_and_is_floored() -> None:
+    code = build_schedule(result_with(), "plateau", "python")
+    assert "scheduler.step(val_loss) once per epoch" in code
+    optimizer = fresh_optimizer()
+    scheduler = run_python(code, optimizer)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(SUGGESTED)
+    for _ in range(7):
+        scheduler.step(1.0)  # no improvement: patience 5, then halve
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(SUGGESTED / 2)
+    for _ in range(200):
+        scheduler.step(1.0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(MIN_LR / 10)
+
+
+def test_cosine_warms_up_to_the_suggestion_then_decays_to_min_lr() -> None:
+    code = build_schedule(result_with(), "cosine", "python", total_steps=200, warmup_steps=20)
+    optimizer = fresh_optimizer()
+    lrs = trajectory(run_python(code, optimizer), optimizer, 201)
+    assert lrs[0] == pytest.approx(SUGGESTED * 0.1)  # warm-up starts at min_lr
+    assert lrs[10] == pytest.approx(SUGGESTED * 0.55)
+    assert lrs[20] == pytest.approx(SUGGESTED)
+    assert max(lrs) == pytest.approx(SUGGESTED)
+    assert lrs[200] == pytest.approx(MIN_LR)
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(lrs[20:]))
+
+
+def test_cosine_peak_can_be_overridden_and_warm_up_switched_off() -> None:
+    code = build_schedule(
+        result_with(), "cosine", "python", total_steps=50, warmup_fraction=0.0, lr=3e-3
+    )
+    assert "LinearLR" not in code and "SequentialLR" not in code
+    optimizer = fresh_optimizer()
+    lrs = trajectory(run_python(code, optimizer), optimizer, 51)
+    assert lrs[0] == pytest.approx(3e-3)
+    assert lrs[50] == pytest.approx(MIN_LR)
+
+
+@pytest.mark.parametrize("kind", SCHEDULE_KINDS)
+def test_yaml_parses_and_builds_the_same_schedule_as_python(kind: str) -> None:
+    options: dict[str, Any] = {"total_steps": 120, "steps_per_epoch": 12, "epochs": 10}
+    text = build_schedule(result_with(), kind, "yaml", **options)  # type: ignore[arg-type]
+    document = yaml.safe_load(text)
+    assert set(document) <= {"optimizer", "lr_scheduler"}
+    scheduler = document["lr_scheduler"]
+    assert scheduler["class_path"].startswith("torch.optim.lr_scheduler.")
+    assert scheduler["interval"] == ("epoch" if kind == "plateau" else "step")
+    for value in scheduler["init_args"].values():
+        assert not isinstance(value, str) or value in {"cos", "triangular2", "min"}
+    code = build_schedule(result_with(), kind, "python", **options)  # type: ignore[arg-type]
+    from_python, from_yaml = fresh_optimizer(), fresh_optimizer()
+    python_scheduler = run_python(code, from_python)
+    yaml_scheduler = build_from_yaml(document, from_yaml)
+    if kind == "plateau":
+        assert scheduler["monitor"] == "val_loss"
+        for _ in range(30):
+            python_scheduler.step(1.0)
+            yaml_scheduler.step(1.0)
+        assert from_python.param_groups[0]["lr"] == from_yaml.param_groups[0]["lr"]
+        return
+    assert trajectory(python_scheduler, from_python, 120) == trajectory(
+        yaml_scheduler, from_yaml, 120
+    )
+
+
+def test_yaml_numbers_stay_numbers() -> None:
+    text = build_schedule(result_with(lr_range=(1e-5, 1e-4), suggestion=3e-5), "cosine", "yaml", 10)
+    document = yaml.safe_load(text)
+    assert document["optimizer"]["lr"] == pytest.approx(3e-5)
+    children = document["lr_scheduler"]["init_args"]["schedulers"]
+    assert children[1]["init_args"]["eta_min"] == pytest.approx(1e-5)
+    assert isinstance(children[1]["init_args"]["eta_min"], float)
+
+
+def test_bare_range_builds_cyclic_and_needs_lr_for_plateau() -> None:
+    lr_range = LRRange(MIN_LR, MAX_LR)
+    assert "base_lr=0.0001" in build_schedule(lr_range, "cyclic", "python")
+    with pytest.raises(ConfigError, match="pass lr= when building from an LRRange"):
+        build_schedule(lr_range, "plateau", "python")
+    assert 'group["lr"] = 0.002' in build_schedule(lr_range, "plateau", "python", lr=2e-3)
+
+
+@pytest.mark.parametrize("kind", SCHEDULE_KINDS)
+def test_no_range_means_no_reliable_suggestion(kind: str) -> None:
+    with pytest.raises(NoReliableSuggestion) as caught:
+        build_schedule(make_result("flat", name="flat"), kind, "yaml", total_steps=100)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == f"run 'flat' has no recommended range: cannot build a {kind} schedule"
+    assert caught.value.exit_code == EXIT_NO_ANSWER
+
+
+def test_a_range_without_a_suggestion_serves_onecycle_but_not_plateau() -> None:
+    result = result_with(suggestion=None)
+    assert "OneCycleLR" in build_schedule(result, "onecycle", "python", total_steps=10)
+    with pytest.raises(NoReliableSuggestion, match=r"^no reliable suggestion for run 'unit': "):
+        build_schedule(result, "plateau", "python")
+
+
+def test_empty_range_is_no_reliable_suggestion() -> None:
+    with pytest.raises(NoReliableSuggestion, match="recommended range is empty"):
+        build_schedule(result_with(lr_range=(1e-2, 1e-3)), "cyclic", "python")
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        (
+            "onecycle",
+            {},
+            "onecycle needs the schedule's length: give total_steps, or epochs and steps_per_epoch",
+        ),
+        ("cosine", {"epochs": 3}, "cosine: epochs needs steps_per_epoch (or give total_steps)"),
+        (
+            "onecycle",
+            {"total_steps": 100, "epochs": 3, "steps_per_epoch": 10},
+            "total_steps (100) disagrees with epochs × steps_per_epoch (3 × 10 = 30)",
+        ),
+        ("cyclic", {"total_steps": 0}, "total_steps must be a positive integer, got 0"),
+        (
+            "bogus",
+            {},
+            "unknown schedule kind 'bogus' (expected one of onecycle, cyclic, plateau, cosine)",
+        ),
+        (
+            "cosine",
+            {"total_steps": 10, "warmup_steps": 10},
+            "warmup_steps (10) must be below the total steps (10)",
+        ),
+        (
+            "onecycle",
+            {"total_steps": 10, "pct_start": 1.5},
+            "pct_start must be between 0 and 1, got 1.5",
+        ),
+        ("plateau", {"lr": -1.0}, "lr must be a positive number, got -1.0"),
+    ],
+)
+def test_bad_options_raise_config_error(kind: str, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_schedule(result_with(), kind, "python", **options)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+def test_every_bad_option_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_schedule(result_with(), "onecycle", "python", total_steps=-5, pct_start=0.0)
+    assert caught.value.problems == (
+        "total_steps must be a positive integer, got -5",
+        "pct_start must be between 0 and 1, got 0.0",
+    )
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(
+        ConfigError, match="unknown format 'json' \\(expected one of yaml, python\\)"
+    ):
+        build_schedule(result_with(), "cyclic", "json")  # type: ignore[arg-type]
+
+
+def test_hostile_run_name_cannot_inject_code_or_yaml() -> None:
+    name = "evil\nimport os\nos.system('x')\r\u2028: [oops"
+    result = make_result("clean", name=name, suggestion_lr=SUGGESTED, lr_range=(MIN_LR, MAX_LR))
+    code = build_schedule(result, "cosine", "python", total_steps=20)
+    namespace: dict[str, Any] = {"optimizer": fresh_optimizer()}
+    exec(compile(code, "<snippet>", "exec"), namespace)
+    assert "os" not in namespace
+    assert all(line.startswith("#") for line in code.splitlines()[:4])
+    document = yaml.safe_load(build_schedule(result, "cosine", "yaml", total_steps=20))
+    assert set(document) == {"optimizer", "lr_scheduler"}
