@@ -3,7 +3,10 @@
 For each task the same steps (same model, optimizer, batches and exponential LR ladder) are run
 by five contenders, interleaved in one process after a warm-up (rotating the order each round),
 repeated, and compared by their median time per step and their median paired ratio to the bare
-loop (run time / the bare loop's run time in the same round). Times are CPU time of the process
+loop (run time / the bare loop's run time in the same round), with the ratios' interquartile
+range. Each contender has its own identical copy of the task (model, optimizer, batches): a tool
+that patches the optimizer (torch-lr-finder's LR scheduler wraps ``optimizer.step``) must not
+slow down the others. Times are CPU time of the process
 (``time.process_time``; torch runs on one thread, so that is the work done) with wall-clock
 ratios alongside: on a shared machine CPU time is the steadier measure.
 
@@ -273,19 +276,20 @@ class Timings:
 
 
 def time_task(
-    task: Task, runners: dict[str, Contender], steps: int, repeats: int, warmup: int
+    tasks: dict[str, Task], runners: dict[str, Contender], steps: int, repeats: int, warmup: int
 ) -> dict[str, Timings]:
-    """Time every contender ``repeats`` times, interleaved (rotating the order each round)."""
+    """Time every contender (on its own copy of the task) ``repeats`` times, interleaved."""
     names = list(runners)
     for _ in range(warmup):
         for name in names:
-            task.reset()
+            tasks[name].reset()
             _seed()
-            runners[name](task, steps)
+            runners[name](tasks[name], steps)
     timings = {name: Timings([], []) for name in names}
     for round_index in range(repeats):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
+            task = tasks[name]
             task.reset()
             _seed()
             wall, cpu = time.perf_counter(), time.process_time()
@@ -308,31 +312,40 @@ def _check_same_losses(task: Task, steps: int) -> float:
     return max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(bare, engine, strict=True))
 
 
-def _paired_ratio(values: list[float], bare: list[float]) -> float:
-    """Median over rounds of (contender / bare) within the same round: load drifts cancel."""
-    return statistics.median(v / b for v, b in zip(values, bare, strict=True))
+def _paired_ratios(values: list[float], bare: list[float]) -> list[float]:
+    """Per round, contender / bare within the same round: slow drifts in load cancel."""
+    return [v / b for v, b in zip(values, bare, strict=True)]
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, median, high
 
 
 def print_table(results: dict[str, dict[str, Timings]], steps: int) -> None:
-    """Median CPU ms per step, and each contender's paired ratio to the bare loop (CPU, wall)."""
-    names = list(next(iter(results.values())))
-    print(f"\n| task | {' | '.join(names)} |")
-    print(f"|---|{'---|' * len(names)}")
+    """Median CPU ms per step and each contender's paired ratio to the bare loop (CPU, wall)."""
+    print(
+        "\n| task | contender | CPU ms/step | x bare (CPU) | IQR of x (CPU) | x bare (wall) |"
+        "\n|---|---|---|---|---|---|"
+    )
     for task_name, timings in results.items():
         bare = timings["bare"]
-        cells = []
-        for name in names:
-            per_step = statistics.median(timings[name].cpu) / steps * 1e3
+        for name, timing in timings.items():
+            per_step = statistics.median(timing.cpu) / steps * 1e3
             if name == "bare":
-                cells.append(f"{per_step:.3f} ms")
+                print(f"| {task_name} | bare | {per_step:.3f} | 1 | | 1 |")
                 continue
-            cpu_ratio = _paired_ratio(timings[name].cpu, bare.cpu)
-            wall_ratio = _paired_ratio(timings[name].wall, bare.wall)
-            cells.append(f"{per_step:.3f} ms (x{cpu_ratio:.3f}; wall x{wall_ratio:.3f})")
-        print(f"| {task_name} | {' | '.join(cells)} |")
+            low, cpu_ratio, high = _quartiles(_paired_ratios(timing.cpu, bare.cpu))
+            wall_ratio = statistics.median(_paired_ratios(timing.wall, bare.wall))
+            print(
+                f"| | {name} | {per_step:.3f} | {cpu_ratio:.3f} | {low:.3f}-{high:.3f} "
+                f"| {wall_ratio:.3f} |"
+            )
     print(
-        "\nms = median CPU time per optimizer step; x = median over rounds of the run's time "
-        "divided by the bare loop's in the same round (CPU time; wall-clock in brackets)."
+        "\nCPU ms/step = median over runs of the process's CPU time per optimizer step; "
+        "x bare = median over rounds of the run's time divided by the bare loop's in the same "
+        "round (IQR: its interquartile range over rounds). `bare again` is the bare loop timed "
+        "as a second contender: its x is the noise floor."
     )
 
 
@@ -344,7 +357,7 @@ def _lrfind_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "lrfind"]
 
 
-def startup(repeats: int = 5) -> None:
+def startup(repeats: int = 10) -> None:
     """Time ``lrfind --help`` / ``lrfind validate`` and list heavy modules they import."""
     config = ROOT / "configs" / "quickstart.yaml"
     commands = {
@@ -352,8 +365,8 @@ def startup(repeats: int = 5) -> None:
         f"lrfind validate {config.relative_to(ROOT)}": ["validate", str(config)],
     }
     env = {**os.environ, "NO_COLOR": "1"}
-    print("\n| command | median wall time | imports torch | imports matplotlib |")
-    print("|---|---|---|---|")
+    print("\n| command | median wall time | fastest | imports torch | imports matplotlib |")
+    print("|---|---|---|---|---|")
     for label, args in commands.items():
         times = []
         for _ in range(repeats):
@@ -370,10 +383,17 @@ def startup(repeats: int = 5) -> None:
             env=env,
             cwd=ROOT,
         )
-        imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()}
+        imported = {
+            line.rsplit("|", 1)[-1].strip().split(".")[0]
+            for line in traced.stderr.splitlines()
+            if line.startswith("import time:")
+        }
         torch_seen = "yes" if "torch" in imported else "no"
         mpl_seen = "yes" if "matplotlib" in imported else "no"
-        print(f"| `{label}` | {statistics.median(times):.3f} s | {torch_seen} | {mpl_seen} |")
+        print(
+            f"| `{label}` | {statistics.median(times):.3f} s | {min(times):.3f} s "
+            f"| {torch_seen} | {mpl_seen} |"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -400,10 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     builders = {"mlp": digits_mlp, "cnn": images_cnn, "tiny": tiny_mlp}
     results: dict[str, dict[str, Timings]] = {}
     for key in args.tasks:
-        task = builders[key]()
+        tasks = {name: builders[key]() for name in runners}
+        task = tasks["bare"]
         difference = _check_same_losses(task, args.steps)
         print(f"{task.name}: bare vs engine losses differ by at most {difference:.1e} (relative)")
-        results[task.name] = time_task(task, runners, args.steps, args.repeats, args.warmup)
+        results[task.name] = time_task(tasks, runners, args.steps, args.repeats, args.warmup)
     print_table(results, args.steps)
     if not args.no_startup:
         startup()

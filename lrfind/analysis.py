@@ -41,11 +41,15 @@ The rules (the README quotes them):
   falling), start_lr / 1000 (diverged immediately), both x10 wider (too narrow).
 * Refine candidates: ``count`` values on the 10**(k/4) grid centred on the grid value nearest
   max_lr (-2..+2 steps for 5), shifted down to stay below the divergence region; none when the
-  sweep gave no answer.
+  sweep gave no answer. Each trial trains twice as many steps as the sweep by default.
 * Refine choice: score = val loss (train loss without validation); diverged trials out; scores
   averaged half-and-half with their grid neighbours' mean (in log space when all are positive);
   the lowest LR within 5% of the best smoothed score wins. max_lr becomes 10**0.5 x the chosen
   LR, kept below the divergence region.
+* Refine window extension: while the choice is the lowest trial (or every trial diverged), one
+  more trial one grid step below the lowest; while the best smoothed score is the highest
+  trial's, one grid step above the highest unless that reaches the divergence region; at most
+  3 extra trials. The choice is then re-made over all trials.
 """
 
 from __future__ import annotations
@@ -95,6 +99,12 @@ DESCENT_BEGINS = 0.1
 #: Refine: the lowest LR whose neighbour-smoothed score is within this relative margin of the
 #: best smoothed score wins.
 REFINE_TOLERANCE = 0.05
+#: Refine trials default to this many times the sweep's steps: the LR that does best in a short
+#: constant-LR run falls as the run gets longer, and real training is longer than any trial.
+REFINE_STEPS_PER_SWEEP_STEP = 2
+#: Refine: at most this many extra trials, one grid step at a time, extend the candidate window
+#: while the choice sits on its edge (``next_refine_candidate``).
+REFINE_EXTRA_TRIALS = 3
 #: After refine, max_lr (the one-cycle peak) is 10**ONECYCLE_ABOVE_REFINED x the refined LR.
 ONECYCLE_ABOVE_REFINED = 0.5
 
@@ -603,10 +613,9 @@ def refine_candidates(history: History, analysis: Analysis, count: int) -> list[
     center = grid_exponent(float(shape.lrs[_max_lr_index(shape)]))
     above = (count - 1) // 2
     exponents = [center + above - i for i in range(count)]
-    if shape.rise_index is not None:
-        ceiling = math.ceil(GRID_PER_DECADE * float(shape.x[shape.rise_index]) - 1e-9) - 1
-        if exponents[0] > ceiling:
-            exponents = [k - (exponents[0] - ceiling) for k in exponents]
+    ceiling = _grid_ceiling(shape)
+    if ceiling is not None and exponents[0] > ceiling:
+        exponents = [k - (exponents[0] - ceiling) for k in exponents]
     return [grid_lr(k) for k in sorted(exponents)]
 
 
@@ -645,6 +654,66 @@ def smoothed_scores(scores: Sequence[float]) -> tuple[list[float], float]:
     return smoothed, REFINE_TOLERANCE * max(abs(best), 1e-12)
 
 
+@dataclass(frozen=True)
+class _RefinePick:
+    """The refine trials in LR order, their scores, and which one the choice rule picks."""
+
+    ordered: list[Trial]
+    scores: list[float]
+    metric: str
+    chosen: int | None
+    best: int | None
+
+
+def _refine_pick(trials: Sequence[Trial]) -> _RefinePick:
+    """Apply the choice rule: the lowest LR within the tolerance of the best smoothed score."""
+    ordered = sorted(trials, key=lambda t: t.lr)
+    scores, metric = _trial_scores(ordered)
+    if not any(math.isfinite(s) for s in scores):
+        return _RefinePick(ordered, scores, metric, None, None)
+    smoothed, tolerance = smoothed_scores(scores)
+    best_value = min(v for v in smoothed if math.isfinite(v))
+    best = smoothed.index(best_value)
+    chosen = next(
+        i for i, v in enumerate(smoothed) if math.isfinite(v) and v <= best_value + tolerance
+    )
+    return _RefinePick(ordered, scores, metric, chosen, best)
+
+
+def _grid_ceiling(shape: CurveShape) -> int | None:
+    """The highest grid exponent strictly below the start of the divergence region, if any."""
+    if shape.problem is not None or shape.rise_index is None:
+        return None
+    return math.ceil(GRID_PER_DECADE * float(shape.x[shape.rise_index]) - 1e-9) - 1
+
+
+def next_refine_candidate(
+    history: History, analysis: Analysis, trials: Sequence[Trial]
+) -> float | None:
+    """Return the next grid LR to try when the refine choice sits on the edge of the trials.
+
+    The choice rule (the lowest LR within REFINE_TOLERANCE of the best smoothed score) cannot
+    tell whether a lower LR would also qualify when it picks the lowest trial, nor whether a
+    higher LR would score better when the highest trial has the best smoothed score: the
+    window has not bracketed the answer. Returns one grid step below the lowest trial in the
+    first case (also when every trial diverged), one grid step above the highest in the second
+    unless that step reaches the sweep's divergence region, else None (also with no trials or
+    no sweep answer). The caller bounds how many times it extends (REFINE_EXTRA_TRIALS).
+    """
+    if not trials or analysis.suggestion.lr is None:
+        return None
+    pick = _refine_pick(trials)
+    low = min(grid_exponent(t.lr) for t in trials)
+    high = max(grid_exponent(t.lr) for t in trials)
+    if pick.chosen is None or pick.chosen == 0:
+        return grid_lr(low - 1)
+    if pick.best == len(pick.ordered) - 1:
+        ceiling = _grid_ceiling(describe_curve(history))
+        if ceiling is None or high + 1 <= ceiling:
+            return grid_lr(high + 1)
+    return None
+
+
 def choose_refined(history: History, analysis: Analysis, trials: Sequence[Trial]) -> Analysis:
     """Return the final Analysis once the refine trials have run.
 
@@ -658,9 +727,9 @@ def choose_refined(history: History, analysis: Analysis, trials: Sequence[Trial]
     widened if needed so that min_lr < lr <= max_lr.
     """
     method = f"{analysis.suggestion.method}+refine"
-    ordered = sorted(trials, key=lambda t: t.lr)
-    scores, metric = _trial_scores(ordered)
-    if not any(math.isfinite(s) for s in scores):
+    pick = _refine_pick(trials)
+    ordered, scores, metric, chosen = pick.ordered, pick.scores, pick.metric, pick.chosen
+    if chosen is None:
         reason = "every refine trial diverged" if trials else "no refine trials ran"
         try_range = None
         if history.lrs and history.lrs[0] > 0 and ordered:
@@ -671,9 +740,6 @@ def choose_refined(history: History, analysis: Analysis, trials: Sequence[Trial]
             confidence=Confidence("none", (reason,), try_range),
             methods=analysis.methods,
         )
-    smoothed, tolerance = smoothed_scores(scores)
-    best = min(v for v in smoothed if math.isfinite(v))
-    chosen = next(i for i, v in enumerate(smoothed) if math.isfinite(v) and v <= best + tolerance)
     lr = float(ordered[chosen].lr)
     shape = describe_curve(history)
     index = _nearest_index(shape.x, math.log10(lr)) if shape.points else None

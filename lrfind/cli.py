@@ -36,6 +36,7 @@ from lrfind.errors import (
     EXIT_CHECK_FAILED,
     EXIT_NO_ANSWER,
     EXIT_OK,
+    EXIT_USAGE,
     ConfigError,
     Interrupted,
     OutputError,
@@ -288,7 +289,13 @@ def check(
 def validate(
     config: ConfigArg,
     set_: SetOpt = None,
-    json_output: JsonOpt = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the findings (valid, imports, files, problems) as JSON to stdout.",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check CONFIG without training: schema, import paths, files. Lists the modules it imports.
@@ -299,7 +306,13 @@ def validate(
     def body() -> int:
         from lrfind.validation import raise_if_invalid, validate
 
-        report = validate(config, set_ or [])
+        try:
+            report = validate(config, set_ or [])
+        except ConfigError as error:
+            if json_output:  # a CI step parsing stdout still gets a document
+                invalid: dict[str, Any] = {"valid": False, "name": None, "imports": [], "files": []}
+                print_json(json.dumps({**invalid, "problems": list(error.problems)}, indent=2))
+            raise
         if json_output:
             print_json(
                 json.dumps(
@@ -341,13 +354,26 @@ def init(
     path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path(
         "lrfind.yaml"
     ),
-    model: Annotated[str, typer.Option(help="Built-in model.")] = "mlp",
-    dataset: Annotated[str, typer.Option(help="Built-in dataset.")] = "sklearn",
-    optimizer: Annotated[str, typer.Option(help="Optimizer.")] = "sgd",
+    model: Annotated[
+        str, typer.Option(help="Built-in model name, or an import path 'pkg.module:callable'.")
+    ] = "mlp",
+    dataset: Annotated[
+        str, typer.Option(help="Built-in dataset name, or an import path to a data factory.")
+    ] = "sklearn",
+    optimizer: Annotated[
+        str, typer.Option(help="sgd, adam, adamw, rmsprop, adagrad, or an import path.")
+    ] = "sgd",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help='Print {"path": ...} to stdout (and nothing else there).'),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Write a commented starter config (validated before it is written)."""
+    """Write a commented starter config (validated before it is written).
+
+    Exit codes: 0 written, 2 bad option or the file exists (without --force).
+    """
 
     def body() -> int:
         from lrfind import runs
@@ -362,6 +388,8 @@ def init(
         if path.parent and not path.parent.exists():
             raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
         runs.atomic_write_text(path, text)
+        if json_output:
+            print_json(json.dumps({"path": str(path)}))
         make_cli_console().print(f"wrote {path}; run it with: lrfind sweep {path}", markup=False)
         return 0
 
@@ -372,9 +400,27 @@ def init(
 cli_reports.register(app)
 
 
+# Click's base error class, found through a public Typer class: Typer ships its own copy of
+# Click in recent versions and uses the click package in older ones.
+_CLICK_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: usage errors become one ``error:`` line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            error.show()  # type: ignore[attr-defined]
+            sys.exit(EXIT_USAGE)
+        message = " ".join(error.format_message().split())  # type: ignore[attr-defined]
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        sys.stderr.write(f"error: {message}{hint}\n")
+        sys.exit(EXIT_USAGE)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

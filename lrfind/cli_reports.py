@@ -66,6 +66,7 @@ class FormatChoice(str, Enum):
 
     python = "python"
     yaml = "yaml"
+    json = "json"
 
 
 def _say(console: Any, text: str) -> None:
@@ -109,6 +110,13 @@ def report(
         ),
     ] = None,
     force: ForceOpt = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='Print {"png": ..., "html": ..., "runs": [...]} to stdout (nothing else there).',
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Redraw saved runs without training: one run's plot, or several overlaid.
@@ -124,6 +132,13 @@ def report(
 
         written = make_report(run_dirs, out=out, html=html, title=title, force=force)
         console = make_cli_console()
+        if json_output:
+            document = {
+                "png": None if written.png is None else str(written.png),
+                "html": None if written.html is None else str(written.html),
+                "runs": list(written.labels),
+            }
+            print_json(json.dumps(document, indent=2))
         if len(written.labels) > 1:
             _say(console, "runs: " + "; ".join(written.labels))
         for path in (written.png, written.html):
@@ -184,26 +199,29 @@ def compare(
             document = comparison.to_dict()
             document["compare_dir"] = str(comparison.compare_dir)
             print_json(json.dumps(document, indent=2, allow_nan=False))
-        if not quiet:
-            _print_comparison(console, comparison)
+        _print_comparison(console, comparison, quiet)
         return _compare_exit_code(console, comparison)
 
     raise typer.Exit(guarded(debug, body))
 
 
-def _print_comparison(console: Any, comparison: Comparison) -> None:
+def _print_comparison(console: Any, comparison: Comparison, quiet: bool) -> None:
+    """The table and file list (hidden by --quiet); failures and warnings always."""
     from lrfind.compare import TABLE_HEADERS, format_text_table, table_rows
 
-    _say(console, "")
-    for line in format_text_table(TABLE_HEADERS, table_rows(comparison)):
-        _say(console, line)
-    _say(console, "")
+    if not quiet:
+        _say(console, "")
+        for line in format_text_table(TABLE_HEADERS, table_rows(comparison)):
+            _say(console, line)
+        _say(console, "")
     for outcome in comparison.outcomes:
         if outcome.status == "failed":
             _say(console, f"{outcome.variant.name} failed: {outcome.error}")
     for warning in comparison.warnings:
         _say(console, f"warning: {warning}")
     _say(console, f"results in {comparison.compare_dir}")
+    if quiet:
+        return
     for label in ("overlay", "json", "csv"):
         path = comparison.files.get(label)
         if path is not None:
@@ -341,8 +359,14 @@ def schedule(
     ],
     fmt: Annotated[
         FormatChoice,
-        typer.Option("--format", help="python (a snippet using `optimizer`) or yaml."),
+        typer.Option(
+            "--format",
+            help="python (a snippet using `optimizer`), yaml, or json (the same layout as yaml).",
+        ),
     ] = FormatChoice.python,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Same as --format json.", show_default=False)
+    ] = False,
     total_steps: Annotated[
         int | None,
         typer.Option(
@@ -384,7 +408,7 @@ def schedule(
         snippet = build_schedule(
             result,
             kind.value,
-            fmt.value,
+            "json" if json_output else fmt.value,
             total_steps=total_steps,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,

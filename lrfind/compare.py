@@ -265,6 +265,51 @@ def load_variants(
     return configs
 
 
+def fit_optimizer_args(config: Config) -> tuple[Config, list[str]]:
+    """Drop ``optimizer.args`` that the config's built-in optimizer does not accept.
+
+    Comparing optimizers from one config (``--vary optimizer.name=sgd,adam``) would otherwise
+    fail on arguments meant for the first one (SGD's ``momentum`` for Adam). Import-path
+    optimizers are left alone.
+
+    Returns:
+        (the config, unchanged when nothing was dropped; the names of the dropped arguments)
+    """
+    import inspect
+
+    from lrfind.components import OPTIMIZERS
+
+    optimizer_class = OPTIMIZERS.get(config.optimizer.name)
+    if optimizer_class is None:
+        return config, []
+    accepted = inspect.signature(optimizer_class).parameters
+    kept = {name: value for name, value in config.optimizer.args.items() if name in accepted}
+    dropped = [name for name in config.optimizer.args if name not in kept]
+    if not dropped:
+        return config, []
+    optimizer = config.optimizer.model_copy(update={"args": kept})
+    return config.model_copy(update={"optimizer": optimizer}), dropped
+
+
+def _fit_variants(
+    variants: Sequence[Variant], configs: list[Config], keys: Sequence[str]
+) -> tuple[list[Config], list[str]]:
+    """Apply ``fit_optimizer_args`` when the optimizer varies but its arguments do not."""
+    if "optimizer.name" not in keys or any(key.startswith("optimizer.args") for key in keys):
+        return configs, []
+    fitted: list[Config] = []
+    notes: list[str] = []
+    for variant, config in zip(variants, configs, strict=True):
+        config, dropped = fit_optimizer_args(config)
+        fitted.append(config)
+        if dropped:
+            names = ", ".join(f"optimizer.args.{name}" for name in dropped)
+            notes.append(
+                f"{variant.name}: left out {names} ({config.optimizer.name} does not take it)"
+            )
+    return fitted, notes
+
+
 # --------------------------------------------------------------------------------------------
 # Running
 
@@ -381,10 +426,12 @@ def run_compare(
     """Sweep every variant of the config at ``config_path`` and write the comparison.
 
     ``varies`` are ``KEY=V1,V2,...`` strings; ``overrides`` are ``--set`` strings applied to
-    every variant first. Returns the Comparison: a variant that fails is recorded with its
-    error (status "failed") and the rest still run; after a stop request the remaining variants
-    are "skipped". compare.json, compare.csv and overlay.png are written in every case (a plot
-    that fails to render becomes a warning).
+    every variant first. When ``optimizer.name`` varies (and its args do not), arguments a
+    built-in optimizer does not take are left out for that variant, with a warning. Returns
+    the Comparison: a variant that fails is recorded with its error (status "failed") and the
+    rest still run; after a stop request the remaining variants are "skipped". compare.json,
+    compare.csv and overlay.png are written in every case (a plot that fails to render becomes
+    a warning).
 
     Raises:
         ConfigError: a malformed ``--vary``, or any variant's config is invalid (checked before
@@ -397,6 +444,7 @@ def run_compare(
     parsed = [parse_vary(spec) for spec in varies]
     variants = variant_grid(base.name, parsed)
     configs = load_variants(config_path, variants, overrides)
+    configs, notes = _fit_variants(variants, configs, [vary.key for vary in parsed])
     compare_dir = _compare_dir(base, out)
     outcomes: list[VariantOutcome] = []
     for index, (variant, config) in enumerate(zip(variants, configs, strict=True)):
@@ -433,6 +481,7 @@ def run_compare(
         compare_dir=compare_dir,
         keys=tuple(vary.key for vary in parsed),
         outcomes=tuple(outcomes),
+        warnings=tuple(notes),
     )
     return write_comparison(comparison, normalize=_needs_normalizing(comparison.keys))
 

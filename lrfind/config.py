@@ -60,7 +60,7 @@ def is_import_path(target: str) -> bool:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _check_builtin(value: str, builtins: Sequence[str], what: str) -> str:
@@ -193,6 +193,7 @@ class SuggestSpec(_Strict):
 
     method: Literal["lrfind", "steepest", "minimum", "valley"] = "lrfind"
     refine: Literal["auto", "on", "off"] = "auto"
+    # None: twice sweep.steps (the LR a short trial favours falls as the trial gets longer).
     refine_steps: int | None = Field(default=None, ge=1)
     refine_candidates: int = Field(default=5, ge=2, le=20)
 

@@ -81,18 +81,18 @@ class SweepOptions:
     def __post_init__(self) -> None:
         if self.steps < 2:
             raise ValueError(f"steps must be at least 2, got {self.steps}")
-        if not (0 < self.start_lr < self.end_lr):
-            raise ValueError("need 0 < start_lr < end_lr")
+        if not (0 < self.start_lr < self.end_lr < math.inf):
+            raise ValueError("need 0 < start_lr < end_lr, both finite")
         if not 0 <= self.smoothing < 1:
             raise ValueError("smoothing must be in [0, 1)")
-        if self.diverge_factor <= 1:
-            raise ValueError("diverge_factor must be above 1")
+        if not 1 < self.diverge_factor < math.inf:
+            raise ValueError("diverge_factor must be above 1 and finite")
         if self.accumulation_steps < 1:
             raise ValueError("accumulation_steps must be at least 1")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"unknown precision {self.precision!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError("grad_clip must be positive")
+        if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
+            raise ValueError("grad_clip must be positive and finite")
         if self.check_every is not None and self.check_every < 1:
             raise ValueError("check_every must be at least 1")
 
@@ -258,7 +258,11 @@ def make_compute_loss(
     assert loss_fn is not None
 
     def compute(model: torch.nn.Module, batch: Any) -> torch.Tensor:
-        inputs, targets = split_batch(batch, inputs_key, targets_key)
+        # The usual (inputs, targets) pair skips split_batch's checks: this runs every step.
+        if (type(batch) is tuple or type(batch) is list) and len(batch) == 2:
+            inputs, targets = batch
+        else:
+            inputs, targets = split_batch(batch, inputs_key, targets_key)
         if isinstance(inputs, dict):
             outputs = model(**inputs)
         else:
@@ -337,8 +341,19 @@ class _Stepper:
         with self.no_sync():
             return self._forward_backward(batch)
 
+    def _to_device(self, batch: Any) -> Any:
+        """``move_to_device``, with the usual (inputs, targets) tensor pair done inline."""
+        if type(batch) is tuple and len(batch) == 2:
+            inputs, targets = batch
+            if type(inputs) is torch.Tensor and type(targets) is torch.Tensor:
+                return (
+                    inputs.to(self.device, non_blocking=self.non_blocking),
+                    targets.to(self.device, non_blocking=self.non_blocking),
+                )
+        return move_to_device(batch, self.device, self.non_blocking)
+
     def _forward_backward(self, batch: Any) -> torch.Tensor:
-        batch = move_to_device(batch, self.device, self.non_blocking)
+        batch = self._to_device(batch)
         if self.dtype is None:
             loss = self.compute_loss(self.model, batch)
         else:
@@ -358,7 +373,8 @@ class _Stepper:
         set_lr(self.optimizer, lr)
         self.optimizer.zero_grad(set_to_none=True)
         if self.accumulation == 1:
-            recorded = self._micro_step(next(stream), sync=True)
+            # _micro_step(sync=True) without the extra call: DDP syncs on the only micro-batch.
+            recorded = self._forward_backward(next(stream))
         else:
             total = self._micro_step(next(stream), sync=False)
             for micro in range(1, self.accumulation):

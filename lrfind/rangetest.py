@@ -204,8 +204,12 @@ class RangeTest:
             return analysis, None
         started = time.perf_counter()
         trials: list[Trial] = []
-        for index, lr in enumerate(lrs):
+        planned = len(lrs)
+        interrupted = False
+        next_lr: float | None = lrs[0]
+        while next_lr is not None:
             if stop is not None and stop.requested:
+                interrupted = True
                 break
             trial = run_trial(
                 self.model,
@@ -213,7 +217,7 @@ class RangeTest:
                 self.compute_loss,
                 self.train_loader,
                 self.val_loader,
-                lr,
+                next_lr,
                 steps,
                 snapshot,
                 options,
@@ -222,10 +226,18 @@ class RangeTest:
                 stop=stop,
             )
             trials.append(trial)
+            if len(trials) < len(lrs):
+                next_lr = lrs[len(trials)]
+            elif len(trials) < len(lrs) + analysis_module.REFINE_EXTRA_TRIALS:
+                # The window did not bracket the choice: extend it one grid step at a time.
+                next_lr = analysis_module.next_refine_candidate(history, analysis, trials)
+            else:
+                next_lr = None
+            planned = max(planned, len(trials) + (next_lr is not None))
             if on_trial is not None:
-                on_trial(index, len(lrs), trial)
+                on_trial(len(trials) - 1, planned, trial)
         restore_state(snapshot, self.model, self.optimizer)
-        if len(trials) < len(lrs):
+        if interrupted:
             return analysis, None
         refined = analysis_module.choose_refined(history, analysis, trials)
         refinement = Refinement(
@@ -299,7 +311,8 @@ class RangeTest:
                     analysis,
                     options,
                     initial,
-                    steps=refine_steps or options.steps,
+                    steps=refine_steps
+                    or analysis_module.REFINE_STEPS_PER_SWEEP_STEP * options.steps,
                     candidates=refine_candidates,
                     stop=stop,
                     on_trial=on_trial,
@@ -380,8 +393,9 @@ def range_test(
     applied to ``model(inputs)``; alternatively ``step_fn(model, batch) -> loss``. The model must
     already be on ``device`` (default: its parameters' device). With a ``val_loader``, the refine
     stage (``refine="auto"``) trains ``refine_candidates`` short constant-LR trials from the same
-    initial weights and picks by validation loss. ``repeats > 1`` reruns the sweep with reseeded
-    data order (seed+1, seed+2...) and analyses the mean curve.
+    initial weights (``refine_steps`` each, default twice ``steps``; up to 3 more trials extend
+    the window when the choice sits on its edge) and picks by validation loss. ``repeats > 1``
+    reruns the sweep with reseeded data order (seed+1, seed+2...) and analyses the mean curve.
 
     Returns:
         RangeTestResult with ``.suggestion``, ``.lr_range``, ``.confidence``, ``.history``,

@@ -19,6 +19,7 @@ No torch at module level: the snippets are text; only running them needs torch.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from lrfind.report import format_lr
 from lrfind.results import LRRange, RangeTestResult
 
 ScheduleKind = Literal["onecycle", "cyclic", "plateau", "cosine"]
-ScheduleFormat = Literal["yaml", "python"]
+ScheduleFormat = Literal["yaml", "python", "json"]
 SCHEDULE_KINDS: tuple[str, ...] = get_args(ScheduleKind)
 SCHEDULE_FORMATS: tuple[str, ...] = get_args(ScheduleFormat)
 
@@ -151,8 +152,8 @@ def _resolve_total(
             problems.append(f"{kind}: epochs needs steps_per_epoch (or give total_steps)")
         else:
             problems.append(
-                f"{kind} needs the schedule's length: give total_steps, "
-                "or epochs and steps_per_epoch"
+                f"{kind} needs the schedule's length: give total_steps (--total-steps), "
+                "or epochs and steps_per_epoch (--epochs, --steps-per-epoch)"
             )
     return total
 
@@ -474,6 +475,26 @@ def _render_yaml(plan: SchedulePlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _json_scheduler(spec: SchedulerSpec) -> dict[str, Any]:
+    init_args: dict[str, Any] = spec.kwargs()
+    if spec.children:
+        init_args["schedulers"] = [_json_scheduler(child) for child in spec.children]
+    return {"class_path": f"{_MODULE}.{spec.class_name}", "init_args": init_args}
+
+
+def _render_json(plan: SchedulePlan) -> str:
+    document: dict[str, Any] = {
+        "kind": plan.kind,
+        "optimizer": {"lr": plan.optimizer_lr},
+        "lr_scheduler": {
+            **_json_scheduler(plan.scheduler),
+            "interval": plan.interval,
+            "monitor": plan.monitor,
+        },
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
 def build_schedule(
     result_or_range: RangeTestResult | LRRange,
     kind: ScheduleKind,
@@ -488,7 +509,11 @@ def build_schedule(
     warmup_fraction: float = DEFAULT_WARMUP_FRACTION,
     step_size_up: int | None = None,
 ) -> str:
-    """Return a ready-to-paste scheduler configuration (``fmt`` "python" or "yaml").
+    """Return a ready-to-paste scheduler configuration (``fmt`` "python", "yaml" or "json").
+
+    The YAML and JSON forms share one layout (Lightning-style ``class_path``/``init_args``, plus
+    ``interval`` and ``monitor``); ``optimizer.lr`` is the LR to set before building the
+    scheduler (null in JSON, absent in YAML, when the scheduler sets it).
 
     The schedule's length is ``total_steps`` or ``epochs * steps_per_epoch`` (onecycle and cosine
     need it). ``lr`` overrides the suggestion as the plateau start / cosine peak (and is required
@@ -515,4 +540,5 @@ def build_schedule(
         warmup_fraction=warmup_fraction,
         step_size_up=step_size_up,
     )
-    return _render_python(plan) if fmt == "python" else _render_yaml(plan)
+    renderers = {"python": _render_python, "yaml": _render_yaml, "json": _render_json}
+    return renderers[fmt](plan)

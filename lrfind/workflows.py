@@ -58,11 +58,7 @@ def new_run_dir(config: Config, out: Path | None = None) -> Path:
     if out is None:
         return runs.create_run_dir(Path(config.output.dir), config.name)
     out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise OutputError(f"--out {out}: exists and is not a directory")
-        if any(out.iterdir()):
-            raise OutputError(f"--out {out}: directory is not empty (runs are never overwritten)")
+    if check_out_dir(out):
         _check_writable(out)
         return out
     try:
@@ -70,6 +66,23 @@ def new_run_dir(config: Config, out: Path | None = None) -> Path:
     except OSError as error:
         raise OutputError(f"cannot create {out}: {error.strerror}") from error
     return out
+
+
+def check_out_dir(out: Path) -> bool:
+    """Check that ``out`` can become a run directory, without creating anything.
+
+    Returns True when ``out`` is an existing empty folder, False when it does not exist yet.
+
+    Raises:
+        OutputError: ``out`` is a file or a folder that is not empty.
+    """
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a directory")
+    if any(out.iterdir()):
+        raise OutputError(f"--out {out}: directory is not empty (runs are never overwritten)")
+    return True
 
 
 def _check_writable(folder: Path) -> None:
@@ -174,23 +187,29 @@ def run_sweep(
 
     Raises:
         ConfigError, ComponentError, DataError, SweepError, OutputError, DistributedError: as the
-            failure demands; the run directory then holds a result.json with status "failed".
+            failure demands. A failure while building the model, data and optimizer or in the
+            first probe step leaves no run directory; a later one leaves the run directory with
+            a result.json of status "failed" (or "interrupted").
     """
     from lrfind import components, distributed
     from lrfind.rangetest import RangeTest, resolve_device
 
     context = distributed.current()
     device = resolve_device(config.device) if context.device is None else context.device
+    if write and context.is_main and out is not None:
+        check_out_dir(out)
+    if reporter is not None:
+        reporter.phase(f"building {config.model.target} on {config.data.target} ({device})")
+    # Components are built and probed before the run directory exists: a config that cannot
+    # even take one step leaves nothing behind to clean up.
+    task = components.build_task(config, device, context.rank, context.world_size)
+    components.probe_task(task, device)
     run_dir: Path | None = None
     if write and context.is_main:
         run_dir = new_run_dir(config, out)
         runs.atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_yaml())
         runs.write_json(run_dir / runs.RESULT_FILE, _status_document(config, "running"))
     try:
-        if reporter is not None:
-            reporter.phase(f"building {config.model.target} on {config.data.target} ({device})")
-        task = components.build_task(config, device, context.rank, context.world_size)
-        components.probe_task(task, device)
         model = context.wrap_model(task.model, device)
         runner = RangeTest(
             model,
@@ -241,6 +260,10 @@ def run_sweep(
     except KeyboardInterrupt:
         if run_dir is not None:
             _mark_failed(run_dir, config, "interrupted before the sweep started", "interrupted")
+        raise
+    except Exception as error:
+        if run_dir is not None:
+            _mark_failed(run_dir, config, f"{type(error).__name__}: {error}")
         raise
     files: dict[str, Path] = {}
     if run_dir is not None:

@@ -18,6 +18,8 @@ from lrfind.analysis import (
     describe_curve,
     ema_smooth,
     grid_exponent,
+    grid_lr,
+    next_refine_candidate,
     refine_candidates,
     slopes,
     suggest,
@@ -423,6 +425,66 @@ def test_choose_refined_handles_negative_scores() -> None:
     assert choose_refined(history, base, trials).suggestion.lr == lrs[2]
 
 
+def test_next_refine_candidate_extends_down_while_the_lowest_trial_is_chosen() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    low = grid_exponent(lrs[0])
+    # The lowest candidate is within 5% of the best: a lower LR might qualify too.
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.31, 0.30, 0.30, 0.5, 0.9], strict=True)]
+    assert next_refine_candidate(history, base, trials) == grid_lr(low - 1)
+    # One step lower is worse by more than the tolerance: the choice is bracketed.
+    trials.append(trial(grid_lr(low - 1), 0.34))
+    assert next_refine_candidate(history, base, trials) is None
+    assert choose_refined(history, base, trials).suggestion.lr == lrs[0]
+
+
+def test_next_refine_candidate_extends_up_when_the_highest_trial_is_best() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.7, 0.5, 0.4, 0.3], strict=True)]
+    shape = describe_curve(history)
+    assert shape.rise_index is not None
+    above = grid_lr(grid_exponent(lrs[-1]) + 1)
+    assert above < shape.lrs[shape.rise_index]
+    assert next_refine_candidate(history, base, trials) == above
+
+
+def test_next_refine_candidate_never_steps_into_the_divergence_region() -> None:
+    def steep_wall(x: np.ndarray) -> np.ndarray:
+        return clean_loss(x) + 5 * np.exp(12 * (x + 2.4))
+
+    history = make_history(steep_wall)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    shape = describe_curve(history)
+    assert shape.rise_index is not None
+    # The window's top is already the last grid value below the divergence region.
+    assert grid_lr(grid_exponent(lrs[-1]) + 1) >= shape.lrs[shape.rise_index]
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.7, 0.5, 0.4, 0.3], strict=True)]
+    assert next_refine_candidate(history, base, trials) is None
+
+
+def test_next_refine_candidate_is_none_once_bracketed_or_without_an_answer() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.5, 0.2, 0.45, 0.8], strict=True)]
+    assert next_refine_candidate(history, base, trials) is None
+    assert next_refine_candidate(history, base, []) is None
+    flat = make_history(lambda x: np.full_like(x, 2.3))
+    assert next_refine_candidate(flat, analyze(flat), trials) is None
+
+
+def test_next_refine_candidate_looks_lower_when_every_trial_diverged() -> None:
+    history = make_history(clean_loss)
+    base = analyze(history)
+    lrs = refine_candidates(history, base, 5)
+    trials = [trial(lr, None, diverged=True) for lr in lrs]
+    assert next_refine_candidate(history, base, trials) == grid_lr(grid_exponent(lrs[0]) - 1)
+
+
 # --------------------------------------------------------------------------- properties
 
 finite_or_not = st.one_of(
@@ -510,10 +572,15 @@ def test_range_is_ordered_and_refine_is_consistent_on_curve_like_inputs(history:
 )
 def test_choose_refined_never_raises(history: History, raw: list[tuple]) -> None:
     trials = [Trial(lr, train, val, diverged, 10) for lr, train, val, diverged in raw]
-    refined = choose_refined(history, analyze(history), trials)
+    base = analyze(history)
+    refined = choose_refined(history, base, trials)
     assert_range_ordered(refined)
     if refined.suggestion.lr is not None:
         assert refined.suggestion.lr in [t.lr for t in trials]
+    extra = next_refine_candidate(history, base, trials)
+    if extra is not None:
+        assert extra > 0 and math.isfinite(extra)
+        assert grid_exponent(extra) not in {grid_exponent(t.lr) for t in trials}
 
 
 def test_constants_keep_the_documented_relations() -> None:

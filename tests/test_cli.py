@@ -107,20 +107,57 @@ def test_nan_from_first_step_exits_3_and_still_writes_the_run(
     assert document["confidence"]["level"] == "none"
 
 
-def test_failed_run_is_marked_failed_and_earlier_runs_untouched(
-    tiny_config: Path, tmp_path: Path
-) -> None:
+def test_a_config_that_cannot_build_leaves_no_run_dir(tiny_config: Path) -> None:
     assert invoke("sweep", str(tiny_config), "-q").exit_code == 0
     (first,) = run_dirs(tiny_config)
     before = {p.name: p.read_bytes() for p in first.iterdir()}
     result = invoke("sweep", str(tiny_config), "-q", "--set", "model.args.hidden=[-3]")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    failed = [p for p in run_dirs(tiny_config) if p != first]
-    assert len(failed) == 1
-    status = json.loads((failed[0] / "result.json").read_text())
-    assert status["complete"] is False and status["status"] == "failed"
+    assert run_dirs(tiny_config) == [first]
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+
+
+FLAKY_STEP = """\
+import torch.nn.functional as F
+
+calls = 0
+
+
+def step(model, batch):
+    global calls
+    calls += 1
+    if calls > 6:
+        raise RuntimeError("the GPU fell off the bus")
+    inputs, targets = batch
+    return F.cross_entropy(model(inputs), targets)
+"""
+
+
+def test_a_failure_mid_sweep_is_marked_failed_and_earlier_runs_untouched(
+    tiny_config: Path,
+) -> None:
+    assert invoke("sweep", str(tiny_config), "-q").exit_code == 0
+    (first,) = run_dirs(tiny_config)
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+    (tiny_config.parent / "flaky.py").write_text(FLAKY_STEP, encoding="utf-8")
+    result = invoke("sweep", str(tiny_config), "-q", "--set", "step=flaky:step")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "the GPU fell off the bus" in result.stderr
+    (failed,) = [p for p in run_dirs(tiny_config) if p != first]
+    status = json.loads((failed / "result.json").read_text())
+    assert status["complete"] is False and status["status"] == "failed"
+    assert "the GPU fell off the bus" in status["error"]
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+
+
+def test_non_finite_numbers_in_the_config_are_rejected(tiny_config: Path) -> None:
+    for override in ("sweep.end_lr=.inf", "sweep.diverge_factor=.inf", "sweep.grad_clip=.nan"):
+        result = invoke("sweep", str(tiny_config), "-q", "--set", override)
+        assert result.exit_code == 2
+        assert "finite number" in result.stderr
+    assert run_dirs(tiny_config) == []
 
 
 def test_check_within_and_outside_bounds(tiny_config: Path) -> None:
@@ -198,6 +235,20 @@ def test_init_writes_a_valid_starter_and_never_overwrites(tmp_path: Path) -> Non
     assert again.stderr == f"error: {target} already exists (use --force to overwrite it)\n"
 
 
+def test_init_json_prints_the_path(tmp_path: Path) -> None:
+    target = tmp_path / "starter.yaml"
+    result = invoke("init", str(target), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"path": str(target)}
+
+
+@pytest.mark.parametrize(
+    "command", ["sweep", "check", "validate", "init", "report", "compare", "verify", "schedule"]
+)
+def test_every_command_takes_json(command: str) -> None:
+    assert "--json" in invoke(command, "--help").stdout
+
+
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.startswith("lrfind ")
@@ -207,3 +258,14 @@ def test_version() -> None:
 def test_every_command_has_help(command: str) -> None:
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_validate_json_reports_an_invalid_config_on_stdout(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {target: mlpp}\n", encoding="utf-8")
+    result = invoke("validate", str(bad), "--json")
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert document["valid"] is False
+    assert any("did you mean 'mlp'" in problem for problem in document["problems"])
+    assert result.stderr.startswith("error: ")

@@ -92,3 +92,13 @@ def test_signal_stops_gracefully_with_partial_results(
     assert 1 < len(rows) - 1 < 100000
     assert document["steps"] == len(rows) - 1
     assert (out / "lr_finder.png").stat().st_size > 0
+
+
+def test_usage_errors_are_one_line_with_exit_2(tiny_config: Path) -> None:
+    for args in (("sweep",), ("sweep", str(tiny_config), "--bogus"), ("nosuch",)):
+        completed = run(*args)
+        assert completed.returncode == 2, args
+        assert completed.stdout == ""
+        lines = completed.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), completed.stderr
+        assert "--help" in lines[0]

@@ -58,6 +58,23 @@ def test_report_overlay_and_html(run_dir: Path, tmp_path: Path) -> None:
     assert page.read_text(encoding="utf-8").count("data:image/png;base64,") == 2
 
 
+def test_report_json_names_what_was_written(run_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    code, out, _ = invoke("report", run_dir, "--html", page, "--json")
+    assert code == 0
+    assert json.loads(out) == {"png": None, "html": str(page), "runs": ["tiny"]}
+
+
+def test_schedule_json_is_the_json_format(run_dir: Path) -> None:
+    code, out, err = invoke(
+        "schedule", run_dir, "--kind", "onecycle", "--total-steps", "100", "--json"
+    )
+    assert (code, err) == (0, "")
+    document = json.loads(out)
+    assert document["lr_scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
+    assert document["lr_scheduler"]["init_args"]["total_steps"] == 100
+
+
 # --- compare ---------------------------------------------------------------------------------
 
 
@@ -127,7 +144,9 @@ def test_compare_exit_2_when_a_variant_fails(tiny_config: Path) -> None:
         "--quiet",
     )
     assert (code, out) == (2, "")
-    assert err == "error: 1 of 2 variants failed: tiny-0\n"
+    lines = err.splitlines()
+    assert lines[0].startswith("tiny-0 failed: ")  # the reason is shown even with --quiet
+    assert lines[1:] == [f"results in {folder}", "error: 1 of 2 variants failed: tiny-0"]
     assert json.loads((folder / "compare.json").read_text())["status"] == "failed"
 
 
@@ -226,8 +245,8 @@ def test_schedule_errors(run_dir: Path, tmp_path: Path) -> None:
     code, out, err = invoke("schedule", run_dir, "--kind", "onecycle")
     assert (code, out) == (2, "")
     assert err == (
-        "error: onecycle needs the schedule's length: give total_steps, or epochs and "
-        "steps_per_epoch\n"
+        "error: onecycle needs the schedule's length: give total_steps (--total-steps), or "
+        "epochs and steps_per_epoch (--epochs, --steps-per-epoch)\n"
     )
     flat = save_run(tmp_path / "flat", make_result("flat", name="flat"), TINY_CONFIG)
     code, out, err = invoke("schedule", flat, "--kind", "plateau")

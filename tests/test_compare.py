@@ -316,3 +316,31 @@ def test_a_stop_request_skips_the_remaining_variants_and_still_writes_tables(
     assert comparison.status == "interrupted"
     document = json.loads((tiny_config.parent / "cmp" / "compare.json").read_text())
     assert document["variants"][1]["error"] == "not run: interrupted"
+
+
+def test_fit_optimizer_args_leaves_out_what_the_optimizer_does_not_take(tiny_config: Path) -> None:
+    from lrfind.compare import fit_optimizer_args
+    from lrfind.config import load_config
+
+    sgd = load_config(tiny_config)
+    assert fit_optimizer_args(sgd) == (sgd, [])
+    adam = load_config(
+        tiny_config, ["optimizer.name=adam", "optimizer.args={momentum: 0.9, eps: 1.0e-6}"]
+    )
+    fitted, dropped = fit_optimizer_args(adam)
+    assert dropped == ["momentum"]
+    assert fitted.optimizer.args == {"eps": 1.0e-6}
+    assert adam.optimizer.args == {"momentum": 0.9, "eps": 1.0e-6}  # the original is untouched
+
+
+def test_varying_the_optimizer_keeps_its_own_args_and_warns(tiny_config: Path) -> None:
+    from lrfind.compare import run_compare
+
+    comparison = run_compare(
+        tiny_config, ["optimizer.name=sgd,adam"], ["sweep.steps=10"], out=tiny_config.parent / "c"
+    )
+    assert [outcome.status for outcome in comparison.outcomes] != ["ok", "failed"]
+    assert all(outcome.status in ("ok", "no_answer") for outcome in comparison.outcomes)
+    assert comparison.warnings == (
+        "tiny-adam: left out optimizer.args.momentum (adam does not take it)",
+    )

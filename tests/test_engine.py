@@ -370,3 +370,18 @@ def test_grad_clip_and_check_every_are_validated() -> None:
         SweepOptions(grad_clip=0.0)
     with pytest.raises(ValueError, match="check_every"):
         SweepOptions(check_every=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"end_lr": math.inf}, "finite"),
+        ({"start_lr": math.nan}, "start_lr"),
+        ({"diverge_factor": math.inf}, "diverge_factor"),
+        ({"grad_clip": math.inf}, "grad_clip"),
+        ({"grad_clip": math.nan}, "grad_clip"),
+    ],
+)
+def test_non_finite_options_are_rejected(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SweepOptions(**options)  # type: ignore[arg-type]

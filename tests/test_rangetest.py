@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrfind import RangeTestResult, range_test
+from lrfind import RangeTestResult, analysis, range_test
+from lrfind.analysis import grid_lr
 from lrfind.errors import SweepError
 from tests.tasks import classification_task
 
@@ -48,6 +49,24 @@ def test_range_test_with_refine_returns_everything_and_restores_state() -> None:
     assert document["refine"]["metric"] == "val_loss"
     assert document["model"] == "Sequential" and document["optimizer"] == "SGD"
     assert document["batch_size"] == 32
+
+
+def test_refine_trials_default_to_twice_the_sweep_and_extend_a_window_set_too_high(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = classification_task()
+    # A window far above any usable LR: its lowest trial is the choice (or none survives), so the
+    # stage extends it downwards one grid step at a time, REFINE_EXTRA_TRIALS times at most.
+    window = [grid_lr(k) for k in (8, 9, 10)]
+    monkeypatch.setattr(analysis, "refine_candidates", lambda history, result, count: window)
+    result = range_test(
+        task.model, task.optimizer, task.loss_fn, task.train_loader,
+        val_loader=task.val_loader, steps=30, refine="on", refine_candidates=3,
+    )  # fmt: skip
+    assert result.refinement is not None
+    assert result.refinement.steps_per_trial == 60
+    extra = [grid_lr(k) for k in (7, 6, 5)][: analysis.REFINE_EXTRA_TRIALS]
+    assert [t.lr for t in result.refinement.trials] == window + extra
 
 
 def test_plain_sweep_without_validation_skips_refine_by_default() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -220,7 +221,8 @@ def test_empty_range_is_no_reliable_suggestion() -> None:
         (
             "onecycle",
             {},
-            "onecycle needs the schedule's length: give total_steps, or epochs and steps_per_epoch",
+            "onecycle needs the schedule's length: give total_steps (--total-steps), "
+            "or epochs and steps_per_epoch (--epochs, --steps-per-epoch)",
         ),
         ("cosine", {"epochs": 3}, "cosine: epochs needs steps_per_epoch (or give total_steps)"),
         (
@@ -264,9 +266,21 @@ def test_every_bad_option_is_reported_at_once() -> None:
 
 def test_unknown_format() -> None:
     with pytest.raises(
-        ConfigError, match="unknown format 'json' \\(expected one of yaml, python\\)"
+        ConfigError, match="unknown format 'toml' \\(expected one of yaml, python, json\\)"
     ):
-        build_schedule(result_with(), "cyclic", "json")  # type: ignore[arg-type]
+        build_schedule(result_with(), "cyclic", "toml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", SCHEDULE_KINDS)
+def test_json_has_the_yaml_layout_and_builds_the_same_schedule(kind: str) -> None:
+    options: dict[str, Any] = {"total_steps": 120, "steps_per_epoch": 12, "epochs": 10}
+    from_yaml = yaml.safe_load(build_schedule(result_with(), kind, "yaml", **options))  # type: ignore[arg-type]
+    from_json = json.loads(build_schedule(result_with(), kind, "json", **options))  # type: ignore[arg-type]
+    assert from_json["kind"] == kind
+    assert from_json["optimizer"] == from_yaml.get("optimizer", {"lr": None})
+    assert from_json["lr_scheduler"]["monitor"] == from_yaml["lr_scheduler"].get("monitor")
+    for key in ("class_path", "init_args", "interval"):
+        assert from_json["lr_scheduler"][key] == from_yaml["lr_scheduler"][key]
 
 
 def test_hostile_run_name_cannot_inject_code_or_yaml() -> None:

@@ -1,0 +1,128 @@
+"""The README stays true: its commands, config reference, CLI reference and Python example."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from lrfind.cli import app
+from lrfind.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    """The text of the README section headed ``## title`` (up to the next ``## ``)."""
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else len(README)]
+
+
+def code_blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_opening_commands_are_the_make_targets_ci_runs() -> None:
+    first_block = code_blocks(README, "bash")[0]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
+    assert commands == ["make sweep", "make test"]
+    ci_script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ci_script.strip().splitlines()[-1] == "make test"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "lrfind sweep configs/quickstart.yaml" in makefile
+
+
+def test_the_plot_shown_is_committed() -> None:
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README):
+        data = (ROOT / image).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000, image
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every key path of the schema (``sweep.steps``...), nested sections included."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        keys.add(path)
+        for candidate in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                keys |= _fields(candidate, f"{path}.")
+    return keys
+
+
+def _documented_keys(document: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for name, value in document.items():
+        keys.add(f"{prefix}{name}")
+        if isinstance(value, dict) and name not in ("args",):
+            keys |= _documented_keys(value, f"{prefix}{name}.")
+    return keys
+
+
+def test_config_reference_is_valid_and_names_every_key(tmp_path: Path) -> None:
+    (reference,) = code_blocks(section("Config reference"), "yaml")
+    path = tmp_path / "reference.yaml"
+    path.write_text(reference, encoding="utf-8")
+    config = load_config(path)
+    assert config.name == "digits-mlp"
+    documented = _documented_keys(yaml.safe_load(reference))
+    schema = _fields(Config) - {"expect.lr_min", "expect.lr_max", "expect.baseline"}
+    schema -= {"expect.tolerance", "expect.min_confidence", "loss.target", "loss.args"}
+    schema -= {"optimizer.param_groups.match"}
+    missing = sorted(schema - documented)
+    assert not missing, f"keys missing from the README's config reference: {missing}"
+    for key in ("lr_min", "lr_max", "baseline", "tolerance", "min_confidence"):
+        assert key in section("Config reference")
+
+
+def test_cli_reference_lists_exactly_the_commands() -> None:
+    commands = {command.name or command.callback.__name__ for command in app.registered_commands}  # type: ignore[union-attr]
+    reference = section("CLI reference")
+    listed = set(re.findall(r"`lrfind ([a-z]+)[ `]", reference))
+    assert listed == commands
+
+
+def test_every_exit_code_of_the_cli_is_documented() -> None:
+    from lrfind import errors
+
+    codes = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    table = section("CLI reference")
+    for code in codes:
+        assert f"\n| {code} |" in table, code
+
+
+def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (example,) = code_blocks(section("Python API"), "python")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.suggestion.lr is not None
+    assert result.lr_range.min_lr < result.suggestion.lr <= result.lr_range.max_lr
+    assert (tmp_path / "lr_finder.png").stat().st_size > 10_000
+    assert namespace["optimizer"].param_groups[0]["initial_lr"] == pytest.approx(
+        result.lr_range.max_lr / 25
+    )  # OneCycleLR built from the range
+
+
+def test_ci_commands_in_the_readme_exist() -> None:
+    text = section("Using it in CI")
+    for line in code_blocks(text, "bash")[0].splitlines():
+        options = re.findall(r"(--[a-z-]+)", line.split("#")[0])
+        help_text = _help("check")
+        for option in options:
+            assert option in help_text, option
+
+
+def _help(command: str) -> str:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [command, "--help"], env={**os.environ, "COLUMNS": "200"})
+    return result.stdout
