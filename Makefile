@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: sweep test lint format typecheck bench clean
+.PHONY: sweep test lint format typecheck bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -35,6 +35,11 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/overhead.py
+
+# Regenerates the plot the README shows (a real quickstart run on the CPU).
+docs: $(STAMP)
+	d=$$(mktemp -d) && $(VENV)/bin/lrfind sweep configs/quickstart.yaml --set device=cpu -q \
+		--out $$d/run && cp $$d/run/lr_finder.png docs/quickstart.png && rm -rf $$d
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -270,7 +270,7 @@ def verify(
         typer.Option(
             "--steps",
             metavar="N",
-            help="Training steps per trial (default: suggest.refine_steps, else sweep.steps).",
+            help="Training steps per trial (default: suggest.refine_steps, else 2 x sweep.steps).",
             show_default=False,
         ),
     ] = None,

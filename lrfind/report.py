@@ -105,7 +105,8 @@ def summary_rows(result: RangeTestResult) -> list[tuple[str, str]]:
             (
                 "refined LR",
                 f"{format_lr(refinement.chosen_lr)} ({len(refinement.trials)} trials × "
-                f"{refinement.steps_per_trial} steps, by {refinement.metric})",
+                f"{refinement.steps_per_trial} steps, {refinement.seconds:.1f} s, "
+                f"by {refinement.metric})",
             )
         )
     if result.repeats or result.repeat_suggestions:

@@ -438,9 +438,10 @@ def verify(
     """Verify the suggestion of a saved run (``target`` a run dir) or of a fresh sweep (a config).
 
     ``lrs`` None means ``auto_lrs``; explicit LRs get the suggestion added. ``steps`` per trial
-    defaults to ``suggest.refine_steps`` or ``sweep.steps``. Outputs (verify.json, verify.png)
-    go to ``out``, else ``<run dir>/verify/`` for a run dir, else the new sweep's run dir (for a
-    config, ``out`` is the sweep's run dir, as for ``lrfind sweep --out``).
+    defaults to ``suggest.refine_steps`` or twice ``sweep.steps`` (as in the refine stage).
+    Outputs (verify.json, verify.png) go to ``out``, else ``<run dir>/verify/`` for a run dir,
+    else the new sweep's run dir (for a config, ``out`` is the sweep's run dir, as for
+    ``lrfind sweep --out``).
 
     Raises:
         ConfigError: ``steps`` below 1, or an invalid config / ``overrides``.
@@ -471,7 +472,11 @@ def verify(
             raise Interrupted(f"interrupted; partial results in {sweep.run_dir}")
         _require_answer(result, lrs, sweep.run_dir)
         out_dir = sweep.run_dir
-    trial_steps = steps or config.suggest.refine_steps or config.sweep.steps
+    from lrfind.analysis import REFINE_STEPS_PER_SWEEP_STEP
+
+    trial_steps = (
+        steps or config.suggest.refine_steps or REFINE_STEPS_PER_SWEEP_STEP * config.sweep.steps
+    )
     suggested = result.suggestion.lr
     max_lr = result.lr_range.max_lr
     if lrs is None:

@@ -58,7 +58,8 @@ def test_summary_rows_show_the_fields_every_rendering_shares() -> None:
 
 def test_summary_rows_mention_refinement_repeats_and_incomplete_runs() -> None:
     rows = dict(summary_rows(make_result("clean", with_refine=True, repeats=3, complete=False)))
-    assert rows["refined LR"].startswith("1.00e-03 (7 trials × 50 steps")
+    assert rows["refined LR"].startswith("1.00e-03 (7 trials × 50 steps, ")
+    assert rows["refined LR"].endswith(" s, by val_loss)")
     assert rows["repeats"].startswith("3 (suggestion spread ×")
     assert rows["stop reason"] == "completed (incomplete run)"
 
