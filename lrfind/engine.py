@@ -532,6 +532,16 @@ def _first_step_error(error: RuntimeError) -> SweepError:
     return SweepError(f"the first training step failed: {first_line}")
 
 
+def _take_step(stepper: _Stepper, stream: Iterator[Any], lr: float, step: int) -> torch.Tensor:
+    """One optimizer step; a RuntimeError on the very first one is a model/data mismatch."""
+    try:
+        return stepper.step(stream, lr)
+    except RuntimeError as error:
+        if step == 0:
+            raise _first_step_error(error) from error
+        raise
+
+
 def run_sweep(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -617,15 +627,7 @@ def run_sweep(
     chunk_start = 0
     try:
         for step in range(options.steps):
-            try:
-                loss = stepper.step(stream, ladder[step])
-            except (SweepError, DataError):
-                raise
-            except RuntimeError as error:
-                if step == 0:
-                    raise _first_step_error(error) from error
-                raise
-            reader.record(loss)
+            reader.record(_take_step(stepper, stream, ladder[step], step))
             if fp16:
                 skipped.append(stepper.skipped)
             end = step + 1
@@ -815,14 +817,7 @@ def run_trial(
     done = 0
     chunk_start = 0
     for step in range(steps):
-        try:
-            reader.record(stepper.step(stream, lr))
-        except (SweepError, DataError):
-            raise
-        except RuntimeError as error:
-            if step == 0:
-                raise _first_step_error(error) from error
-            raise
+        reader.record(_take_step(stepper, stream, lr, step))
         done = step + 1
         if fp16 and overflow.update(step, stepper.skipped) is not None:
             diverged = True

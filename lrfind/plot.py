@@ -498,6 +498,22 @@ def _draw_suggestion(ax: Axes, result: RangeTestResult, smoothed: np.ndarray) ->
     )
 
 
+def _star(ax: Axes, lr: float, value: float, color: str, size: float, label: str) -> None:
+    """Mark the chosen / best trial with a black-edged star."""
+    ax.plot(
+        [lr],
+        [value],
+        linestyle="none",
+        marker="*",
+        markersize=size,
+        color=color,
+        markeredgecolor=BLACK,
+        markeredgewidth=0.8,
+        zorder=9,
+        label=label,
+    )
+
+
 def _draw_refinement(ax: Axes, result: RangeTestResult) -> Axes | None:
     refinement = result.refinement
     if refinement is None or not refinement.trials:
@@ -551,18 +567,8 @@ def _draw_refinement(ax: Axes, result: RangeTestResult) -> Axes | None:
         t for t in ok if chosen is not None and math.isclose(t.lr, chosen, rel_tol=1e-6)
     ]
     if chosen_trials:
-        twin.plot(
-            [chosen_trials[0].lr],
-            [value(chosen_trials[0])],
-            linestyle="none",
-            marker="*",
-            markersize=17,
-            color=ORANGE,
-            markeredgecolor=BLACK,
-            markeredgewidth=0.8,
-            zorder=9,
-            label=f"refine chose {_short_lr(chosen)}",
-        )
+        trial = chosen_trials[0]
+        _star(twin, trial.lr, value(trial), ORANGE, 17, f"refine chose {_short_lr(chosen)}")
     twin.set_ylabel(f"refine: {metric}", color=ORANGE)
     return twin
 
@@ -868,17 +874,8 @@ def plot_trials(
         if best_lr is not None and best_lr > 0:
             best = [t for t in ok if math.isclose(t.lr, best_lr, rel_tol=1e-6)]
             if best:
-                ax.plot(
-                    [best[0].lr],
-                    [metric(best[0])],
-                    linestyle="none",
-                    marker="*",
-                    markersize=20,
-                    color=GREEN,
-                    markeredgecolor=BLACK,
-                    markeredgewidth=0.8,
-                    zorder=9,
-                    label=f"best trial {_short_lr(best_lr)}",
+                _star(
+                    ax, best[0].lr, metric(best[0]), GREEN, 20, f"best trial {_short_lr(best_lr)}"
                 )
             else:
                 ax.axvline(

@@ -237,7 +237,8 @@ class RangeTest:
             if on_trial is not None:
                 on_trial(len(trials) - 1, planned, trial)
         restore_state(snapshot, self.model, self.optimizer)
-        if interrupted:
+        # A stop during the last trial cuts it short too: its score would not be comparable.
+        if interrupted or (stop is not None and stop.requested):
             return analysis, None
         refined = analysis_module.choose_refined(history, analysis, trials)
         refinement = Refinement(

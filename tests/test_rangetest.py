@@ -129,3 +129,34 @@ def test_invalid_options_are_value_errors() -> None:
         range_test(
             task.model, task.optimizer, task.loss_fn, task.train_loader, start_lr=1, end_lr=1
         )
+
+
+def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lrfind import rangetest
+    from lrfind.engine import StopFlag
+
+    task = classification_task()
+    before = state_of(task)
+    stop = StopFlag()
+    real_trial = rangetest.run_trial
+    calls: list[float] = []
+
+    def interrupted_at_the_last(*args, **kwargs):  # type: ignore[no-untyped-def]
+        trial = real_trial(*args, **kwargs)
+        calls.append(trial.lr)
+        if len(calls) == 3:
+            stop.request("SIGINT")  # as if Ctrl-C arrived during the last trial
+        return trial
+
+    monkeypatch.setattr(analysis, "REFINE_EXTRA_TRIALS", 0)
+    monkeypatch.setattr(rangetest, "run_trial", interrupted_at_the_last)
+    result = range_test(
+        task.model, task.optimizer, task.loss_fn, task.train_loader, val_loader=task.val_loader,
+        start_lr=1e-5, end_lr=10.0, steps=40, refine="on", refine_candidates=3, refine_steps=5,
+        stop=stop,
+    )  # fmt: skip
+    assert len(calls) == 3
+    assert result.refinement is None
+    assert_same_state(task, before)
