@@ -517,7 +517,10 @@ def _confidence(shape: CurveShape, history: History, suggestion: Suggestion) -> 
     first = float(history.lrs[0]) if history.lrs and history.lrs[0] > 0 else None
     last = float(history.lrs[-1]) if history.lrs and history.lrs[-1] > 0 else None
     if shape.problem is not None:
-        return Confidence("none", (shape.problem,), _problem_try_range(shape, first, last))
+        completed = history.stop_reason == "completed"
+        return Confidence(
+            "none", (shape.problem,), _problem_try_range(shape, first, last, completed)
+        )
     if suggestion.lr is None:
         return Confidence("none", (suggestion.reason or "no answer",), None)
     reasons: list[str] = []
@@ -552,15 +555,18 @@ def _confidence(shape: CurveShape, history: History, suggestion: Suggestion) -> 
 
 
 def _problem_try_range(
-    shape: CurveShape, first: float | None, last: float | None
+    shape: CurveShape, first: float | None, last: float | None, completed: bool
 ) -> tuple[float, float] | None:
+    """The sweep to run instead of one that gave no answer (None: more LRs will not help)."""
     problem = shape.problem or ""
     if first is None or last is None:
         return None
     if problem.startswith("diverged immediately"):
         blew_up = float(shape.lrs[-1]) if shape.points else first * 10
         return (first / 1000, max(blew_up, first * 10))
-    if problem.startswith("no clear descent") and shape.rise_index is None:
+    # A sweep that ran to end_lr without blowing up has not seen the LRs that train yet, even
+    # if its loss crept up at the end.
+    if problem.startswith("no clear descent") and (shape.rise_index is None or completed):
         return (first, last * 100)
     return None
 

@@ -90,6 +90,7 @@ def sweep(
         launch_if_requested(nproc)
         from lrfind import distributed, workflows
         from lrfind.console import SweepProgress, summary_table
+        from lrfind.report import one_line_summary
 
         loaded = load(config, set_, method)
         console = make_cli_console()
@@ -106,7 +107,9 @@ def sweep(
         result = run.result
         if json_output:
             print_json(workflows.result_json(result))
-        if not quiet:
+        if quiet:
+            console.print(one_line_summary(result, str(run.run_dir)), markup=False)
+        else:
             files = {label: str(path) for label, path in run.files.items()}
             console.print(summary_table(result, files))
         if not result.complete:

@@ -64,6 +64,29 @@ def format_range(lr_range: LRRange) -> str:
     return f"{format_lr(lr_range.min_lr)} – {format_lr(lr_range.max_lr)}"
 
 
+def one_line_summary(result: RangeTestResult, where: str | None = None) -> str:
+    """Return the result in one line (what ``--quiet`` still prints), ending with ``where``.
+
+    "suggested LR 5.62e-02 (range 1.87e-02 – 1.78e-01, confidence high)", or for a curve
+    without an answer "no reliable suggestion: <first reason>; try start_lr .., end_lr ..".
+    """
+    confidence = result.confidence
+    if result.suggestion.lr is None:
+        reason = result.suggestion.reason or "; ".join(confidence.reasons[:1]) or "no answer"
+        text = f"{NO_SUGGESTION}: {reason}"
+        if confidence.try_range is not None:
+            start, end = confidence.try_range
+            text += f"; try start_lr {format_lr(start)}, end_lr {format_lr(end)}"
+    else:
+        text = (
+            f"suggested LR {format_lr(result.suggestion.lr)} "
+            f"(range {format_range(result.lr_range)}, confidence {confidence.level})"
+        )
+    if not result.complete:
+        text += " [incomplete run]"
+    return text if where is None else f"{text}; results in {where}"
+
+
 def format_expected(check: CheckOutcome) -> str:
     """Return the check's expected interval as "[1.00e-04, 1.00e-02]" (open ends as "…")."""
     low = format_lr(check.expected_min) if check.expected_min is not None else "…"

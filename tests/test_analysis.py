@@ -192,6 +192,25 @@ def test_flat_curve_has_no_answer() -> None:
     assert result.confidence.try_range == (1e-7, 1000.0)
 
 
+def test_a_sweep_that_ends_before_learning_starts_says_to_go_higher() -> None:
+    """Bug: a completed, too-low sweep whose loss crept up at the end proposed no try_range."""
+    creeping_up = make_history(
+        lambda x: 2.3 + 0.05 * np.clip(x + 4.2, 0, None), start_lr=1e-5, end_lr=1e-4
+    )
+    result = analyze(creeping_up)
+    assert creeping_up.stop_reason == "completed"
+    assert result.suggestion.lr is None and "no clear descent" in result.suggestion.reason
+    assert result.confidence.try_range == pytest.approx((1e-5, 1e-2))
+
+
+def test_a_sweep_stopped_by_divergence_without_descent_proposes_no_wider_range() -> None:
+    blows_up = make_history(lambda x: 2.3 + 50 * np.clip(x + 1.0, 0, None) ** 2)
+    result = analyze(blows_up)
+    assert blows_up.stop_reason == "diverged"
+    assert result.suggestion.lr is None
+    assert result.confidence.try_range is None or result.confidence.try_range[1] <= 10.0
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_flat_noisy_curve_never_gets_a_confident_number(seed: int) -> None:
     result = analyze(make_history(lambda x: np.full_like(x, 2.3), noise=0.1, seed=seed))

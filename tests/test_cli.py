@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lrfind.cli import app
+from lrfind.report import format_lr
 
 runner = CliRunner()
 
@@ -38,6 +39,9 @@ def test_sweep_writes_a_complete_run_directory(tiny_config: Path) -> None:
     lr = document["suggestion"]["lr"]
     assert document["range"]["min_lr"] < lr <= document["range"]["max_lr"]
     assert "torch" in document["versions"]
+    quiet_line = f"suggested LR {format_lr(lr)} (range "
+    assert result.stderr.startswith(quiet_line) and result.stderr.count("\n") == 1
+    assert result.stderr.rstrip().endswith(f"results in {run_dir}")
     assert "sweep" in (run_dir / "config.yaml").read_text()
 
 

@@ -12,6 +12,7 @@ from lrfind.report import (
     NO_SUGGESTION,
     CheckOutcome,
     format_lr,
+    one_line_summary,
     render_html,
     render_junit,
     render_markdown,
@@ -176,3 +177,14 @@ def test_html_single_run_has_no_overview_table() -> None:
     page = render_html([("one", make_result("clean"), PNG)], title="one run")
     assert 'href="#run-1"' not in page
     assert "<title>one run</title>" in page
+
+
+def test_one_line_summary_says_the_answer_or_why_not_and_where() -> None:
+    clean = make_result("clean")
+    line = one_line_summary(clean, "runs/x/1")
+    assert line.startswith(f"suggested LR {format_lr(clean.suggestion.lr)} (range ")
+    assert line.endswith(f"confidence {clean.confidence.level}); results in runs/x/1")
+    flat = one_line_summary(make_result("flat"))
+    assert flat.startswith(NO_SUGGESTION + ": ")
+    assert "\n" not in flat
+    assert one_line_summary(make_result("clean", complete=False)).endswith("[incomplete run]")
