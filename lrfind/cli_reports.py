@@ -74,6 +74,12 @@ def _say(console: Any, text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _say_table(console: Any, lines: list[str]) -> None:
+    """Print a text table's lines with a blank line before and after."""
+    for line in ["", *lines, ""]:
+        _say(console, line)
+
+
 def report(
     run_dirs: Annotated[
         list[Path],
@@ -210,10 +216,7 @@ def _print_comparison(console: Any, comparison: Comparison, quiet: bool) -> None
     from lrfind.compare import TABLE_HEADERS, format_text_table, table_rows
 
     if not quiet:
-        _say(console, "")
-        for line in format_text_table(TABLE_HEADERS, table_rows(comparison)):
-            _say(console, line)
-        _say(console, "")
+        _say_table(console, format_text_table(TABLE_HEADERS, table_rows(comparison)))
     for outcome in comparison.outcomes:
         if outcome.status == "failed":
             _say(console, f"{outcome.variant.name} failed: {outcome.error}")
@@ -335,10 +338,7 @@ def _print_verify(console: Any, run: VerifyRun, quiet: bool) -> None:
     from lrfind.verify import TRIAL_HEADERS, trial_rows
 
     if not quiet:
-        _say(console, "")
-        for line in format_text_table(TRIAL_HEADERS, trial_rows(run)):
-            _say(console, line)
-        _say(console, "")
+        _say_table(console, format_text_table(TRIAL_HEADERS, trial_rows(run)))
         for path in run.files.values():
             _say(console, f"wrote {path}")
     verdict = run.verdict
