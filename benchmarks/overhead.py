@@ -12,7 +12,7 @@ ratios alongside: on a shared machine CPU time is the steadier measure.
 
 * ``bare``       a hand-written PyTorch loop: set the LR, forward, backward, step, ``loss.item()``
 * ``bare again`` the same loop timed as a separate contender: its ratio shows the noise floor
-* ``engine``     ``lrfind.engine.run_sweep`` (the sweep loop alone)
+* ``engine``     ``lrfind.engine.loop.run_sweep`` (the sweep loop alone)
 * ``range_test`` ``lrfind.range_test(..., refine="off")``: snapshot, sweep, analysis, restore
 * ``torch-lr-finder`` ``LRFinder.range_test`` + ``reset()`` (optional: ``pip install
   torch-lr-finder -c constraints.txt``; its column is skipped with a note when it is missing)
@@ -146,7 +146,7 @@ def tiny_mlp() -> Task:
 
 
 def _ladder(steps: int) -> list[float]:
-    from lrfind.schedule import lr_ladder
+    from lrfind.engine.ladder import lr_ladder
 
     return lr_ladder(steps, START_LR, END_LR, "exp")
 
@@ -173,7 +173,7 @@ def run_bare(task: Task, steps: int) -> list[float]:
 
 
 def _options(steps: int) -> Any:
-    from lrfind.engine import SweepOptions
+    from lrfind.engine.options import SweepOptions
 
     return SweepOptions(
         start_lr=START_LR, end_lr=END_LR, steps=steps, smoothing=0.98, diverge_factor=1e9
@@ -182,7 +182,8 @@ def _options(steps: int) -> Any:
 
 def run_engine(task: Task, steps: int) -> list[float]:
     """lrfind's sweep loop alone (no snapshot, restore or analysis)."""
-    from lrfind.engine import make_compute_loss, run_sweep
+    from lrfind.engine.loop import run_sweep
+    from lrfind.engine.steps import make_compute_loss
 
     outcome = run_sweep(
         task.model,

@@ -14,23 +14,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from lrfind._version import __version__
 
 _EXPORTS = {
-    "range_test": "lrfind.rangetest",
-    "RangeTest": "lrfind.rangetest",
+    "range_test": "lrfind.engine.rangetest",
+    "RangeTest": "lrfind.engine.rangetest",
     "RangeTestResult": "lrfind.results",
     "History": "lrfind.results",
     "Suggestion": "lrfind.results",
     "LRRange": "lrfind.results",
     "Confidence": "lrfind.results",
     "Trial": "lrfind.results",
-    "analyze": "lrfind.analysis",
-    "suggest": "lrfind.analysis",
-    "load_config": "lrfind.config",
-    "Config": "lrfind.config",
-    "load_run": "lrfind.runs",
-    "StopFlag": "lrfind.engine",
+    "analyze": "lrfind.analysis.suggest",
+    "suggest": "lrfind.analysis.suggest",
+    "load_config": "lrfind.config.load",
+    "Config": "lrfind.config.schema",
+    "load_run": "lrfind.outputs.runs",
+    "StopFlag": "lrfind.engine.options",
     "LrfindError": "lrfind.errors",
 }
 
@@ -54,11 +54,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from lrfind.analysis import analyze, suggest
-    from lrfind.config import Config, load_config
-    from lrfind.engine import StopFlag
+    from lrfind.analysis.suggest import analyze, suggest
+    from lrfind.config.load import load_config
+    from lrfind.config.schema import Config
+    from lrfind.engine.options import StopFlag
+    from lrfind.engine.rangetest import RangeTest, range_test
     from lrfind.errors import LrfindError
-    from lrfind.rangetest import RangeTest, range_test
+    from lrfind.outputs.runs import load_run
     from lrfind.results import (
         Confidence,
         History,
@@ -67,7 +69,6 @@ if TYPE_CHECKING:
         Suggestion,
         Trial,
     )
-    from lrfind.runs import load_run
 
 
 def __getattr__(name: str) -> Any:

@@ -1,3 +1,3 @@
-from lrfind.cli import main
+from lrfind.cli.app import main
 
 main()

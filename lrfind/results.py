@@ -388,7 +388,7 @@ class RangeTestResult:
         Raises:
             OutputError: the file could not be written.
         """
-        from lrfind.plot import plot_result
+        from lrfind.outputs.plot.single import plot_result
 
         return plot_result(self, Path(path))
 

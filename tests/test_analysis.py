@@ -9,23 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lrfind import analysis
-from lrfind.analysis import (
-    DEFAULT_METHOD,
-    METHODS,
-    analyze,
-    choose_refined,
-    describe_curve,
-    ema_smooth,
-    grid_exponent,
-    grid_lr,
-    next_refine_candidate,
-    refine_candidates,
-    slopes,
-    suggest,
-)
+from lrfind.analysis import curve
+from lrfind.analysis import suggest as suggest_module
+from lrfind.analysis.curve import describe_curve, ema_smooth, slopes
+from lrfind.analysis.grid import GRID_STEP, grid_exponent, grid_lr
+from lrfind.analysis.refine import choose_refined, next_refine_candidate, refine_candidates
+from lrfind.analysis.suggest import DEFAULT_METHOD, METHODS, analyze, suggest
+from lrfind.engine.ladder import lr_ladder
 from lrfind.results import Analysis, History, Trial
-from lrfind.schedule import lr_ladder
 
 # The clean curve: plateau at 2.3, sigmoid descent (in log10 lr) centred on 1e-3 with a quarter
 # decade scale down to 0.3, then a blow-up that starts around 1e-1.
@@ -603,6 +594,6 @@ def test_choose_refined_never_raises(history: History, raw: list[tuple]) -> None
 
 
 def test_constants_keep_the_documented_relations() -> None:
-    assert analysis.MIN_SIGNIFICANCE < analysis.NOISY_SIGNIFICANCE
-    assert 0 < analysis.DESCENT_BEGINS < analysis.MAX_LR_FRACTION < 1
-    assert math.isclose(analysis.GRID_STEP, 10**0.25)
+    assert curve.MIN_SIGNIFICANCE < curve.NOISY_SIGNIFICANCE
+    assert 0 < suggest_module.DESCENT_BEGINS < suggest_module.MAX_LR_FRACTION < 1
+    assert math.isclose(GRID_STEP, 10**0.25)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lrfind.cli import app
+from lrfind.cli.app import app
 
 runner = CliRunner()
 

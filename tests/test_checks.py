@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lrfind.checks import Expectations, evaluate_check, read_baseline_lr
 from lrfind.errors import ConfigError, NoReliableSuggestion
+from lrfind.workflows.check import Expectations, evaluate_check, read_baseline_lr
 from tests.helpers_results import make_result
 
 

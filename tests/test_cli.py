@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lrfind.cli import app
-from lrfind.report import format_lr
+from lrfind.cli.app import app
+from lrfind.format import format_lr
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lrfind.cli import app
+from lrfind.cli.app import app
 from tests.helpers_results import make_result
 from tests.test_run_report import TINY_CONFIG, save_run
 
@@ -262,7 +262,8 @@ def test_schedule_errors(run_dir: Path, tmp_path: Path) -> None:
 
 def test_command_modules_import_neither_torch_nor_matplotlib() -> None:
     code = (
-        "import sys, lrfind.cli, lrfind.compare, lrfind.verify, lrfind.run_report; "
+        "import sys, lrfind.cli.app, lrfind.workflows.compare, lrfind.workflows.verify, "
+        "lrfind.workflows.report; "
         "heavy = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
         "assert not heavy, heavy"
     )

@@ -12,22 +12,18 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lrfind.compare import (
+from lrfind.config.variants import Variant, parse_vary, split_values, variant_grid, variant_labels
+from lrfind.errors import ConfigError
+from lrfind.outputs.comparison import (
     CSV_COLUMNS,
     TABLE_HEADERS,
     Comparison,
-    Variant,
     VariantOutcome,
     comparison_csv,
     format_text_table,
-    parse_vary,
-    run_compare,
-    split_values,
     table_rows,
-    variant_grid,
-    variant_labels,
 )
-from lrfind.errors import ConfigError
+from lrfind.workflows.compare import run_compare
 from tests.helpers_results import make_result
 
 # --- the splitter ----------------------------------------------------------------------------
@@ -292,7 +288,7 @@ def test_a_stop_request_skips_the_remaining_variants_and_still_writes_tables(
 ) -> None:
     from contextlib import nullcontext
 
-    from lrfind.engine import StopFlag
+    from lrfind.engine.options import StopFlag
 
     stop = StopFlag()
 
@@ -319,8 +315,8 @@ def test_a_stop_request_skips_the_remaining_variants_and_still_writes_tables(
 
 
 def test_fit_optimizer_args_leaves_out_what_the_optimizer_does_not_take(tiny_config: Path) -> None:
-    from lrfind.compare import fit_optimizer_args
-    from lrfind.config import load_config
+    from lrfind.config.load import load_config
+    from lrfind.config.variants import fit_optimizer_args
 
     sgd = load_config(tiny_config)
     assert fit_optimizer_args(sgd) == (sgd, [])
@@ -334,7 +330,7 @@ def test_fit_optimizer_args_leaves_out_what_the_optimizer_does_not_take(tiny_con
 
 
 def test_varying_the_optimizer_keeps_its_own_args_and_warns(tiny_config: Path) -> None:
-    from lrfind.compare import run_compare
+    from lrfind.workflows.compare import run_compare
 
     comparison = run_compare(
         tiny_config, ["optimizer.name=sgd,adam"], ["sweep.steps=10"], out=tiny_config.parent / "c"

@@ -12,28 +12,23 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from lrfind import batches, components
-from lrfind.components import (
-    BuiltTask,
-    build_loss,
-    build_task,
-    group_parameters,
-    no_decay_parameters,
-    probe_task,
-    resolve_import,
-)
-from lrfind.config import (
+from lrfind.build import losses, optim
+from lrfind.build.imports import resolve_import
+from lrfind.build.losses import build_loss
+from lrfind.build.models import build_builtin_model
+from lrfind.build.optim import group_parameters, no_decay_parameters
+from lrfind.build.probe import probe_task
+from lrfind.build.task import BuiltTask, build_task
+from lrfind.config.load import load_config, validate_config
+from lrfind.config.schema import (
     BUILTIN_LOSSES,
     BUILTIN_OPTIMIZERS,
     ComponentSpec,
     Config,
     ParamGroupRule,
-    load_config,
-    validate_config,
 )
-from lrfind.datasets import DataInfo
+from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError, DataError, SweepError
-from lrfind.models import build_builtin_model
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -308,11 +303,6 @@ def test_world_size_two_uses_a_distributed_sampler() -> None:
     assert len(list(sampler)) == 32
 
 
-def test_batch_helpers_are_the_engines() -> None:
-    assert components.split_batch is batches.split_batch
-    assert components.move_to_device is batches.move_to_device
-
-
 # --- optimizer and param groups --------------------------------------------------------------
 
 
@@ -443,14 +433,14 @@ def test_optimizer_errors(optimizer: dict[str, Any], message: str) -> None:
 
 
 def test_registries_match_the_config_schema() -> None:
-    assert set(components.OPTIMIZERS) == set(BUILTIN_OPTIMIZERS)
-    assert {*components.LOSSES, "auto"} == set(BUILTIN_LOSSES)
+    assert set(optim.OPTIMIZERS) == set(BUILTIN_OPTIMIZERS)
+    assert {*losses.LOSSES, "auto"} == set(BUILTIN_LOSSES)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
 def test_builtin_optimizers(name: str) -> None:
     task = build(optimizer={"name": name, "args": {}})
-    assert type(task.optimizer) is components.OPTIMIZERS[name]
+    assert type(task.optimizer) is optim.OPTIMIZERS[name]
 
 
 def test_user_optimizer() -> None:
@@ -499,7 +489,7 @@ def test_cross_entropy_squeezes_column_targets_and_casts_ints() -> None:
 def test_regression_losses_match_column_outputs_to_flat_targets(name: str) -> None:
     loss_fn, _ = loss_of(name, REGRESSION)
     outputs, targets = torch.randn(6, 1), torch.randn(6)
-    reference = components.LOSSES[name]()
+    reference = losses.LOSSES[name]()
     assert torch.allclose(loss_fn(outputs, targets), reference(outputs[:, 0], targets))
 
 

@@ -9,14 +9,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lrfind.config import (
-    Config,
+from lrfind.config.load import (
     apply_overrides,
     load_config,
     parse_override,
     parse_yaml,
     validate_config,
 )
+from lrfind.config.schema import Config
 from lrfind.errors import ConfigError
 
 MINIMAL = """\

@@ -10,18 +10,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from lrfind import config as config_module
-from lrfind.datasets import (
-    DATASETS,
-    DataInfo,
-    DataSplit,
-    from_user_data,
-    infer_info,
-    load_builtin_dataset,
-    make_loaders,
-    read_bundled,
-    split_indices,
-)
+from lrfind.config.schema import BUILTIN_DATASETS
+from lrfind.data.builtin import read_bundled
+from lrfind.data.loaders import make_loaders
+from lrfind.data.registry import DATASETS, load_builtin_dataset
+from lrfind.data.split import split_indices
+from lrfind.data.types import DataInfo, DataSplit
+from lrfind.data.user import from_user_data, infer_info
 from lrfind.errors import ComponentError, DataError
 from tests.fixtures import user_components
 
@@ -42,7 +37,7 @@ def tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_registry_matches_the_config_schema() -> None:
-    assert set(DATASETS) == set(config_module.BUILTIN_DATASETS)
+    assert set(DATASETS) == set(BUILTIN_DATASETS)
 
 
 # --- sklearn ---------------------------------------------------------------------------------

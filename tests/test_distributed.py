@@ -22,16 +22,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lrfind import distributed
-from lrfind.analysis import REFINE_EXTRA_TRIALS
-from lrfind.engine import (
-    StopFlag,
-    SweepOptions,
-    make_compute_loss,
-    run_sweep,
-    run_trial,
-    snapshot_state,
-)
+from lrfind.analysis.refine import REFINE_EXTRA_TRIALS
+from lrfind.engine import distributed
+from lrfind.engine.loop import run_sweep
+from lrfind.engine.options import StopFlag, SweepOptions
+from lrfind.engine.state import snapshot_state
+from lrfind.engine.steps import make_compute_loss
+from lrfind.engine.trials import run_trial
 from tests.tasks import classification_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,9 +250,9 @@ LIBRARY_SCRIPT = """
 import json, sys
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
-from lrfind import distributed
-from lrfind.engine import StopFlag, SweepOptions
-from lrfind.rangetest import RangeTest
+from lrfind.engine import distributed
+from lrfind.engine.options import StopFlag, SweepOptions
+from lrfind.engine.rangetest import RangeTest
 from tests.tasks import classification_task
 
 context = distributed.current()
@@ -405,8 +402,8 @@ def test_ddp_cli_sweep_with_nproc_and_one_process_run(tiny_config: Path, tmp_pat
     completed = _run([*_lrfind(), "sweep", "--nproc", "2", tiny_config.name, "-q"], tmp_path)
     _check_two_process_run(completed, tmp_path)
 
-    from lrfind import workflows
-    from lrfind.config import load_config
+    from lrfind.config.load import load_config
+    from lrfind.workflows import sweep as workflows
 
     single = tmp_path / "single"
     single.mkdir()

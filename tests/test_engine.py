@@ -9,20 +9,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lrfind.engine import (
-    StepEvent,
-    StopFlag,
-    SweepOptions,
-    divergence_threshold,
-    make_compute_loss,
-    parameters_changed,
-    restore_state,
-    run_sweep,
-    run_trial,
-    snapshot_state,
-)
+from lrfind.engine.ladder import lr_ladder
+from lrfind.engine.loop import run_sweep
+from lrfind.engine.options import StepEvent, StopFlag, SweepOptions
+from lrfind.engine.state import parameters_changed, restore_state, snapshot_state
+from lrfind.engine.steps import divergence_threshold, make_compute_loss
+from lrfind.engine.trials import run_trial
 from lrfind.errors import DataError, SweepError
-from lrfind.schedule import lr_ladder
 from tests.tasks import classification_task, regression_task
 
 CPU = torch.device("cpu")
@@ -316,7 +309,7 @@ def test_divergence_is_acted_on_within_the_documented_lag(
     lagged: bool, check_every: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The CUDA schedule (inspect chunk m once chunk m+1 is queued), exercised on the CPU.
-    monkeypatch.setattr("lrfind.engine._inspects_one_chunk_late", lambda device: lagged)
+    monkeypatch.setattr("lrfind.engine.loop._inspects_one_chunk_late", lambda device: lagged)
     options = {"start_lr": 1e-3, "end_lr": 1e3, "steps": 80, "smoothing": 0.5}
     reference = _sweep(regression_task(), **options).history
     task = regression_task()
@@ -338,7 +331,7 @@ def test_divergence_is_acted_on_within_the_documented_lag(
 def test_lagged_reads_keep_stop_requests_and_the_last_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("lrfind.engine._inspects_one_chunk_late", lambda device: True)
+    monkeypatch.setattr("lrfind.engine.loop._inspects_one_chunk_late", lambda device: True)
     completed = _sweep(regression_task(), start_lr=1e-5, end_lr=1e-3, steps=21, check_every=4)
     assert completed.history.steps == 21 and completed.history.stop_reason == "completed"
     task = regression_task()

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from lrfind import config as config_module
-from lrfind.datasets import DataInfo, load_builtin_dataset
+from lrfind.build.models import MODELS, build_builtin_model, model_arguments
+from lrfind.config.schema import BUILTIN_MODELS
+from lrfind.data.registry import load_builtin_dataset
+from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError
-from lrfind.models import MODELS, build_builtin_model, model_arguments
 
 TABULAR = DataInfo((10,), 3, "classification", None, 100, 20)
 IMAGE = DataInfo((1, 8, 8), 10, "classification", None, 100, 20)
@@ -25,7 +26,7 @@ def build(name: str, info: DataInfo, **args: Any) -> nn.Module:
 
 
 def test_registry_matches_the_config_schema() -> None:
-    assert set(MODELS) == set(config_module.BUILTIN_MODELS)
+    assert set(MODELS) == set(BUILTIN_MODELS)
 
 
 @pytest.mark.parametrize(

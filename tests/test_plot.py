@@ -11,9 +11,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-import lrfind.plot
+import lrfind.outputs.plot
 from lrfind.errors import OutputError
-from lrfind.plot import _Limits, plot_overlay, plot_result, plot_trials
+from lrfind.outputs.plot.overlay import plot_overlay
+from lrfind.outputs.plot.single import plot_result
+from lrfind.outputs.plot.style import _Limits
+from lrfind.outputs.plot.trials import plot_trials
 from lrfind.results import History, Trial
 from tests.helpers_results import make_history, make_result, make_trials
 
@@ -180,7 +183,11 @@ def test_y_range_switches_to_log_for_curves_spanning_decades() -> None:
 
 def test_plot_module_never_uses_pyplot() -> None:
     """pyplot's global figure manager leaks figures and needs a GUI-free backend: Figure() only."""
-    source = Path(lrfind.plot.__file__).read_text(encoding="utf-8")
+    sources = [
+        path.read_text(encoding="utf-8")
+        for path in Path(lrfind.outputs.plot.__file__).parent.glob("*.py")
+    ]
+    source = "\n".join(sources)
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

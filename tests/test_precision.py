@@ -11,16 +11,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lrfind.engine import (
-    FP16_OVERFLOW_STREAK,
-    SweepOptions,
-    make_compute_loss,
-    restore_state,
-    run_sweep,
-    run_trial,
-    snapshot_state,
-)
-from lrfind.schedule import lr_ladder
+from lrfind.engine.ladder import lr_ladder
+from lrfind.engine.loop import run_sweep
+from lrfind.engine.options import FP16_OVERFLOW_STREAK, SweepOptions
+from lrfind.engine.state import restore_state, snapshot_state
+from lrfind.engine.steps import make_compute_loss
+from lrfind.engine.trials import run_trial
 from tests.tasks import Task, classification_task, regression_task
 
 CPU = torch.device("cpu")

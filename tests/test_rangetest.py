@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrfind import RangeTestResult, analysis, range_test
-from lrfind.analysis import grid_lr
+from lrfind import RangeTestResult, range_test
+from lrfind.analysis import refine
+from lrfind.analysis.grid import grid_lr
+from lrfind.engine import rangetest
 from lrfind.errors import SweepError
 from tests.tasks import classification_task
 
@@ -58,14 +60,14 @@ def test_refine_trials_default_to_twice_the_sweep_and_extend_a_window_set_too_hi
     # A window far above any usable LR: its lowest trial is the choice (or none survives), so the
     # stage extends it downwards one grid step at a time, REFINE_EXTRA_TRIALS times at most.
     window = [grid_lr(k) for k in (8, 9, 10)]
-    monkeypatch.setattr(analysis, "refine_candidates", lambda history, result, count: window)
+    monkeypatch.setattr(rangetest, "refine_candidates", lambda history, result, count: window)
     result = range_test(
         task.model, task.optimizer, task.loss_fn, task.train_loader,
         val_loader=task.val_loader, steps=30, refine="on", refine_candidates=3,
     )  # fmt: skip
     assert result.refinement is not None
     assert result.refinement.steps_per_trial == 60
-    extra = [grid_lr(k) for k in (7, 6, 5)][: analysis.REFINE_EXTRA_TRIALS]
+    extra = [grid_lr(k) for k in (7, 6, 5)][: refine.REFINE_EXTRA_TRIALS]
     assert [t.lr for t in result.refinement.trials] == window + extra
 
 
@@ -134,8 +136,7 @@ def test_invalid_options_are_value_errors() -> None:
 def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from lrfind import rangetest
-    from lrfind.engine import StopFlag
+    from lrfind.engine.options import StopFlag
 
     task = classification_task()
     before = state_of(task)
@@ -150,7 +151,7 @@ def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
             stop.request("SIGINT")  # as if Ctrl-C arrived during the last trial
         return trial
 
-    monkeypatch.setattr(analysis, "REFINE_EXTRA_TRIALS", 0)
+    monkeypatch.setattr(rangetest, "REFINE_EXTRA_TRIALS", 0)
     monkeypatch.setattr(rangetest, "run_trial", interrupted_at_the_last)
     result = range_test(
         task.model, task.optimizer, task.loss_fn, task.train_loader, val_loader=task.val_loader,

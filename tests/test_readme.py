@@ -11,8 +11,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from lrfind.cli import app
-from lrfind.config import Config, load_config
+from lrfind.cli.app import app
+from lrfind.config.load import load_config
+from lrfind.config.schema import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -8,16 +8,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lrfind.report import (
-    NO_SUGGESTION,
-    CheckOutcome,
-    format_lr,
-    one_line_summary,
-    render_html,
-    render_junit,
-    render_markdown,
-    summary_rows,
-)
+from lrfind.format import NO_SUGGESTION, format_lr
+from lrfind.outputs.report.html import render_html
+from lrfind.outputs.report.junit import render_junit
+from lrfind.outputs.report.markdown import render_markdown
+from lrfind.outputs.report.summary import CheckOutcome, one_line_summary, summary_rows
 from tests.helpers_results import make_result
 
 HOSTILE = "<script>alert(\"x\")</script> & 'quotes' | *bold* [link](javascript:x)"

@@ -9,18 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrfind import runs
 from lrfind.errors import ConfigError, OutputError
+from lrfind.outputs import runs
+from lrfind.outputs.labels import config_differences, diff_label, flatten, format_value, run_labels
 from lrfind.results import RangeTestResult
-from lrfind.run_report import (
-    OVERLAY_REPORT,
-    config_differences,
-    diff_label,
-    flatten,
-    format_value,
-    make_report,
-    run_labels,
-)
+from lrfind.workflows.report import OVERLAY_REPORT, make_report
 from tests.helpers_results import make_result
 
 #: A tiny task that trains in well under a second (used where a saved run must be re-trained).

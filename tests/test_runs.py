@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lrfind import runs
 from lrfind.errors import OutputError
+from lrfind.outputs import runs
 from lrfind.results import History
 from tests.helpers_results import make_result
 

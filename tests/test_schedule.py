@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lrfind.schedule import log_spaced, lr_at, lr_ladder, set_lr
+from lrfind.engine.ladder import log_spaced, lr_at, lr_ladder, set_lr
 
 
 def test_exponential_ladder_is_exact() -> None:

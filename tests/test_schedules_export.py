@@ -12,13 +12,10 @@ import pytest
 import torch
 import yaml
 
+from lrfind.analysis.schedule_plan import SCHEDULE_KINDS, plan_schedule
 from lrfind.errors import EXIT_NO_ANSWER, ConfigError, NoReliableSuggestion
 from lrfind.results import LRRange, RangeTestResult
-from lrfind.schedules_export import (
-    SCHEDULE_KINDS,
-    build_schedule,
-    plan_schedule,
-)
+from lrfind.workflows.schedule import build_schedule
 from tests.helpers_results import make_result
 
 MIN_LR, SUGGESTED, MAX_LR = 1e-4, 1e-3, 1e-2

@@ -8,16 +8,12 @@ import pytest
 import torch
 import yaml
 
-from lrfind.components import build_task, probe_task
-from lrfind.config import (
-    BUILTIN_DATASETS,
-    BUILTIN_MODELS,
-    BUILTIN_OPTIMIZERS,
-    parse_yaml,
-    validate_config,
-)
+from lrfind.build.probe import probe_task
+from lrfind.build.task import build_task
+from lrfind.config.load import parse_yaml, validate_config
+from lrfind.config.schema import BUILTIN_DATASETS, BUILTIN_MODELS, BUILTIN_OPTIMIZERS
+from lrfind.config.starter import render_starter
 from lrfind.errors import ConfigError
-from lrfind.starter import render_starter
 
 SEQUENCE_MODELS = {"gru", "transformer"}
 

@@ -71,8 +71,8 @@ def test_validate_library_call_leaves_torch_and_matplotlib_unimported(
     script = textwrap.dedent(
         f"""
         import json, sys
-        import lrfind.cli
-        from lrfind.validation import validate
+        import lrfind.cli.app
+        from lrfind.workflows.validate import validate
         report = validate({str(builtin_config)!r})
         assert report.ok, report.problems
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
@@ -96,7 +96,7 @@ def test_nproc_launcher_module_does_not_import_torch() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, lrfind.cli_common, lrfind.distributed; "
+            "import sys, lrfind.cli.common, lrfind.engine.distributed; "
             "print(any(m.split('.')[0] == 'torch' for m in sys.modules))",
         ],
         cwd=ROOT,

@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from lrfind.analysis.choose import MARGIN, judge, metric_for
 from lrfind.errors import ConfigError, NoReliableSuggestion, OutputError
 from lrfind.results import Trial
-from lrfind.verify import (
-    MARGIN,
-    auto_lrs,
-    judge,
-    metric_for,
-    parse_lrs,
-    verify,
-    with_suggestion,
-)
+from lrfind.workflows.verify import auto_lrs, parse_lrs, verify, with_suggestion
 from tests.helpers_results import make_result
 from tests.test_run_report import TINY_CONFIG, save_run
 

@@ -1,0 +1,1 @@
+"""Pure analysis (numpy, no torch): curve shape, suggestions, and choosing an LR from trials."""

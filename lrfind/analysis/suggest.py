@@ -1,0 +1,211 @@
+"""Suggestion methods read off one sweep, the recommended LR range and its confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lrfind.analysis.curve import NOISY_SIGNIFICANCE, CurveShape, describe_curve
+from lrfind.analysis.grid import GRID_STEP
+from lrfind.results import (
+    Analysis,
+    Confidence,
+    ConfidenceLevel,
+    History,
+    LRRange,
+    Suggestion,
+)
+
+METHODS: tuple[str, ...] = ("lrfind", "steepest", "minimum", "valley")
+
+DEFAULT_METHOD = "lrfind"
+
+#: max_lr: the LR at which the trend has completed this fraction of its descent.
+MAX_LR_FRACTION = 0.8
+
+#: lrfind's sweep-only suggestion: max_lr divided by 10**SUGGESTION_BELOW_MAX (about 3.2x).
+SUGGESTION_BELOW_MAX = 0.5
+
+#: min_lr: the LR at which the trend has completed this fraction of its descent.
+DESCENT_BEGINS = 0.1
+
+
+def _trim(count: int) -> tuple[int, int]:
+    """fastai / torch-lr-finder style trimming: skip the first tenth and the last few points."""
+    start = max(1, count // 10)
+    end = count - max(1, min(5, count // 20))
+    if end - start < 3:
+        return 0, count
+    return start, end
+
+
+def _steepest(shape: CurveShape) -> tuple[int | None, str]:
+    start, end = _trim(shape.points)
+    with np.errstate(all="ignore"):
+        gradient = np.gradient(shape.smoothed, shape.x)[start:end]
+    gradient = np.where(np.isnan(gradient), np.inf, gradient)
+    index = int(np.argmin(gradient))
+    if not gradient[index] < 0:
+        return None, "the smoothed loss never falls"
+    return start + index, ""
+
+
+def _minimum(shape: CurveShape) -> tuple[int | None, str]:
+    start, _ = _trim(shape.points)
+    return start + int(np.argmin(shape.smoothed[start:])), ""
+
+
+def _valley(shape: CurveShape) -> tuple[int | None, str]:
+    start, end = _trim(shape.points)
+    values = shape.smoothed[start:end]
+    # Longest strictly decreasing subsequence ending at each point (O(n^2), vectorised per point).
+    length = np.ones(len(values), dtype=int)
+    for index in range(1, len(values)):
+        earlier = values[:index] > values[index]
+        if earlier.any():
+            length[index] = int(length[:index][earlier].max()) + 1
+    end_index = int(np.argmax(length))
+    if length[end_index] < 2:
+        return None, "the smoothed loss never falls"
+    begin = end_index - int(length[end_index]) + 1
+    return start + begin + (end_index - begin) // 2, ""
+
+
+def _max_lr_index(shape: CurveShape) -> int:
+    return shape.fraction_index(MAX_LR_FRACTION)
+
+
+def _lrfind_log10(shape: CurveShape) -> float:
+    return float(shape.x[_max_lr_index(shape)] - SUGGESTION_BELOW_MAX)
+
+
+def _nearest_index(x: np.ndarray, value: float) -> int:
+    return int(np.argmin(np.abs(x - value)))
+
+
+def _method_suggestion(shape: CurveShape, method: str) -> Suggestion:
+    if shape.problem is not None:
+        return Suggestion(method=method, lr=None, reason=shape.problem)
+    if method == "lrfind":
+        log10_lr = _lrfind_log10(shape)
+        return Suggestion(
+            method=method, lr=float(10**log10_lr), index=_nearest_index(shape.x, log10_lr)
+        )
+    rule = {"steepest": _steepest, "minimum": _minimum, "valley": _valley}[method]
+    index, reason = rule(shape)
+    if index is None:
+        return Suggestion(method=method, lr=None, reason=reason)
+    lr = float(shape.lrs[index])
+    if method == "minimum":
+        lr /= 10
+    return Suggestion(method=method, lr=lr, index=index)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown suggestion method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def suggest(history: History, method: str = DEFAULT_METHOD) -> Suggestion:
+    """Return one method's suggestion for ``history`` (``lr`` None, with a reason, if unreliable).
+
+    Raises:
+        ValueError: ``method`` is not one of METHODS.
+    """
+    _check_method(method)
+    return _method_suggestion(describe_curve(history), method)
+
+
+def _lr_range(shape: CurveShape, lr: float | None) -> LRRange:
+    """min_lr: where the descent begins; max_lr: where 80% of it is done (still falling)."""
+    if shape.problem is not None:
+        return LRRange(None, None)
+    max_lr = float(shape.lrs[_max_lr_index(shape)])
+    min_lr = float(shape.lrs[shape.fraction_index(DESCENT_BEGINS)])
+    return _ordered_range(min_lr, max_lr, lr)
+
+
+def _ordered_range(min_lr: float, max_lr: float, lr: float | None) -> LRRange:
+    """Enforce min_lr < lr <= max_lr (and min_lr < max_lr) by widening, never narrowing."""
+    if lr is not None:
+        max_lr = max(max_lr, lr)
+        if min_lr >= lr:
+            min_lr = lr / GRID_STEP
+    if min_lr >= max_lr:
+        min_lr = max_lr / GRID_STEP
+    return LRRange(min_lr, max_lr)
+
+
+def _confidence(shape: CurveShape, history: History, suggestion: Suggestion) -> Confidence:
+    first = float(history.lrs[0]) if history.lrs and history.lrs[0] > 0 else None
+    last = float(history.lrs[-1]) if history.lrs and history.lrs[-1] > 0 else None
+    if shape.problem is not None:
+        completed = history.stop_reason == "completed"
+        return Confidence(
+            "none", (shape.problem,), _problem_try_range(shape, first, last, completed)
+        )
+    if suggestion.lr is None:
+        return Confidence("none", (suggestion.reason or "no answer",), None)
+    reasons: list[str] = []
+    level = 3  # high
+    try_range: tuple[float, float] | None = None
+    span = float(shape.x[-1] - shape.x[0])
+    if shape.significance < NOISY_SIGNIFICANCE:
+        reasons.append(
+            f"noisy curve: the descent is only {shape.significance:.1f} standard errors deep"
+        )
+        level = min(level, 1)
+    if shape.rise_index is None and shape.x[-1] - shape.x[shape.bottom] < 0.5:
+        reasons.append("the loss was still falling at end_lr: the range is too low")
+        level = min(level, 1)
+        if first is not None and last is not None:
+            try_range = (first, last * 100)
+    elif shape.rise_index is None:
+        reasons.append("the loss never blew up: the sweep may stop short of the unstable LRs")
+        level = min(level, 2)
+    if shape.x[shape.fraction_index(DESCENT_BEGINS)] - shape.x[0] < 0.5:
+        reasons.append("the loss was already falling at start_lr: start lower")
+        level = min(level, 2)
+        if first is not None and last is not None:
+            try_range = (first / 100, last if try_range is None else try_range[1])
+    if span < 2:
+        reasons.append(f"the sweep covers only {span:.1f} decades: the range is too narrow")
+        level = min(level, 2)
+        if first is not None and last is not None and try_range is None:
+            try_range = (first / 10, last * 10)
+    names: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
+    return Confidence(names[level], tuple(reasons), try_range)
+
+
+def _problem_try_range(
+    shape: CurveShape, first: float | None, last: float | None, completed: bool
+) -> tuple[float, float] | None:
+    """The sweep to run instead of one that gave no answer (None: more LRs will not help)."""
+    problem = shape.problem or ""
+    if first is None or last is None:
+        return None
+    if problem.startswith("diverged immediately"):
+        blew_up = float(shape.lrs[-1]) if shape.points else first * 10
+        return (first / 1000, max(blew_up, first * 10))
+    # A sweep that ran to end_lr without blowing up has not seen the LRs that train yet, even
+    # if its loss crept up at the end.
+    if problem.startswith("no clear descent") and (shape.rise_index is None or completed):
+        return (first, last * 100)
+    return None
+
+
+def analyze(history: History, method: str = DEFAULT_METHOD) -> Analysis:
+    """Return every method's suggestion, ``method``'s as the pick, the LR range and the confidence.
+
+    Raises:
+        ValueError: ``method`` is not one of METHODS.
+    """
+    _check_method(method)
+    shape = describe_curve(history)
+    methods = {name: _method_suggestion(shape, name) for name in METHODS}
+    suggestion = methods[method]
+    return Analysis(
+        suggestion=suggestion,
+        lr_range=_lr_range(shape, suggestion.lr),
+        confidence=_confidence(shape, history, suggestion),
+        methods=methods,
+    )

@@ -1,0 +1,261 @@
+"""Resolving ``pkg.module:attr`` import paths next to the config, and calling user code safely."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import importlib.machinery
+import inspect
+import re
+import sys
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from lrfind.errors import ComponentError, LrfindError
+
+#: Top-level module name -> the config/current folder it was imported from by resolve_import.
+_LOADED_FROM: dict[str, Path] = {}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _where(error: BaseException) -> str:
+    """' (file.py:12)' for the innermost frame of ``error``'s traceback, or ''."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" ({frame.filename}:{frame.lineno})"
+
+
+def _search_dirs(base_dir: Path) -> list[Path]:
+    dirs: list[Path] = []
+    for folder in (Path(base_dir).resolve(), Path.cwd().resolve()):
+        if folder not in dirs:
+            dirs.append(folder)
+    return dirs
+
+
+@contextlib.contextmanager
+def _on_sys_path(dirs: Sequence[Path]) -> Iterator[None]:
+    added = [str(folder) for folder in dirs if str(folder) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+
+
+def _candidates(path: str, key: str) -> list[tuple[str, list[str]]]:
+    """The (module, attribute chain) readings of ``path``, most specific module first."""
+    bad = ComponentError(
+        f"{key}: {path!r} is not an import path; write 'package.module:name' "
+        "(or 'package.module.Name')"
+    )
+    if path.count(":") > 1:
+        raise bad
+    if ":" in path:
+        module, _, attributes = path.partition(":")
+        parts = [*module.split("."), *attributes.split(".")]
+        if not all(part.isidentifier() for part in parts):
+            raise bad
+        return [(module, attributes.split("."))]
+    parts = path.split(".")
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        raise bad
+    return [(".".join(parts[:cut]), parts[cut:]) for cut in range(len(parts) - 1, 0, -1)]
+
+
+def _module_root(module: ModuleType) -> Path | None:
+    """The folder on sys.path that ``module`` (a top-level module or package) was found in."""
+    spec = getattr(module, "__spec__", None)
+    locations = list(getattr(spec, "submodule_search_locations", None) or [])
+    origin = getattr(spec, "origin", None)
+    if locations:
+        return Path(locations[0]).resolve().parent
+    if origin and Path(origin).is_file():
+        return Path(origin).resolve().parent
+    return None
+
+
+def _drop_stale(top: str, search: Sequence[Path]) -> None:
+    """Forget a top-level module resolve_import loaded from another config folder.
+
+    Two configs in different folders may each ship a ``models.py``; without this the second would
+    silently get the first one's module from ``sys.modules``.
+    """
+    loaded_from = _LOADED_FROM.get(top)
+    if loaded_from is None or top == "lrfind" or top not in sys.modules:
+        return
+    found_in = next(
+        (
+            folder
+            for folder in search
+            if importlib.machinery.PathFinder.find_spec(top, [str(folder)]) is not None
+        ),
+        None,
+    )
+    if found_in == loaded_from:
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
+    del _LOADED_FROM[top]
+
+
+def _import_module(name: str, search: Sequence[Path], key: str) -> ModuleType:
+    top = name.partition(".")[0]
+    _drop_stale(top, search)
+    importlib.invalidate_caches()
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError:
+        raise
+    except SyntaxError as error:
+        raise ComponentError(
+            f"{key}: syntax error in {error.filename}:{error.lineno}: {error.msg}"
+        ) from None
+    except LrfindError:
+        raise
+    except Exception as error:
+        raise ComponentError(
+            f"{key}: importing module '{name}' raised {type(error).__name__}: "
+            f"{_first_line(error)}{_where(error)}"
+        ) from error
+    root = _module_root(sys.modules[top])
+    if root is not None and root in search and top != "lrfind":
+        _LOADED_FROM[top] = root
+    return module
+
+
+def _attribute(module: ModuleType, chain: Sequence[str], module_name: str, key: str) -> Any:
+    value: Any = module
+    for depth, name in enumerate(chain):
+        try:
+            value = getattr(value, name)
+        except AttributeError:
+            owner = (
+                f"module '{module_name}'"
+                if depth == 0
+                else f"'{module_name}:{'.'.join(chain[:depth])}'"
+            )
+            if depth == 0 and getattr(module, "__file__", None):
+                owner += f" ({module.__file__})"
+            public = [n for n in dir(value) if not n.startswith("_")]
+            close = difflib.get_close_matches(name, public, n=3)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise ComponentError(f"{key}: {owner} has no attribute '{name}'{hint}") from None
+    return value
+
+
+def resolve_import(path: str, base_dir: Path, key: str) -> Any:
+    """Return the object ``path`` names: "pkg.module:attr" (or "pkg.module.attr").
+
+    Modules are looked up in ``base_dir`` (the config's folder), then the current directory, then
+    the installed packages; both folders are on ``sys.path`` only during the import. A top-level
+    module that an earlier call loaded from a *different* folder (two configs each with a
+    ``models.py``) is re-imported rather than served stale from ``sys.modules``.
+
+    Raises:
+        ComponentError: naming ``key`` and the module: a malformed path, a missing module (which
+            one, and where it was looked for), a missing attribute (with close matches), a
+            syntax error (file:line) or any exception while importing the module.
+    """
+    candidates = _candidates(path, key)
+    search = _search_dirs(base_dir)
+    missing: str | None = None
+    with _on_sys_path(search):
+        for module_name, chain in candidates:
+            try:
+                module = _import_module(module_name, search, key)
+            except ModuleNotFoundError as error:
+                absent = error.name or module_name
+                if module_name == absent or module_name.startswith(absent + "."):
+                    missing = missing or absent
+                    continue
+                raise ComponentError(
+                    f"{key}: importing module '{module_name}' failed: no module named "
+                    f"'{absent}'{_where(error)}"
+                ) from None
+            return _attribute(module, chain, module_name, key)
+    folders = " and ".join(str(folder) for folder in search)
+    raise ComponentError(
+        f"{key}: cannot import {path!r}: no module named '{missing}' "
+        f"(looked in {folders} and the installed packages)"
+    )
+
+
+def _short_name(path: str) -> str:
+    return re.split(r"[.:]", path)[-1]
+
+
+def _accepted(parameters: Mapping[str, inspect.Parameter], skip: Sequence[str] = ()) -> list[str]:
+    kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [n for n, p in parameters.items() if p.kind not in kinds and n not in skip]
+
+
+def _signature(target: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_arguments(
+    target: Any, args: Mapping[str, Any], key: str, label: str, skip: Sequence[str] = ()
+) -> None:
+    """Raise ComponentError naming ``key`` for an argument ``target`` cannot take."""
+    signature = _signature(target)
+    if signature is None:
+        return
+    parameters = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = _accepted(parameters, skip)
+    for name in args:
+        if name not in parameters:
+            close = difflib.get_close_matches(str(name), accepted, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ComponentError(
+                f"{key}: {label} has no argument '{name}'{hint}; accepted: {', '.join(accepted)}"
+            )
+
+
+def _call_user(
+    target: Any,
+    args: Mapping[str, Any],
+    *,
+    section: str,
+    path: str,
+    error_type: type[LrfindError] = ComponentError,
+) -> Any:
+    """Call user factory ``target(**args)``; turn every failure into an error naming the keys."""
+    if not callable(target):
+        raise ComponentError(
+            f"{section}.target: {path!r} is a {type(target).__name__}, not something to call"
+        )
+    label = f"'{_short_name(path)}'"
+    _check_arguments(target, args, f"{section}.args", label)
+    signature = _signature(target)
+    if signature is not None:
+        try:
+            signature.bind(**args)
+        except TypeError as error:
+            raise ComponentError(f"{section}.args: {label}: {error}") from None
+    try:
+        return target(**args)
+    except LrfindError:
+        raise
+    except Exception as error:
+        raise error_type(
+            f"{section}.target: {path!r} raised {type(error).__name__}: "
+            f"{_first_line(error)}{_where(error)}"
+        ) from error

@@ -1,0 +1,123 @@
+"""A one-batch probe of a built task: the forward pass and loss work before the sweep starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from lrfind.build.imports import _first_line, _where
+from lrfind.build.losses import _shape
+from lrfind.build.task import BuiltTask
+from lrfind.data.batches import move_to_device, split_batch
+from lrfind.errors import DataError, LrfindError, SweepError
+
+
+def _generators(loader: Any) -> list[torch.Generator]:
+    found: list[torch.Generator] = []
+    for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator) and all(g is not generator for g in found):
+            found.append(generator)
+    return found
+
+
+def _check_probe_loss(loss: Any, who: str) -> None:
+    if not isinstance(loss, torch.Tensor):
+        raise SweepError(f"{who} returned a {type(loss).__name__}, not a tensor")
+    if loss.numel() != 1:
+        raise SweepError(
+            f"{who} returned a tensor of shape {tuple(loss.shape)}, not a scalar; "
+            "use reduction='mean'"
+        )
+    if not loss.is_floating_point():
+        raise SweepError(f"{who} returned a {loss.dtype} tensor; a loss must be floating point")
+
+
+def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
+    model_name = task.description.get("model", "model")
+    loss_name = task.description.get("loss", "loss")
+    if task.step_fn is not None:
+        try:
+            loss = task.step_fn(task.model, batch)
+        except LrfindError:
+            raise
+        except Exception as error:
+            raise SweepError(
+                f"step {loss_name.removeprefix('step:')!r} failed on the first batch "
+                f"({_shape(batch)}): {type(error).__name__}: {_first_line(error)}{_where(error)}"
+            ) from error
+        _check_probe_loss(loss, f"step {loss_name.removeprefix('step:')!r}")
+        return loss
+    assert task.loss_fn is not None
+    inputs, targets = split_batch(batch, task.inputs_key, task.targets_key)
+    if (
+        isinstance(inputs, torch.Tensor)
+        and inputs.is_floating_point()
+        and not torch.isfinite(inputs).all()
+    ):
+        raise DataError("data: the first training batch has NaN or inf inputs; clean the data")
+    try:
+        outputs = task.model(**inputs) if isinstance(inputs, Mapping) else task.model(inputs)
+    except LrfindError:
+        raise
+    except Exception as error:
+        raise SweepError(
+            f"model '{model_name}' does not fit the data: the first batch has inputs of "
+            f"{_shape(inputs)} and the model raised {type(error).__name__}: "
+            f"{_first_line(error)} (check model.args or data.args)"
+        ) from error
+    try:
+        loss = task.loss_fn(outputs, targets)
+    except LrfindError:
+        raise
+    except Exception as error:
+        raise SweepError(
+            f"loss '{loss_name}' failed on model outputs of {_shape(outputs)} and targets of "
+            f"{_shape(targets)}: {type(error).__name__}: {_first_line(error)} "
+            "(check loss and the model's output size, model.args.out_features)"
+        ) from error
+    _check_probe_loss(loss, f"loss '{loss_name}'")
+    return loss
+
+
+def probe_task(task: BuiltTask, device: torch.device) -> None:
+    """Run one forward (and loss) on the first training batch, without a trace.
+
+    Runs in training mode under ``torch.no_grad``; the model's state (BatchNorm statistics
+    included), torch's RNG and the loader's shuffling generators are restored afterwards, so the
+    sweep sees exactly what it would have seen without the probe.
+
+    Raises:
+        DataError: the loader yields nothing or fails, or the inputs hold NaN/inf.
+        SweepError: the model does not fit the data, or the loss fails or is not a floating
+            point scalar (each message names the config keys to check). A NaN/inf loss is left
+            to the sweep, which stops and reports that no LR can be trusted.
+    """
+    saved_model = {k: v.detach().clone() for k, v in task.model.state_dict().items()}
+    saved_rng = torch.get_rng_state()
+    saved_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    saved_generators = [(g, g.get_state()) for g in _generators(task.train_loader)]
+    try:
+        try:
+            batch = next(iter(task.train_loader))
+        except StopIteration:
+            raise DataError("data: the training data yields no batches") from None
+        except LrfindError:
+            raise
+        except Exception as error:
+            raise DataError(
+                f"data: reading the first training batch failed: {type(error).__name__}: "
+                f"{_first_line(error)}{_where(error)}"
+            ) from error
+        batch = move_to_device(batch, device)
+        with torch.no_grad():
+            _forward_loss(task, batch)
+    finally:
+        task.model.load_state_dict(saved_model)
+        torch.set_rng_state(saved_rng)
+        if saved_cuda is not None:
+            torch.cuda.set_rng_state_all(saved_cuda)
+        for generator, state in saved_generators:
+            generator.set_state(state)

@@ -1,0 +1,1 @@
+"""The ``lrfind`` command line: one small module per command over the workflows."""

@@ -1,0 +1,81 @@
+"""The ``lrfind`` Typer app: global options, command registration and the console entry point."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from lrfind._version import __version__
+from lrfind.cli.check import check
+from lrfind.cli.compare import compare
+from lrfind.cli.init import init
+from lrfind.cli.report import report
+from lrfind.cli.schedule import schedule
+from lrfind.cli.sweep import sweep
+from lrfind.cli.validate import validate
+from lrfind.cli.verify import verify
+from lrfind.errors import (
+    EXIT_OK,
+    EXIT_USAGE,
+)
+
+app = typer.Typer(
+    name="lrfind",
+    help="Learning-rate range test for PyTorch: sweep, recommend, check in CI, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lrfind {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """Learning-rate range test for PyTorch."""
+
+
+# Commands in the order `lrfind --help` lists them.
+for command in (sweep, check, validate, init, report, compare, verify, schedule):
+    app.command()(command)
+
+
+# Click's base error class, found through a public Typer class: Typer ships its own copy of
+# Click in recent versions and uses the click package in older ones.
+_CLICK_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
+def main() -> None:
+    """Console-script entry point: usage errors become one ``error:`` line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            error.show()  # type: ignore[attr-defined]
+            sys.exit(EXIT_USAGE)
+        message = " ".join(error.format_message().split())  # type: ignore[attr-defined]
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        sys.stderr.write(f"error: {message}{hint}\n")
+        sys.exit(EXIT_USAGE)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

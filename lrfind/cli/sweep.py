@@ -1,0 +1,80 @@
+"""`lrfind sweep`."""
+
+from __future__ import annotations
+
+import typer
+
+from lrfind.cli.common import (
+    guarded,
+    launch_if_requested,
+    load,
+    make_cli_console,
+    print_json,
+    stop_on_signals,
+)
+from lrfind.cli.options import (
+    ConfigArg,
+    DebugOpt,
+    JsonOpt,
+    MethodOpt,
+    NprocOpt,
+    OutOpt,
+    QuietOpt,
+    SetOpt,
+)
+from lrfind.errors import (
+    EXIT_NO_ANSWER,
+    Interrupted,
+)
+
+
+def sweep(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    method: MethodOpt = None,
+    nproc: NprocOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the LR range test described by CONFIG; write the plot, history and result.json.
+
+    Exit codes: 0 done, 2 bad config/data/usage, 3 no reliable suggestion, 130 interrupted.
+    """
+
+    def body() -> int:
+        launch_if_requested(nproc)
+        from lrfind.cli.console import SweepProgress, summary_table
+        from lrfind.engine import distributed
+        from lrfind.outputs.report.summary import one_line_summary
+        from lrfind.workflows.sweep import result_json, run_sweep
+
+        loaded = load(config, set_, method)
+        console = make_cli_console()
+        try:
+            with stop_on_signals() as stop:
+                main_rank = distributed.current().is_main
+                progress = SweepProgress(console, enabled=not quiet and main_rank)
+                with progress:
+                    run = run_sweep(loaded, out=out, reporter=progress, stop=stop)
+        finally:
+            distributed.shutdown()
+        if run.run_dir is None:
+            return 0
+        result = run.result
+        if json_output:
+            print_json(result_json(result))
+        if quiet:
+            console.print(one_line_summary(result, str(run.run_dir)), markup=False)
+        else:
+            files = {label: str(path) for label, path in run.files.items()}
+            console.print(summary_table(result, files))
+        if not result.complete:
+            raise Interrupted(f"interrupted; partial results in {run.run_dir}")
+        if result.suggestion.lr is None:
+            return EXIT_NO_ANSWER
+        return 0
+
+    code = guarded(debug, body)
+    raise typer.Exit(code)

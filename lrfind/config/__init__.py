@@ -1,0 +1,1 @@
+"""Config files: the schema (every default), loading with line numbers, starters and variants."""

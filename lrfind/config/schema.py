@@ -1,0 +1,310 @@
+"""The config schema: typed, validated models of a config file; the one source of every default."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+#: Built-in component names (implemented in lrfind.components; a test keeps the lists in sync).
+BUILTIN_MODELS = ("linear", "logistic", "mlp", "cnn", "gru", "transformer")
+
+BUILTIN_DATASETS = (
+    "sklearn",
+    "synthetic_classification",
+    "synthetic_regression",
+    "sequence",
+    "csv",
+    "npz",
+    "pt",
+)
+
+BUILTIN_LOSSES = (
+    "auto",
+    "cross_entropy",
+    "nll",
+    "mse",
+    "l1",
+    "smooth_l1",
+    "huber",
+    "bce_with_logits",
+)
+
+BUILTIN_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+
+SUGGEST_METHODS = ("lrfind", "steepest", "minimum", "valley")
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def is_import_path(target: str) -> bool:
+    """Return True when ``target`` is an import path ("pkg.mod:callable" or "pkg.mod.Callable")."""
+    return ":" in target or "." in target
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _check_builtin(value: str, builtins: Sequence[str], what: str) -> str:
+    if is_import_path(value) or value in builtins:
+        return value
+    close = difflib.get_close_matches(value, builtins, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ValueError(
+        f"unknown built-in {what} '{value}'{hint}; built-ins: {', '.join(builtins)}; "
+        "or give an import path 'pkg.module:callable'"
+    )
+
+
+class ModelSpec(_Strict):
+    """``model:`` a built-in name or import path, called with ``args`` as keyword arguments."""
+
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("target")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _check_builtin(value, BUILTIN_MODELS, "model")
+
+
+class ComponentSpec(_Strict):
+    """A loss given as ``{target: name or import.path, args: {...}}``."""
+
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("target")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _check_builtin(value, BUILTIN_LOSSES, "loss")
+
+
+class DataSpec(_Strict):
+    """``data:`` where batches come from and how they are batched."""
+
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = Field(default=64, ge=1)
+    val_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    shuffle: bool = True
+    num_workers: int = Field(default=0, ge=0)
+    drop_last: bool = False
+    inputs_key: str | None = None
+    targets_key: str | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _check_builtin(value, BUILTIN_DATASETS, "dataset")
+
+
+class ParamGroupRule(BaseModel):
+    """One ``optimizer.param_groups`` rule.
+
+    ``match`` is a regular expression searched in each parameter's qualified name, or the token
+    ``"@no_decay"`` (biases and every parameter of a normalization layer). Every other key is an
+    optimizer option for the matching parameters (``weight_decay: 0``, ``lr_scale: 0.1``...).
+    The first matching rule wins; unmatched parameters form the default group.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    match: str
+
+    @field_validator("match")
+    @classmethod
+    def _valid_regex(cls, value: str) -> str:
+        if value == "@no_decay":
+            return value
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"invalid regular expression {value!r}: {error}") from error
+        return value
+
+    def options(self) -> dict[str, Any]:
+        """Return the optimizer options this rule sets (everything but ``match``)."""
+        return dict(self.model_extra or {})
+
+
+class OptimizerSpec(_Strict):
+    """``optimizer:`` a built-in name or import path; ``args`` holds everything but the LR."""
+
+    name: str = "sgd"
+    args: dict[str, Any] = Field(default_factory=dict)
+    param_groups: list[ParamGroupRule] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _check_builtin(value, BUILTIN_OPTIMIZERS, "optimizer")
+
+    @field_validator("args")
+    @classmethod
+    def _no_lr(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "lr" in value:
+            raise ValueError("do not set 'lr' here: the sweep sets the learning rate")
+        return value
+
+
+class SweepSpec(_Strict):
+    """``sweep:`` the LR ladder, the stop rule, and how each step is computed."""
+
+    start_lr: float = Field(default=1e-7, gt=0)
+    end_lr: float = Field(default=10.0, gt=0)
+    steps: int = Field(default=100, ge=5, le=100_000)
+    mode: Literal["exp", "linear"] = "exp"
+    smoothing: float = Field(default=0.98, ge=0.0, lt=1.0)
+    diverge_factor: float = Field(default=4.0, gt=1.0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    accumulation_steps: int = Field(default=1, ge=1)
+    grad_clip: float | None = Field(default=None, gt=0)
+    repeats: int = Field(default=1, ge=1, le=100)
+    check_every: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SweepSpec:
+        if self.start_lr >= self.end_lr:
+            raise ValueError(f"start_lr ({self.start_lr:g}) must be below end_lr ({self.end_lr:g})")
+        return self
+
+
+class SuggestSpec(_Strict):
+    """``suggest:`` which rule picks the LR, and the validation-aware refine stage."""
+
+    method: Literal["lrfind", "steepest", "minimum", "valley"] = "lrfind"
+    refine: Literal["auto", "on", "off"] = "auto"
+    # None: twice sweep.steps (the LR a short trial favours falls as the trial gets longer).
+    refine_steps: int | None = Field(default=None, ge=1)
+    refine_candidates: int = Field(default=5, ge=2, le=20)
+
+    @field_validator("refine", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        if value is True:
+            return "on"
+        if value is False:
+            return "off"
+        return value
+
+
+class ExpectSpec(_Strict):
+    """``expect:`` what ``lrfind check`` compares the suggestion with."""
+
+    lr_min: float | None = Field(default=None, gt=0)
+    lr_max: float | None = Field(default=None, gt=0)
+    baseline: str | None = None
+    tolerance: float = Field(default=2.0, gt=1.0)
+    min_confidence: Literal["low", "medium", "high"] = "low"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExpectSpec:
+        if self.lr_min is not None and self.lr_max is not None and self.lr_min > self.lr_max:
+            raise ValueError(f"lr_min ({self.lr_min:g}) must not exceed lr_max ({self.lr_max:g})")
+        return self
+
+
+class OutputSpec(_Strict):
+    """``output:`` where run directories go."""
+
+    dir: str = "runs"
+
+
+class Config(_Strict):
+    """A validated lrfind config. ``base_dir`` is the folder relative paths resolve against."""
+
+    name: str = "range-test"
+    seed: int = 0
+    device: str = "auto"
+    model: ModelSpec
+    data: DataSpec
+    loss: str | ComponentSpec = "auto"
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    step: str | None = None
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    suggest: SuggestSpec = Field(default_factory=SuggestSpec)
+    expect: ExpectSpec | None = None
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value) or len(value) > 100:
+            raise ValueError(
+                f"invalid run name {value!r}: use letters, digits, '-', '_' and '.', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _valid_device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.match(value):
+            raise ValueError(f"invalid device {value!r}: use auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str | ComponentSpec) -> str | ComponentSpec:
+        if isinstance(value, str):
+            return _check_builtin(value, BUILTIN_LOSSES, "loss")
+        return value
+
+    @field_validator("step")
+    @classmethod
+    def _step_is_path(cls, value: str | None) -> str | None:
+        if value is not None and not is_import_path(value):
+            raise ValueError(f"step must be an import path 'pkg.module:fn', got {value!r}")
+        return value
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative import paths and data files resolve against."""
+        return self._base_dir
+
+    @property
+    def source(self) -> Path | None:
+        """The YAML file this config was loaded from, if any."""
+        return self._source
+
+    def to_yaml(self) -> str:
+        """Return the resolved config (every default filled in) as YAML."""
+        return yaml.safe_dump(
+            self.model_dump(mode="json"), sort_keys=False, default_flow_style=False
+        )
+
+    def import_paths(self) -> list[tuple[str, str]]:
+        """Return (key, import path) for every piece of user code this config will import."""
+        found: list[tuple[str, str]] = []
+        if is_import_path(self.model.target):
+            found.append(("model.target", self.model.target))
+        if is_import_path(self.data.target):
+            found.append(("data.target", self.data.target))
+        loss_target = self.loss if isinstance(self.loss, str) else self.loss.target
+        if is_import_path(loss_target):
+            found.append(("loss" if isinstance(self.loss, str) else "loss.target", loss_target))
+        if is_import_path(self.optimizer.name):
+            found.append(("optimizer.name", self.optimizer.name))
+        if self.step is not None:
+            found.append(("step", self.step))
+        return found

@@ -1,0 +1,64 @@
+"""The registry of built-in data sources and how a config's ``data:`` section is loaded."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lrfind.data.builtin import (
+    load_sequence,
+    load_sklearn,
+    load_synthetic_classification,
+    load_synthetic_regression,
+)
+from lrfind.data.files import load_csv, load_npz, load_pt
+from lrfind.data.types import DataSplit
+from lrfind.errors import ComponentError, DataError
+
+#: Built-in data sources by the name ``data.target`` uses.
+DATASETS: dict[str, Callable[..., DataSplit]] = {
+    "sklearn": load_sklearn,
+    "synthetic_classification": load_synthetic_classification,
+    "synthetic_regression": load_synthetic_regression,
+    "sequence": load_sequence,
+    "csv": load_csv,
+    "npz": load_npz,
+    "pt": load_pt,
+}
+
+_INJECTED = ("seed", "val_fraction", "base_dir")
+
+
+def dataset_arguments(name: str) -> list[str]:
+    """Return the ``data.args`` names built-in dataset ``name`` accepts."""
+    parameters = inspect.signature(DATASETS[name]).parameters
+    return [p for p in parameters if p not in _INJECTED]
+
+
+def load_builtin_dataset(
+    name: str, args: Mapping[str, Any], *, seed: int, val_fraction: float, base_dir: Path
+) -> DataSplit:
+    """Build built-in dataset ``name`` with ``data.args``.
+
+    Raises:
+        ComponentError: an unknown dataset or argument name (with close matches).
+        DataError: a bad argument value or unusable file (see each loader).
+    """
+    if name not in DATASETS:
+        raise ComponentError(f"data.target: unknown built-in dataset {name!r}")
+    accepted = dataset_arguments(name)
+    for arg in args:
+        if arg not in accepted:
+            close = difflib.get_close_matches(str(arg), accepted, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ComponentError(
+                f"data.args: dataset '{name}' has no argument '{arg}'{hint}; "
+                f"accepted: {', '.join(accepted)}"
+            )
+    try:
+        return DATASETS[name](seed=seed, val_fraction=val_fraction, base_dir=base_dir, **args)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"data.args: dataset '{name}' rejected its arguments: {error}") from None

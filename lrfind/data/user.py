@@ -1,0 +1,186 @@
+"""User-supplied data: factories returning tensors, datasets or loaders, and inferring sizes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    Subset,
+    TensorDataset,
+)
+
+from lrfind.data.batches import split_batch
+from lrfind.data.split import split_indices
+from lrfind.data.types import DataInfo, DataSplit
+from lrfind.errors import ComponentError, DataError
+
+
+def _is_data(value: Any) -> bool:
+    return isinstance(value, (Dataset, DataLoader))
+
+
+def from_user_data(
+    value: Any,
+    *,
+    key: str,
+    seed: int,
+    val_fraction: float,
+    inputs_key: str | None = None,
+    targets_key: str | None = None,
+) -> DataSplit:
+    """Normalise what a user data factory returned into a DataSplit.
+
+    Accepts a Dataset, a DataLoader, or a ``(train, val)`` pair of either (val may be None).
+    A lone map-style Dataset is split: ``val_fraction`` of it (shuffled from the seed) becomes the
+    validation set. A lone DataLoader or iterable dataset cannot be split: there is then no
+    validation set, and a warning says so. ``inputs_key``/``targets_key`` locate inputs and
+    targets in dict samples (for DataInfo inference).
+
+    Raises:
+        ComponentError: any other return value.
+        DataError: an empty training set.
+    """
+    warnings: list[str] = []
+    if isinstance(value, (tuple, list)) and len(value) == 2 and _is_data(value[0]):
+        train, val = value
+        if val is not None and not _is_data(val):
+            raise ComponentError(
+                f"{key} returned a pair whose second item is a {type(val).__name__}, "
+                "not a Dataset, DataLoader or None"
+            )
+    elif _is_data(value):
+        train, val = value, None
+        if val_fraction > 0:
+            if _splittable(train):
+                train, val = _split_dataset(train, val_fraction, seed)
+            else:
+                kind = "DataLoader" if isinstance(train, DataLoader) else "iterable dataset"
+                warnings.append(
+                    f"{key} returned a {kind}, which cannot be split: there is no validation "
+                    "set (return a (train, val) pair, or a map-style Dataset, to get one)"
+                )
+    else:
+        hint = ""
+        if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+            hint = " (for tensors, return torch.utils.data.TensorDataset(inputs, targets))"
+        raise ComponentError(
+            f"{key} returned a {type(value).__name__}; expected a torch Dataset, a DataLoader, "
+            f"or a (train, val) pair of them{hint}"
+        )
+    info = infer_info(train, val, inputs_key, targets_key)
+    if _sized(train) and _length(train) == 0:
+        raise DataError(f"{key} returned an empty training set")
+    return DataSplit(train, val, info, "", warnings)
+
+
+def _sized(data: Any) -> bool:
+    target: Any = data.dataset if isinstance(data, DataLoader) else data
+    if isinstance(target, IterableDataset):
+        return False
+    try:
+        len(target)
+    except TypeError:
+        return False
+    return True
+
+
+def _length(data: Any) -> int:
+    target: Any = data.dataset if isinstance(data, DataLoader) else data
+    return len(target) if _sized(data) else 0
+
+
+def _splittable(data: Any) -> bool:
+    return isinstance(data, Dataset) and not isinstance(data, IterableDataset) and _sized(data)
+
+
+def _split_dataset(
+    dataset: Dataset[Any], val_fraction: float, seed: int
+) -> tuple[Dataset[Any], Dataset[Any] | None]:
+    train_idx, val_idx = split_indices(_length(dataset), val_fraction, seed)
+    val = Subset(dataset, val_idx.tolist()) if len(val_idx) else None
+    return Subset(dataset, train_idx.tolist()), val
+
+
+def _base_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The full input/target tensors behind a TensorDataset (through Subsets and DataLoaders)."""
+    while True:
+        if isinstance(data, (DataLoader, Subset)):
+            data = data.dataset
+        else:
+            break
+    if isinstance(data, TensorDataset) and len(data.tensors) >= 2:
+        return data.tensors[0], data.tensors[1]
+    return None
+
+
+def info_from_tensors(
+    x: torch.Tensor, y: torch.Tensor, num_train: int, num_val: int, *, batched: bool = True
+) -> DataInfo:
+    """Infer a DataInfo from inputs/targets (``batched``: their first dimension is the sample).
+
+    Float targets mean regression; integer targets shaped like integer 2-D inputs a sequence
+    (vocabulary = largest token + 1); other integer targets class ids (classes = largest id + 1).
+    """
+    x_shape = tuple(int(d) for d in (x.shape[1:] if batched else x.shape))
+    y_sample = y.shape[1:] if batched else y.shape
+    if y.is_floating_point():
+        width = int(math.prod(y_sample)) if len(y_sample) else 1
+        return DataInfo(x_shape, width, "regression", None, num_train, num_val)
+    if not x.is_floating_point() and len(x_shape) == 1 and tuple(y_sample) == x_shape:
+        vocab = int(max(int(x.max()), int(y.max()))) + 1 if x.numel() and y.numel() else None
+        return DataInfo(x_shape, vocab, "sequence", vocab, num_train, num_val)
+    classes = int(y.max()) + 1 if batched and y.numel() else None
+    return DataInfo(x_shape, classes, "classification", None, num_train, num_val)
+
+
+def infer_info(
+    train: Dataset[Any] | DataLoader[Any],
+    val: Dataset[Any] | DataLoader[Any] | None,
+    inputs_key: str | None = None,
+    targets_key: str | None = None,
+) -> DataInfo:
+    """Infer what the models need from user data.
+
+    A TensorDataset (directly, in a Subset or behind a DataLoader) gives everything, class count
+    included. Otherwise the first sample (map-style dataset) or first batch (loader, iterable)
+    gives the input shape and the task; the number of classes then stays unknown (None).
+    Data whose samples are not ``(inputs, targets)`` pairs or dicts give an empty DataInfo.
+    """
+    num_train, num_val = _length(train), (_length(val) if val is not None else 0)
+    tensors = _base_tensors(train)
+    if tensors is not None:
+        x, y = tensors
+        info = info_from_tensors(x, y, num_train, num_val)
+        val_tensors = _base_tensors(val) if val is not None else None
+        if val_tensors is not None and info.num_outputs is not None and info.task != "regression":
+            val_x, val_y = val_tensors
+            largest = max(int(val_y.max()) if val_y.numel() else 0, info.num_outputs - 1)
+            if info.task == "sequence" and val_x.numel():
+                largest = max(largest, int(val_x.max()))
+                info = replace(info, num_outputs=largest + 1, vocab_size=largest + 1)
+            else:
+                info = replace(info, num_outputs=largest + 1)
+        return info
+    unknown = DataInfo((), None, None, None, num_train, num_val)
+    try:
+        if isinstance(train, DataLoader) or not _sized(train):
+            sample, batched = next(iter(train)), isinstance(train, DataLoader)
+        else:
+            sample, batched = train[0], False
+        inputs, targets = split_batch(sample, inputs_key, targets_key)
+    except Exception:  # inference is best effort; the probe reports real problems
+        return unknown
+    if isinstance(inputs, torch.Tensor) and isinstance(targets, (int, float)):
+        targets = torch.tensor(targets)
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        return unknown
+    info = info_from_tensors(inputs, targets, num_train, num_val, batched=batched)
+    if info.task == "classification":
+        info = DataInfo(info.input_shape, None, "classification", None, num_train, num_val)
+    return info

@@ -1,0 +1,1 @@
+"""The training side: the LR ladder, the sweep loop, constant-LR trials, state restore, devices."""

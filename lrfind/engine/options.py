@@ -1,0 +1,123 @@
+"""What a sweep takes and reports: SweepOptions, per-step events, the outcome and the stop flag."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lrfind.engine.ladder import SweepMode, lr_at
+from lrfind.results import History
+
+LossFn = Callable[[Any, Any], torch.Tensor]
+
+StepFn = Callable[[torch.nn.Module, Any], torch.Tensor]
+
+ComputeLoss = Callable[[torch.nn.Module, Any], torch.Tensor]
+
+Reducer = Callable[[torch.Tensor], torch.Tensor]
+
+PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: Consecutive fp16 steps skipped by GradScaler (after one was applied) that stop the sweep.
+FP16_OVERFLOW_STREAK = 5
+
+#: Skipped fp16 steps before any step was applied that stop the sweep (the scale has then
+#: dropped from 2**16 to 2**-8: the gradients are not finite, not merely large).
+FP16_MAX_INITIAL_SKIPS = 24
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How the sweep runs (the engine's own view of ``sweep:`` in the config)."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    steps: int = 100
+    mode: SweepMode = "exp"
+    smoothing: float = 0.98
+    diverge_factor: float = 4.0
+    accumulation_steps: int = 1
+    precision: str = "fp32"
+    grad_clip: float | None = None
+    check_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 2:
+            raise ValueError(f"steps must be at least 2, got {self.steps}")
+        if not (0 < self.start_lr < self.end_lr < math.inf):
+            raise ValueError("need 0 < start_lr < end_lr, both finite")
+        if not 0 <= self.smoothing < 1:
+            raise ValueError("smoothing must be in [0, 1)")
+        if not 1 < self.diverge_factor < math.inf:
+            raise ValueError("diverge_factor must be above 1 and finite")
+        if self.accumulation_steps < 1:
+            raise ValueError("accumulation_steps must be at least 1")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"unknown precision {self.precision!r}")
+        if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
+            raise ValueError("grad_clip must be positive and finite")
+        if self.check_every is not None and self.check_every < 1:
+            raise ValueError("check_every must be at least 1")
+
+    def lr_for(self, step: int) -> float:
+        """Return the LR of optimizer step ``step``."""
+        return lr_at(step, self.steps, self.start_lr, self.end_lr, self.mode)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress report for one recorded step."""
+
+    step: int
+    steps: int
+    lr: float
+    loss: float
+    smoothed_loss: float
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What ``run_sweep`` returns: the history plus notes worth telling the user."""
+
+    history: History
+    notes: tuple[str, ...] = ()
+
+
+class StopFlag:
+    """Set by a signal handler (or any caller) to stop the sweep at the end of the current step.
+
+    ``raised`` says this process was asked. ``requested`` is what loops act on: in one process
+    it is ``raised``; once an engine loop has run under torch.distributed (``shared``), it only
+    turns True where every rank learns of it at once (the engine all-reduces each rank's request
+    with its losses), so every rank breaks out of the same step and skips the same trials.
+    """
+
+    def __init__(self) -> None:
+        self.raised = False
+        self.reason = ""
+        self.shared = False
+        self._agreed = False
+
+    @property
+    def requested(self) -> bool:
+        """True when the loops should stop (agreed by every rank in a multi-process run)."""
+        return self._agreed if self.shared else self.raised
+
+    def request(self, reason: str = "interrupted") -> None:
+        """Ask the running loop to stop after the current step."""
+        self.raised = True
+        self.reason = self.reason or reason
+
+    def share(self) -> None:
+        """Mark the flag as used by every rank of a process group (called by the engine)."""
+        self.shared = True
+
+    def agree(self, any_rank_asked: bool) -> None:
+        """Record the all-reduced decision: some rank asked to stop (called by the engine)."""
+        if any_rank_asked:
+            self._agreed = True
+            self.reason = self.reason or "interrupted"

@@ -1,0 +1,357 @@
+"""The range-test loop: LR ladder, forward/backward/step, smoothing, divergence stop, restore.
+
+One optimizer step is: set the LR on every param group, run ``accumulation_steps`` micro-batches
+(forward under autocast, backward of loss/K, DDP gradient sync only on the last), optional
+unscale + gradient clipping, ``optimizer.step()`` (through a GradScaler under fp16). The recorded
+loss of a step is the mean of its K micro-batch losses, measured before the step's update.
+
+Losses stay on the device. On CPU in one process a loss is already in host memory and is read
+directly, every step. Elsewhere the host reads them a chunk of ``check_every`` steps at a time
+(default 8 on accelerators): the chunk's losses and this process's stop request are stacked
+into one tensor, all-reduced (mean) under torch.distributed, and copied to pinned host memory
+without blocking. On CUDA chunk *m* is inspected only once chunk *m+1* has been queued, so the
+host never waits on the step it just launched.
+
+Worst-case lag: the sweep stops at most ``2 * check_every - 1`` optimizer steps after the first
+divergent (or non-finite) step on CUDA, at most ``check_every - 1`` steps after it on CPU and
+MPS (0 on CPU with the default ``check_every`` of 1). The extra steps only cost time: the
+history is cut at the first divergent step, so it is the same whatever ``check_every`` is, and
+the model is restored afterwards. Under torch.distributed every rank reads the same all-reduced
+chunk at the same step (chunk boundaries depend on the step count alone), so every rank takes
+the same decision at the same step, calls the same collectives in the same order, and stops
+together; a stop request raised on any rank (SIGINT/SIGTERM) stops all of them at the next
+chunk boundary.
+
+fp16: GradScaler skips a step whose scaled gradients overflow and halves its scale. Skipped
+steps keep their recorded loss (a real forward pass) but their LR was never applied. A run of
+``FP16_OVERFLOW_STREAK`` consecutive skips after the first applied step means the gradients
+are blowing up: the weights stop moving and the loss would look flat, hiding the divergence. The
+sweep therefore stops there (reason ``non_finite``, with a note) and the history is cut at the
+first skipped step of the run. GradScaler reads its overflow flag on the host, so fp16 costs one
+device synchronisation per step; bf16 and fp32 cost none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import torch
+
+from lrfind.data.batches import move_to_device, split_batch
+from lrfind.engine.ladder import set_lr
+from lrfind.engine.options import (
+    FP16_MAX_INITIAL_SKIPS,
+    FP16_OVERFLOW_STREAK,
+    PRECISION_DTYPES,
+    ComputeLoss,
+    LossFn,
+    Reducer,
+    StepFn,
+    SweepOptions,
+)
+from lrfind.errors import SweepError
+
+
+def make_compute_loss(
+    loss_fn: LossFn | None,
+    step_fn: StepFn | None = None,
+    inputs_key: str | None = None,
+    targets_key: str | None = None,
+) -> ComputeLoss:
+    """Return ``f(model, batch) -> loss``: ``step_fn`` as is, or forward + ``loss_fn``.
+
+    Raises:
+        ValueError: neither or both of loss_fn and step_fn are given.
+    """
+    if (loss_fn is None) == (step_fn is None):
+        raise ValueError("give exactly one of loss_fn and step_fn")
+    if step_fn is not None:
+        return step_fn
+
+    assert loss_fn is not None
+
+    def compute(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        # The usual (inputs, targets) pair skips split_batch's checks: this runs every step.
+        if (type(batch) is tuple or type(batch) is list) and len(batch) == 2:
+            inputs, targets = batch
+        else:
+            inputs, targets = split_batch(batch, inputs_key, targets_key)
+        if isinstance(inputs, dict):
+            outputs = model(**inputs)
+        else:
+            outputs = model(inputs)
+        return loss_fn(outputs, targets)
+
+    return compute
+
+
+def _check_scalar(loss: Any) -> None:
+    if not isinstance(loss, torch.Tensor):
+        raise SweepError(f"the loss must be a tensor, got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise SweepError(
+            f"the loss returned a tensor of shape {tuple(loss.shape)}, not a scalar; "
+            "reduce it (e.g. reduction='mean')"
+        )
+    if not loss.requires_grad:
+        raise SweepError(
+            "the loss does not depend on any trainable parameter (no gradient); "
+            "check requires_grad and that the loss uses the model's output"
+        )
+
+
+def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+
+
+def _as_recorded(loss: torch.Tensor) -> torch.Tensor:
+    """The loss as a detached float32 0-d tensor (what the loss reader stacks)."""
+    value = loss.detach()
+    if value.dim() != 0:
+        value = value.reshape(())
+    if value.dtype != torch.float32:
+        value = value.float()
+    return value
+
+
+class _Stepper:
+    """Runs optimizer steps with accumulation, autocast, GradScaler and clipping.
+
+    Kept lean: this is the per-step hot path, so everything that does not change between steps
+    (DDP's ``no_sync``, the autocast dtype, the scaler) is looked up once here.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        compute_loss: ComputeLoss,
+        device: torch.device,
+        options: SweepOptions,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.compute_loss = compute_loss
+        self.device = device
+        self.accumulation = options.accumulation_steps
+        self.grad_clip = options.grad_clip
+        self.non_blocking = device.type == "cuda"
+        self.dtype = PRECISION_DTYPES.get(options.precision)
+        # A fresh scaler per sweep or trial (initial scale 2**16): every sweep and trial starts
+        # from the same state, like the model and optimizer, without touching the user's state.
+        self.scaler = torch.amp.GradScaler(device.type) if options.precision == "fp16" else None
+        self.scale = self.scaler.get_scale() if self.scaler is not None else 1.0
+        #: Whether GradScaler skipped the last step (its gradients overflowed in fp16).
+        self.skipped = False
+        self.params = _trainable(optimizer)
+        self.no_sync: Callable[[], Any] | None = getattr(model, "no_sync", None)
+        self.checked = False
+
+    def _micro_step(self, batch: Any, sync: bool) -> torch.Tensor:
+        """Forward and backward one micro-batch; DDP syncs gradients only when ``sync``."""
+        if sync or self.no_sync is None:
+            return self._forward_backward(batch)
+        with self.no_sync():
+            return self._forward_backward(batch)
+
+    def _to_device(self, batch: Any) -> Any:
+        """``move_to_device``, with the usual (inputs, targets) tensor pair done inline."""
+        if type(batch) is tuple and len(batch) == 2:
+            inputs, targets = batch
+            if type(inputs) is torch.Tensor and type(targets) is torch.Tensor:
+                return (
+                    inputs.to(self.device, non_blocking=self.non_blocking),
+                    targets.to(self.device, non_blocking=self.non_blocking),
+                )
+        return move_to_device(batch, self.device, self.non_blocking)
+
+    def _forward_backward(self, batch: Any) -> torch.Tensor:
+        batch = self._to_device(batch)
+        if self.dtype is None:
+            loss = self.compute_loss(self.model, batch)
+        else:
+            with torch.autocast(device_type=self.device.type, dtype=self.dtype):
+                loss = self.compute_loss(self.model, batch)
+        if not self.checked:
+            _check_scalar(loss)
+            self.checked = True
+        scaled = loss if self.accumulation == 1 else loss / self.accumulation
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        scaled.backward()
+        return _as_recorded(loss)
+
+    def step(self, stream: Iterator[Any], lr: float) -> torch.Tensor:
+        """Run one optimizer step at ``lr``; return the mean micro-batch loss (on the device)."""
+        set_lr(self.optimizer, lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.accumulation == 1:
+            # _micro_step(sync=True) without the extra call: DDP syncs on the only micro-batch.
+            recorded = self._forward_backward(next(stream))
+        else:
+            total = self._micro_step(next(stream), sync=False)
+            for micro in range(1, self.accumulation):
+                last = micro == self.accumulation - 1
+                total = total + self._micro_step(next(stream), sync=last)
+            recorded = total / self.accumulation
+        if self.scaler is None:
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            self.optimizer.step()
+            return recorded
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        # The scale only shrinks on an overflow (it grows after 2000 clean steps, never
+        # within a sweep): comparing it is the public way to learn the step was skipped.
+        scale = self.scaler.get_scale()
+        self.skipped = scale < self.scale
+        self.scale = scale
+        return recorded
+
+
+class _Chunk(NamedTuple):
+    """Losses of steps [start, start + len(values)) and whether any rank asked to stop."""
+
+    start: int
+    values: list[float]
+    stop_asked: bool
+
+
+class _LossReader:
+    """Hands per-step losses (and the stop request) to the host a chunk at a time.
+
+    CPU, one process: the loss already lives in host memory, so it is read directly (no staging
+    copy, no extra op). Otherwise the chunk's losses and this rank's stop request are stacked
+    into one tensor, all-reduced under torch.distributed (one collective per chunk), and on CUDA
+    copied without blocking into pinned memory; ``collect`` then waits on an event for that copy
+    only.
+    """
+
+    def __init__(self, check_every: int, device: torch.device, reduce: Reducer | None) -> None:
+        self.direct = device.type == "cpu" and reduce is None
+        self.async_copy = device.type == "cuda"
+        self.reduce = reduce
+        self.losses: list[torch.Tensor] = []
+        # Device-resident 0/1 stop flags: stacking one is a view, not a host-to-device copy.
+        self.flags = None if self.direct else torch.tensor([0.0, 1.0], device=device)
+        # One pending chunk at most: it is collected before the next one is launched.
+        self.host = (
+            torch.empty(check_every + 1, dtype=torch.float32, pin_memory=True)
+            if self.async_copy
+            else None
+        )
+        self.pending: tuple[int, Any, Any] | None = None
+
+    def record(self, loss: torch.Tensor) -> None:
+        self.losses.append(loss)
+
+    def launch(self, start: int, stop_requested: bool) -> None:
+        """Queue the read of the losses recorded since the last launch (steps from ``start``)."""
+        losses, self.losses = self.losses, []
+        if self.direct:
+            values = [loss.item() for loss in losses]
+            self.pending = (start, [*values, 1.0 if stop_requested else 0.0], None)
+            return
+        assert self.flags is not None
+        chunk = torch.stack([*losses, self.flags[int(stop_requested)]])
+        if self.reduce is not None:
+            chunk = self.reduce(chunk)
+        if self.host is None:
+            self.pending = (start, chunk, None)
+            return
+        host = self.host[: chunk.numel()]
+        host.copy_(chunk, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.pending = (start, host, event)
+
+    def collect(self) -> _Chunk:
+        """Wait for the queued chunk; return its losses and whether any rank asked to stop."""
+        assert self.pending is not None
+        start, data, event = self.pending
+        self.pending = None
+        if event is not None:
+            event.synchronize()
+        values = data if isinstance(data, list) else data.tolist()
+        return _Chunk(start, values[:-1], values[-1] > 0)
+
+
+class _Smoother:
+    """Bias-corrected EMA, updated one loss at a time (same numbers as analysis.ema_smooth)."""
+
+    def __init__(self, beta: float) -> None:
+        self.beta = beta
+        self.average = 0.0
+        self.count = 0
+
+    def update(self, loss: float) -> float:
+        self.count += 1
+        if self.beta == 0:
+            return loss
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        return self.average / (1 - self.beta**self.count)
+
+
+class _OverflowWatch:
+    """Tells, step by step, when fp16 gradient overflows mean the run is blowing up."""
+
+    def __init__(self) -> None:
+        self.applied_any = False
+        self.streak_start: int | None = None
+        self.streak = 0
+        self.skipped_steps: list[int] = []
+
+    def update(self, step: int, skipped: bool) -> int | None:
+        """Record one step; return the first step of the streak that ends the run, if any."""
+        if not skipped:
+            self.applied_any = True
+            self.streak, self.streak_start = 0, None
+            return None
+        self.skipped_steps.append(step)
+        if self.streak_start is None:
+            self.streak_start = step
+        self.streak += 1
+        limit = FP16_OVERFLOW_STREAK if self.applied_any else FP16_MAX_INITIAL_SKIPS
+        return self.streak_start if self.streak >= limit else None
+
+
+def divergence_threshold(best: float, first: float, factor: float) -> float:
+    """Return the smoothed loss above which the sweep counts as diverged.
+
+    ``factor * best`` for a positive best loss; for a best loss <= 0 (losses that can go
+    negative), ``best + (factor - 1) * max(|best|, |first - best|)``.
+    """
+    if best > 0:
+        return factor * best
+    scale = max(abs(best), abs(first - best))
+    return best + (factor - 1) * scale if scale > 0 else math.inf
+
+
+def _inspects_one_chunk_late(device: torch.device) -> bool:
+    """On CUDA chunk m is inspected once chunk m+1 is queued, so the host never waits on it."""
+    return device.type == "cuda"
+
+
+def default_check_every(device: torch.device) -> int:
+    """Steps between host reads of the loss: every step on CPU, every 8 on accelerators."""
+    return 1 if device.type == "cpu" else 8
+
+
+def _first_step_error(error: RuntimeError) -> SweepError:
+    first_line = str(error).strip().splitlines()[0] if str(error) else "error"
+    return SweepError(f"the first training step failed: {first_line}")
+
+
+def _take_step(stepper: _Stepper, stream: Iterator[Any], lr: float, step: int) -> torch.Tensor:
+    """One optimizer step; a RuntimeError on the very first one is a model/data mismatch."""
+    try:
+        return stepper.step(stream, lr)
+    except RuntimeError as error:
+        if step == 0:
+            raise _first_step_error(error) from error
+        raise

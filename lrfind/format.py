@@ -1,0 +1,29 @@
+"""How LRs, ranges and missing values are written for people."""
+
+from __future__ import annotations
+
+import math
+
+from lrfind.results import LRRange
+
+#: What a missing or non-finite LR prints as.
+NO_VALUE = "—"
+
+NO_SUGGESTION = "no reliable suggestion"
+
+
+def format_lr(lr: float | None, digits: int = 3) -> str:
+    """Return ``lr`` in scientific notation with ``digits`` significant digits ("3.16e-03").
+
+    None and non-finite values print as an em dash.
+    """
+    if lr is None or not math.isfinite(lr):
+        return NO_VALUE
+    return f"{lr:.{max(1, digits) - 1}e}"
+
+
+def format_range(lr_range: LRRange) -> str:
+    """Return "1.00e-04 – 1.00e-02", or an em dash when the range is unknown."""
+    if lr_range.min_lr is None and lr_range.max_lr is None:
+        return NO_VALUE
+    return f"{format_lr(lr_range.min_lr)} – {format_lr(lr_range.max_lr)}"

@@ -1,0 +1,1 @@
+"""Figures (matplotlib, Agg): one run, an overlay of runs, constant-LR trials."""

@@ -1,0 +1,1 @@
+"""Reports in text, Markdown, JUnit XML and HTML."""

@@ -1,0 +1,233 @@
+"""`lrfind check`: expectations (YAML, CLI, baseline), one sweep, and the CI verdict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lrfind.config.schema import Config
+from lrfind.errors import ConfigError, NoReliableSuggestion, OutputError
+from lrfind.format import format_lr
+from lrfind.outputs import runs
+from lrfind.outputs.report.summary import CheckOutcome
+from lrfind.results import RangeTestResult
+from lrfind.workflows.sweep import Reporter, SweepRun, result_json, run_sweep
+
+if TYPE_CHECKING:
+    from lrfind.engine.options import StopFlag
+    from lrfind.outputs.report.summary import CheckOutcome
+
+CONFIDENCE_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What ``lrfind check`` compares the suggested LR with."""
+
+    lr_min: float | None = None
+    lr_max: float | None = None
+    baseline_lr: float | None = None
+    baseline_path: Path | None = None
+    tolerance: float = 2.0
+    min_confidence: str = "low"
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing would be checked."""
+        return self.lr_min is None and self.lr_max is None and self.baseline_lr is None
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        """Return the accepted (low, high) interval: the tightest of bounds and baseline window."""
+        low, high = self.lr_min, self.lr_max
+        if self.baseline_lr is not None:
+            base_low = self.baseline_lr / self.tolerance
+            base_high = self.baseline_lr * self.tolerance
+            low = base_low if low is None else max(low, base_low)
+            high = base_high if high is None else min(high, base_high)
+        return low, high
+
+
+def baseline_file(path: Path) -> Path:
+    """Return the result.json a baseline path means (a run directory or the file itself)."""
+    return path / "result.json" if path.is_dir() else path
+
+
+def read_baseline_lr(path: Path) -> float:
+    """Return the suggested LR recorded in the baseline at ``path``.
+
+    Raises:
+        ConfigError: the baseline is missing, unreadable, or has no suggested LR.
+    """
+    file = baseline_file(path)
+    if not file.exists():
+        raise ConfigError(
+            f"baseline {file} does not exist; create it with 'lrfind check --update-baseline'"
+        )
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+        lr = document["suggestion"]["lr"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"baseline {file} is not an lrfind result.json ({error})") from None
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
+        raise ConfigError(f"baseline {file} records no suggested learning rate")
+    return float(lr)
+
+
+def _ratio_text(value: float, bound: float) -> str:
+    ratio = value / bound if value > bound else bound / value
+    return f"{ratio:.2f}x"
+
+
+def evaluate_check(result: RangeTestResult, expectations: Expectations) -> CheckOutcome:
+    """Return whether the suggestion lies within the expectations, and a one-line message.
+
+    Raises:
+        NoReliableSuggestion: no suggested LR, or confidence below ``min_confidence``.
+        ConfigError: there are no expectations to check against.
+    """
+    if expectations.empty:
+        raise ConfigError(
+            "nothing to check against: set expect.lr_min/lr_max or expect.baseline in the "
+            "config, or pass --expect-min/--expect-max/--baseline"
+        )
+    lr = result.suggestion.lr
+    confidence = result.confidence
+    if lr is None:
+        reason = "; ".join(confidence.reasons) or result.suggestion.reason or "no clear descent"
+        raise NoReliableSuggestion(f"the sweep gave no reliable learning rate: {reason}")
+    if CONFIDENCE_ORDER[confidence.level] < CONFIDENCE_ORDER[expectations.min_confidence]:
+        reason = "; ".join(confidence.reasons)
+        raise NoReliableSuggestion(
+            f"confidence '{confidence.level}' is below the required "
+            f"'{expectations.min_confidence}'" + (f": {reason}" if reason else "")
+        )
+    low, high = expectations.bounds()
+    where = (
+        f" (baseline {format_lr(expectations.baseline_lr)} within {expectations.tolerance:g}x)"
+        if expectations.baseline_lr is not None
+        else ""
+    )
+    if low is not None and lr < low:
+        message = (
+            f"suggested lr {format_lr(lr)} is {_ratio_text(lr, low)} below the expected "
+            f"minimum {format_lr(low)}{where}"
+        )
+        return CheckOutcome(False, message, low, high)
+    if high is not None and lr > high:
+        message = (
+            f"suggested lr {format_lr(lr)} is {_ratio_text(lr, high)} above the expected "
+            f"maximum {format_lr(high)}{where}"
+        )
+        return CheckOutcome(False, message, low, high)
+    message = f"suggested lr {format_lr(lr)} is within [{format_lr(low)}, {format_lr(high)}]{where}"
+    return CheckOutcome(True, message, low, high)
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """``lrfind check``: sweep + verdict (``outcome`` is None when updating a baseline)."""
+
+    sweep: SweepRun
+    outcome: CheckOutcome | None
+    baseline_written: Path | None = None
+
+
+def expectations_for(
+    config: Config,
+    *,
+    lr_min: float | None = None,
+    lr_max: float | None = None,
+    baseline: Path | None = None,
+    tolerance: float | None = None,
+    min_confidence: str | None = None,
+    read_baseline: bool = True,
+) -> Expectations:
+    """Merge ``expect:`` from the config with command-line values (which win).
+
+    A config baseline path is relative to the config's folder; a command-line one to the cwd.
+
+    Raises:
+        ConfigError: a tolerance <= 1, or a baseline that is missing or unreadable.
+    """
+
+    expect = config.expect
+    baseline_path = baseline
+    if baseline_path is None and expect is not None and expect.baseline:
+        baseline_path = config.base_dir / expect.baseline
+    chosen_tolerance = tolerance if tolerance is not None else (expect.tolerance if expect else 2.0)
+    if chosen_tolerance <= 1:
+        raise ConfigError(f"--tolerance must be a factor above 1, got {chosen_tolerance:g}")
+    low = lr_min if lr_min is not None else (expect.lr_min if expect else None)
+    high = lr_max if lr_max is not None else (expect.lr_max if expect else None)
+    if low is not None and high is not None and low > high:
+        raise ConfigError(f"expected minimum {low:g} exceeds expected maximum {high:g}")
+    for label, value in (("--expect-min", lr_min), ("--expect-max", lr_max)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{label} must be positive, got {value:g}")
+    baseline_lr = None
+    if baseline_path is not None and read_baseline:
+        baseline_lr = read_baseline_lr(baseline_path)
+    return Expectations(
+        lr_min=low,
+        lr_max=high,
+        baseline_lr=baseline_lr,
+        baseline_path=baseline_path,
+        tolerance=chosen_tolerance,
+        min_confidence=min_confidence or (expect.min_confidence if expect else "low"),
+    )
+
+
+def run_check(
+    config: Config,
+    expectations: Expectations,
+    *,
+    out: Path | None = None,
+    reporter: Reporter | None = None,
+    stop: StopFlag | None = None,
+    update_baseline: bool = False,
+) -> CheckRun:
+    """Run the sweep and compare its suggestion with ``expectations``.
+
+    With ``update_baseline`` the new result.json is written to the baseline path instead of
+    comparing (the run still needs a reliable suggestion).
+
+    Raises:
+        NoReliableSuggestion: the sweep gave no answer or too little confidence (exit 3).
+        ConfigError: nothing to check against, or no baseline path to update.
+        Interrupted: the sweep was stopped; partial results are written.
+        (and every error ``run_sweep`` raises)
+    """
+    from lrfind.errors import Interrupted, NoReliableSuggestion
+
+    if update_baseline and expectations.baseline_path is None:
+        raise ConfigError(
+            "--update-baseline needs a baseline path: --baseline FILE or expect.baseline"
+        )
+    if not update_baseline and expectations.empty:
+        raise ConfigError(
+            "nothing to check against: set expect.lr_min/lr_max or expect.baseline in the "
+            "config, or pass --expect-min/--expect-max/--baseline"
+        )
+    sweep = run_sweep(config, out=out, reporter=reporter, stop=stop)
+    result = sweep.result
+    if not result.complete:
+        raise Interrupted(f"interrupted; partial results in {sweep.run_dir}")
+    if update_baseline:
+        if result.suggestion.lr is None:
+            raise NoReliableSuggestion(
+                "refusing to write a baseline without a reliable suggestion: "
+                + ("; ".join(result.confidence.reasons) or "no clear descent")
+            )
+        assert expectations.baseline_path is not None
+        target = baseline_file(expectations.baseline_path)
+        if sweep.run_dir is None:
+            return CheckRun(sweep, None, None)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"cannot create {target.parent}: {error.strerror}") from error
+        runs.atomic_write_text(target, result_json(result) + "\n")
+        return CheckRun(sweep, None, target)
+    return CheckRun(sweep, evaluate_check(result, expectations))

@@ -1,0 +1,108 @@
+"""``lrfind validate``: check a config without training, fast enough for a pre-commit hook.
+
+Validates the schema, lists every module the config will import (import paths in a config run
+code, like any Python file), resolves each one, and checks that referenced files exist. torch is
+only imported when an import path has to be resolved (user code imports it anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lrfind.config.load import load_config
+from lrfind.config.schema import Config
+from lrfind.errors import ConfigError, LrfindError
+
+#: Built-in datasets that read a file named by ``data.args.path``.
+FILE_DATASETS = ("csv", "npz", "pt")
+
+
+@dataclass(frozen=True)
+class ImportCheck:
+    """One import path the config names, and whether it resolved."""
+
+    key: str
+    path: str
+    module: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The outcome of validating one config; ``problems`` is empty when it is valid."""
+
+    config: Config
+    imports: tuple[ImportCheck, ...] = ()
+    files: tuple[tuple[str, Path], ...] = ()
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """True when the config is valid and everything it names exists."""
+        return not self.problems
+
+
+def module_of(import_path: str) -> str:
+    """Return the module part of "pkg.module:callable" or "pkg.module.Callable"."""
+    if ":" in import_path:
+        return import_path.split(":", 1)[0]
+    return import_path.rsplit(".", 1)[0]
+
+
+def referenced_files(config: Config) -> list[tuple[str, Path]]:
+    """Return (key, absolute path) for every file the config reads."""
+    files: list[tuple[str, Path]] = []
+    raw = config.data.args.get("path")
+    if config.data.target in FILE_DATASETS and isinstance(raw, str):
+        files.append(("data.args.path", (config.base_dir / raw).resolve()))
+    if config.expect is not None and config.expect.baseline:
+        files.append(("expect.baseline", (config.base_dir / config.expect.baseline).resolve()))
+    return files
+
+
+def validate(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), resolve: bool = True
+) -> ValidationReport:
+    """Validate the config at ``path``; return a report of imports, files and problems.
+
+    Raises:
+        ConfigError: the YAML or schema is invalid (every problem listed at once).
+    """
+    config = load_config(path, list(overrides))
+    problems: list[str] = []
+    imports: list[ImportCheck] = []
+    for key, import_path in config.import_paths():
+        error = _resolve(import_path, config, key) if resolve else None
+        imports.append(ImportCheck(key, import_path, module_of(import_path), error))
+        if error:
+            problems.append(error)
+    files = referenced_files(config)
+    for key, file in files:
+        if key == "expect.baseline":
+            if not (file / "result.json" if file.is_dir() else file).exists():
+                problems.append(f"{key}: {file} does not exist (create it with --update-baseline)")
+        elif not file.is_file():
+            problems.append(f"{key}: no such file {file}")
+    return ValidationReport(config, tuple(imports), tuple(files), tuple(problems))
+
+
+def _resolve(import_path: str, config: Config, key: str) -> str | None:
+    from lrfind.build.imports import resolve_import
+
+    try:
+        target: Any = resolve_import(import_path, config.base_dir, key)
+    except LrfindError as error:
+        return str(error)
+    except Exception as error:  # user code failing at import time
+        return f"{key}: importing {import_path} failed: {type(error).__name__}: {error}"
+    if not callable(target):
+        return f"{key}: {import_path} is not callable"
+    return None
+
+
+def raise_if_invalid(report: ValidationReport) -> None:
+    """Raise ConfigError listing the report's problems, if any."""
+    if report.problems:
+        raise ConfigError(list(report.problems), source=str(report.config.source or "config"))
