@@ -4,7 +4,7 @@ Python API (names load lazily, so ``import lrfind`` does not import torch)::
 
     from lrfind import range_test
     result = range_test(model, optimizer, loss_fn, train_loader, val_loader=val_loader)
-    result.suggestion.lr, result.lr_range.max_lr, result.plot("lr.png")
+    result.suggestion.lr, result.lr_range.max_lr, lrfind.plot_result(result, "lr.png")
 
 Config-driven runs: ``lrfind.load_config`` + ``lrfind.workflows.run_sweep``.
 """
@@ -30,6 +30,7 @@ _EXPORTS = {
     "load_config": "lrfind.config.load",
     "Config": "lrfind.config.schema",
     "load_run": "lrfind.outputs.runs",
+    "plot_result": "lrfind.outputs.plot.single",
     "StopFlag": "lrfind.engine.options",
     "LrfindError": "lrfind.errors",
 }
@@ -49,6 +50,7 @@ __all__ = [
     "analyze",
     "load_config",
     "load_run",
+    "plot_result",
     "range_test",
     "suggest",
 ]
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from lrfind.engine.options import StopFlag
     from lrfind.engine.rangetest import RangeTest, range_test
     from lrfind.errors import LrfindError
+    from lrfind.outputs.plot.single import plot_result
     from lrfind.outputs.runs import load_run
     from lrfind.results import (
         Confidence,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
@@ -381,16 +380,6 @@ class RangeTestResult:
             repeat_suggestions=tuple(repeats.get("suggestions", ())),
             warnings=tuple(data.get("warnings", ())),
         )
-
-    def plot(self, path: str | Path) -> Path:
-        """Write the single-run PNG report to ``path`` (atomically) and return the path.
-
-        Raises:
-            OutputError: the file could not be written.
-        """
-        from lrfind.outputs.plot.single import plot_result
-
-        return plot_result(self, Path(path))
 
 
 def mean_history(histories: Sequence[History]) -> History:

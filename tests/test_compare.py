@@ -316,7 +316,7 @@ def test_a_stop_request_skips_the_remaining_variants_and_still_writes_tables(
 
 def test_fit_optimizer_args_leaves_out_what_the_optimizer_does_not_take(tiny_config: Path) -> None:
     from lrfind.config.load import load_config
-    from lrfind.config.variants import fit_optimizer_args
+    from lrfind.workflows.compare import fit_optimizer_args
 
     sgd = load_config(tiny_config)
     assert fit_optimizer_args(sgd) == (sgd, [])

@@ -64,7 +64,7 @@ def test_result_plot_method_replaces_a_file_atomically_without_touching_rc_param
     path = tmp_path / "lr_finder.png"
     path.write_bytes(b"old")
     before = dict(matplotlib.rcParams)
-    assert make_result("clean").plot(str(path)) == path
+    assert plot_result(make_result("clean"), str(path)) == path
     assert dict(matplotlib.rcParams) == before  # the house style stays inside plot.py
     assert_readable_png(path)
     assert leftovers(tmp_path) == []

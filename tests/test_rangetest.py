@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrfind import RangeTestResult, range_test
+from lrfind import RangeTestResult, plot_result, range_test
 from lrfind.analysis import refine
 from lrfind.analysis.grid import grid_lr
 from lrfind.engine import rangetest
@@ -103,7 +103,7 @@ def test_repeats_report_spread_and_mean_curve() -> None:
 def test_plot_writes_png(tmp_path: Path) -> None:
     task = classification_task()
     result = range_test(task.model, task.optimizer, task.loss_fn, task.train_loader, steps=30)
-    path = result.plot(tmp_path / "lr.png")
+    path = plot_result(result, tmp_path / "lr.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

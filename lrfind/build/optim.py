@@ -13,10 +13,10 @@ from torch import nn
 
 from lrfind.build.imports import _check_arguments, _first_line, _short_name, _where, resolve_import
 from lrfind.config.schema import (
+    LR_SCALE_KEY,
     OptimizerSpec,
     ParamGroupRule,
 )
-from lrfind.engine.ladder import LR_SCALE_KEY
 from lrfind.errors import ComponentError, LrfindError, SweepError
 
 #: Built-in optimizers by the name ``optimizer.name`` uses.

@@ -308,3 +308,7 @@ class Config(_Strict):
         if self.step is not None:
             found.append(("step", self.step))
         return found
+
+
+#: Param-group key holding a per-group multiplier of the swept LR (e.g. 0.1 for a backbone).
+LR_SCALE_KEY = "lr_scale"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-SweepMode = Literal["exp", "linear"]
+from lrfind.config.schema import LR_SCALE_KEY
 
-#: Param-group key holding a per-group multiplier of the swept LR (e.g. 0.1 for a backbone).
-LR_SCALE_KEY = "lr_scale"
+SweepMode = Literal["exp", "linear"]
 
 
 def lr_at(step: int, steps: int, start_lr: float, end_lr: float, mode: SweepMode = "exp") -> float:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from lrfind.config.schema import Config
 from lrfind.engine.ladder import SweepMode, lr_at
 from lrfind.results import History
 
@@ -121,3 +122,20 @@ class StopFlag:
         if any_rank_asked:
             self._agreed = True
             self.reason = self.reason or "interrupted"
+
+
+def sweep_options(config: Config) -> SweepOptions:
+    """Return the engine's SweepOptions for ``config.sweep``."""
+    sweep = config.sweep
+    return SweepOptions(
+        start_lr=sweep.start_lr,
+        end_lr=sweep.end_lr,
+        steps=sweep.steps,
+        mode=sweep.mode,
+        smoothing=sweep.smoothing,
+        diverge_factor=sweep.diverge_factor,
+        accumulation_steps=sweep.accumulation_steps,
+        precision=sweep.precision,
+        grad_clip=sweep.grad_clip,
+        check_every=sweep.check_every,
+    )

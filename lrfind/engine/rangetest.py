@@ -349,7 +349,7 @@ def range_test(
 
     Returns:
         RangeTestResult with ``.suggestion``, ``.lr_range``, ``.confidence``, ``.history``,
-        ``.to_dict()`` and ``.plot(path)``.
+        ``.to_dict()``; draw it with ``lrfind.plot_result(result, path)``.
 
     Raises:
         SweepError: the step cannot run (non-scalar loss, no trainable parameters, frozen model,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    pass
 
 
 @dataclass
@@ -116,3 +119,18 @@ def _without_ddp(model: torch.nn.Module) -> torch.nn.Module:
         inner: torch.nn.Module = model.module
         return inner
     return model
+
+
+def reinitializer(model: Any) -> Callable[[int], None]:
+    """Return ``f(seed)`` that re-draws the weights of every layer with ``reset_parameters``."""
+
+    def reinitialize(seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+
+    return reinitialize

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lrfind.config.variants import (
-    Variant,
-)
+from lrfind.config.variants import Variant
 from lrfind.results import RangeTestResult
 
 if TYPE_CHECKING:

@@ -10,13 +10,7 @@ from typing import TYPE_CHECKING
 
 from lrfind.config.load import load_config
 from lrfind.config.schema import Config
-from lrfind.config.variants import (
-    _fit_variants,
-    load_variants,
-    parse_vary,
-    variant_grid,
-    variant_labels,
-)
+from lrfind.config.variants import load_variants, parse_vary, variant_grid, variant_labels
 from lrfind.errors import LrfindError
 from lrfind.outputs import runs
 from lrfind.outputs.comparison import comparison_csv
@@ -24,7 +18,13 @@ from lrfind.outputs.comparison import comparison_csv
 if TYPE_CHECKING:
     from lrfind.engine.options import StopFlag
     from lrfind.workflows.sweep import Reporter
+from typing import TYPE_CHECKING
+
 from lrfind.outputs.comparison import Comparison, VariantOutcome, VariantStatus
+
+if TYPE_CHECKING:
+    pass
+from lrfind.config.variants import Variant
 
 COMPARE_JSON = "compare.json"
 
@@ -168,3 +168,48 @@ def write_comparison(comparison: Comparison, *, normalize: bool = False) -> Comp
     document["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     files["json"] = runs.write_json(folder / COMPARE_JSON, document)
     return comparison
+
+
+def fit_optimizer_args(config: Config) -> tuple[Config, list[str]]:
+    """Drop ``optimizer.args`` that the config's built-in optimizer does not accept.
+
+    Comparing optimizers from one config (``--vary optimizer.name=sgd,adam``) would otherwise
+    fail on arguments meant for the first one (SGD's ``momentum`` for Adam). Import-path
+    optimizers are left alone.
+
+    Returns:
+        (the config, unchanged when nothing was dropped; the names of the dropped arguments)
+    """
+    import inspect
+
+    from lrfind.build.optim import OPTIMIZERS
+
+    optimizer_class = OPTIMIZERS.get(config.optimizer.name)
+    if optimizer_class is None:
+        return config, []
+    accepted = inspect.signature(optimizer_class).parameters
+    kept = {name: value for name, value in config.optimizer.args.items() if name in accepted}
+    dropped = [name for name in config.optimizer.args if name not in kept]
+    if not dropped:
+        return config, []
+    optimizer = config.optimizer.model_copy(update={"args": kept})
+    return config.model_copy(update={"optimizer": optimizer}), dropped
+
+
+def _fit_variants(
+    variants: Sequence[Variant], configs: list[Config], keys: Sequence[str]
+) -> tuple[list[Config], list[str]]:
+    """Apply ``fit_optimizer_args`` when the optimizer varies but its arguments do not."""
+    if "optimizer.name" not in keys or any(key.startswith("optimizer.args") for key in keys):
+        return configs, []
+    fitted: list[Config] = []
+    notes: list[str] = []
+    for variant, config in zip(variants, configs, strict=True):
+        config, dropped = fit_optimizer_args(config)
+        fitted.append(config)
+        if dropped:
+            names = ", ".join(f"optimizer.args.{name}" for name in dropped)
+            notes.append(
+                f"{variant.name}: left out {names} ({config.optimizer.name} does not take it)"
+            )
+    return fitted, notes

@@ -100,40 +100,6 @@ def _status_document(config: Config, status: str, error: str | None = None) -> d
     return document
 
 
-def sweep_options(config: Config) -> Any:
-    """Return the engine's SweepOptions for ``config.sweep``."""
-    from lrfind.engine.options import SweepOptions
-
-    sweep = config.sweep
-    return SweepOptions(
-        start_lr=sweep.start_lr,
-        end_lr=sweep.end_lr,
-        steps=sweep.steps,
-        mode=sweep.mode,
-        smoothing=sweep.smoothing,
-        diverge_factor=sweep.diverge_factor,
-        accumulation_steps=sweep.accumulation_steps,
-        precision=sweep.precision,
-        grad_clip=sweep.grad_clip,
-        check_every=sweep.check_every,
-    )
-
-
-def _reinitializer(model: Any) -> Callable[[int], None]:
-    """Return ``f(seed)`` that re-draws the weights of every layer with ``reset_parameters``."""
-
-    def reinitialize(seed: int) -> None:
-        import torch
-
-        torch.manual_seed(seed)
-        for module in model.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset):
-                reset()
-
-    return reinitialize
-
-
 def write_run_files(
     result: RangeTestResult, config: Config | None, run_dir: Path
 ) -> dict[str, Path]:
@@ -152,8 +118,10 @@ def write_run_files(
     files["history"] = runs.atomic_write_text(
         run_dir / runs.HISTORY_FILE, runs.history_to_csv(result.history)
     )
+    from lrfind.outputs.plot.single import plot_result
+
     try:
-        files["plot"] = result.plot(run_dir / runs.PLOT_FILE)
+        files["plot"] = plot_result(result, run_dir / runs.PLOT_FILE)
     except OutputError:
         raise
     except Exception as error:  # a plotting bug must not lose the numbers
@@ -189,7 +157,9 @@ def run_sweep(
     from lrfind.build.task import build_task
     from lrfind.engine import distributed
     from lrfind.engine.device import resolve_device
+    from lrfind.engine.options import sweep_options
     from lrfind.engine.rangetest import RangeTest
+    from lrfind.engine.state import reinitializer
 
     context = distributed.current()
     device = resolve_device(config.device) if context.device is None else context.device
@@ -245,7 +215,7 @@ def run_sweep(
             progress=progress,
             on_trial=reporter.trial if reporter is not None else None,
             stop=stop,
-            reinitialize=_reinitializer(task.model),
+            reinitialize=reinitializer(task.model),
         )
         context.unwrap_model(model)
         if task.warnings:

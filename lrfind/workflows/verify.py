@@ -358,10 +358,10 @@ def run_trials(
     from lrfind.build.probe import probe_task
     from lrfind.build.task import build_task
     from lrfind.engine.device import resolve_device
+    from lrfind.engine.options import sweep_options
     from lrfind.engine.state import restore_state, snapshot_state
     from lrfind.engine.steps import make_compute_loss
     from lrfind.engine.trials import evaluate, run_trial
-    from lrfind.workflows.sweep import sweep_options
 
     device = resolve_device(config.device)
     task = build_task(config, device)

@@ -243,7 +243,7 @@ def _draw_refinement(ax: Axes, result: RangeTestResult) -> Axes | None:
     return twin
 
 
-def plot_result(result: RangeTestResult, path: Path) -> Path:
+def plot_result(result: RangeTestResult, path: str | Path) -> Path:
     """Write the single-run report PNG to ``path`` (atomically) and return the path.
 
     Loss vs LR on a log axis: raw loss (thin) and smoothed loss (bold), the suggestion, the
@@ -316,4 +316,4 @@ def plot_result(result: RangeTestResult, path: Path) -> Path:
             twin_handles, twin_labels = twin.get_legend_handles_labels()
             handles, labels = handles + twin_handles, labels + twin_labels
         _outside_legend(figure, handles, labels)
-        return _save(figure, path)
+        return _save(figure, Path(path))
