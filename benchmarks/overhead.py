@@ -12,7 +12,7 @@ ratios alongside: on a shared machine CPU time is the steadier measure.
 
 * ``bare``       a hand-written PyTorch loop: set the LR, forward, backward, step, ``loss.item()``
 * ``bare again`` the same loop timed as a separate contender: its ratio shows the noise floor
-* ``engine``     ``lrfind.engine.loop.run_sweep`` (the sweep loop alone)
+* ``engine``     ``lrfind.engine.loop.sweep_loop`` (the sweep loop alone)
 * ``range_test`` ``lrfind.range_test(..., refine="off")``: snapshot, sweep, analysis, restore
 * ``torch-lr-finder`` ``LRFinder.range_test`` + ``reset()`` (optional: ``pip install
   torch-lr-finder -c constraints.txt``; its column is skipped with a note when it is missing)
@@ -182,10 +182,10 @@ def _options(steps: int) -> Any:
 
 def run_engine(task: Task, steps: int) -> list[float]:
     """lrfind's sweep loop alone (no snapshot, restore or analysis)."""
-    from lrfind.engine.loop import run_sweep
+    from lrfind.engine.loop import sweep_loop
     from lrfind.engine.steps import make_compute_loss
 
-    outcome = run_sweep(
+    outcome = sweep_loop(
         task.model,
         task.optimizer,
         make_compute_loss(task.loss_fn),

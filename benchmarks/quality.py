@@ -1,19 +1,35 @@
-"""Recommendation-quality benchmark: how close does each suggestion rule land to the best LR?
+"""Recommendation-quality benchmark: does each suggestion rule land on an LR that trains best?
 
 Ground truth (cached in ``quality_ground_truth.json``): for every task and seed, train at each
-constant LR of a quarter-decade grid (10**(k/4), 1e-6 .. 10) for the task's fixed budget, and with
-a one-cycle schedule (``OneCycleLR``, max_lr on the same grid); record the final val loss. Scores
-use the mean over seeds of those curves (inf where any seed diverged), interpolated linearly in
-log10(lr) between grid points. A suggestion *hits* when its regret (L(lr) - best) / best is at
-most 5%, i.e. it lies in the *5% band*; a max_lr hits when its regret on the one-cycle curve is
-at most 5% (the *one-cycle band*). The JSON also stores each band's contiguous grid run.
+constant LR of a quarter-decade grid (10**(k/4), 1e-6 .. 10) for the task's fixed budget (and, for
+the tasks that have it, with a one-cycle schedule peaking at each grid value); record the final
+validation loss. A seed sets the initial weights and the batch order, the same at every LR, so the
+seeds are *paired* across LRs.
+
+Primary metric, the *noise-aware band*: with m(lr) the mean over seeds of the final val loss
+(inf where any seed diverged) and b the grid LR with the lowest mean, an LR *hits* when
+
+    m(lr) <= (1 + 1%) * m(b)   or   m(lr) - m(b) <= 2 * SE(lr)
+
+where SE(lr) is the standard error of the mean per-seed paired difference L_s(lr) - L_s(b)
+(std with ddof=1 over sqrt(seeds)); unpaired seeds would use sqrt(se(lr)**2 + se(b)**2).
+Off the grid, m and SE are interpolated linearly in log10(lr) between the neighbouring grid
+points. Secondary: the *5% band* (regret (m(lr) - m(b)) / m(b) <= 5%), the median regret, and
+for the one-cycle curve the share of max_lr values in its 5% band. No answer is a miss with
+infinite regret.
 
 Scoring: per task and seed, one ``range_test`` (library defaults, refine on, the seed's model and
-batch order), every method analysed on that same curve, plus the refine stage's final answer.
-Printed as Markdown: one summary table, then the per-task detail of lrfind+refine.
+batch order); every rule is read off that same sweep, plus the refine stage's final answer:
+``steepest``, ``minimum``, ``valley`` and ``lrfind`` via lrfind's ``analyze(history, method)``,
+``fastai-minimum`` and ``fastai-valley`` re-implemented here from fastai 2.7's ``lr_find`` on the
+recorded smoothed losses, and ``lrfind+refine`` (the range test's answer). The cost multiple
+divides a rule's compute by the plain sweep's: in steps (training steps plus validation
+batches, each counted as one step) and in wall time.
 
-    python benchmarks/quality.py                 # score against the cached ground truth (~1.5 min)
-    python benchmarks/quality.py --regenerate    # rebuild the ground truth first (~25 min, 2 cores)
+    python benchmarks/quality.py                       # score against the cached ground truth
+    python benchmarks/quality.py --json runs/q.json    # ... and write every case (and trial)
+    python benchmarks/quality.py --rescore runs/q.json # reprint the tables from such a file
+    python benchmarks/quality.py --regenerate --tasks text-gru --schedules constant
     python benchmarks/quality.py --tasks digits-mlp --seeds 0 1
 """
 
@@ -22,17 +38,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_tasks import TASKS, TASKS_BY_NAME, BatchLoader, Split, Task
@@ -41,8 +59,30 @@ GROUND_TRUTH_PATH = Path(__file__).resolve().parent / "quality_ground_truth.json
 GRID_EXPONENTS = range(-24, 5)  # 10**(k/4): 1e-6 .. 10
 GRID: tuple[float, ...] = tuple(10 ** (k / 4) for k in GRID_EXPONENTS)
 SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+SCHEDULES: tuple[str, ...] = ("constant", "onecycle")
+#: The 5% band (secondary metric): relative regret at most this.
 BAND = 0.05
-SCHEDULES = ("constant", "onecycle")
+#: Noise-aware band: within this relative margin of the best mean ...
+NOISE_RELATIVE = 0.01
+#: ... or at most this many standard errors of the paired difference above it.
+NOISE_STANDARD_ERRORS = 2.0
+#: The ground truth's seeds share the initial weights and batch order across LRs: paired.
+PAIRED_SEEDS = True
+#: ... or, with paired seeds, worse on every seed when that alone is this significant (a sign
+#: test; it guards against heavy tails: at LR 10, diabetes-mlp's losses span 1e7-2e8, so the
+#: mean difference is "within 2 SE" although every seed is 1e7 times worse).
+SIGN_TEST_P = 1 / 32
+#: lrfind's refine trials evaluate at most this many validation batches (engine default).
+MAX_VAL_BATCHES = 50
+
+
+def _lrfind_api() -> tuple[tuple[str, ...], Callable[..., Any]]:
+    """lrfind's analysis internals used here: ``(METHODS, analyze)``, wherever they live."""
+    try:
+        from lrfind.analysis import METHODS, analyze  # type: ignore[attr-defined]
+    except ImportError:  # lrfind/analysis/ became a package with a ``suggest`` module
+        from lrfind.analysis.suggest import METHODS, analyze
+    return METHODS, analyze
 
 
 # --------------------------------------------------------------------------- training
@@ -92,61 +132,104 @@ def train_and_validate(task: Task, split: Split, lr: float, seed: int, schedule:
     return val_loss if math.isfinite(val_loss) else math.inf
 
 
-def _grid_job(job: tuple[str, int, str]) -> tuple[str, int, str, list[float]]:
+def _grid_job(job: tuple[str, int, str]) -> tuple[str, int, str, list[float], float]:
     name, seed, schedule = job
     torch.set_num_threads(1)
     task = TASKS_BY_NAME[name]
     split = task.data()
-    losses = [train_and_validate(task, split, lr, seed, schedule) for lr in GRID]
-    return name, seed, schedule, losses
-
-
-def regenerate(tasks: Sequence[Task], seeds: Sequence[int], workers: int) -> dict[str, Any]:
-    """Train every task x seed x schedule over the grid and return the ground-truth document."""
-    jobs = [
-        (task.name, seed, schedule) for task in tasks for seed in seeds for schedule in SCHEDULES
-    ]
-    per_task: dict[str, dict[str, dict[int, list[float]]]] = {
-        task.name: {schedule: {} for schedule in SCHEDULES} for task in tasks
-    }
     started = time.perf_counter()
+    losses = [train_and_validate(task, split, lr, seed, schedule) for lr in GRID]
+    return name, seed, schedule, losses, time.perf_counter() - started
+
+
+def _map(function: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> Iterator[Any]:
+    """``map`` in this process (workers <= 1) or over a process pool, in order."""
+    if workers <= 1:
+        yield from map(function, jobs)
+        return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for done, (name, seed, schedule, losses) in enumerate(pool.map(_grid_job, jobs), 1):
-            per_task[name][schedule][seed] = losses
-            elapsed = time.perf_counter() - started
-            print(
-                f"[{done}/{len(jobs)}] {name} seed={seed} {schedule} ({elapsed:.0f}s)",
-                file=sys.stderr,
-            )
-    document: dict[str, Any] = {
-        "description": "final val loss after a fixed budget at each constant LR / one-cycle max_lr",
-        "grid": list(GRID),
-        "seeds": list(seeds),
-        "band": BAND,
-        "seconds": round(time.perf_counter() - started, 1),
-        "torch": torch.__version__,
-        "tasks": {},
+        yield from pool.map(function, jobs)
+
+
+def regenerate(
+    tasks: Sequence[Task],
+    seeds: Sequence[int],
+    workers: int = 1,
+    schedules: Sequence[str] = SCHEDULES,
+) -> dict[str, Any]:
+    """Train every task x seed x schedule over the grid; return ``{task name: entry}``.
+
+    Each entry holds, per schedule, the per-seed final val losses (None where diverged), their
+    mean, the best grid LR and the contiguous 5% band, plus the seeds, the seconds it took and,
+    for tasks with a ``fingerprint``, the fingerprint of their data.
+    """
+    jobs = [
+        (task.name, seed, schedule) for task in tasks for seed in seeds for schedule in schedules
+    ]
+    runs: dict[str, dict[str, dict[int, list[float]]]] = {
+        task.name: {schedule: {} for schedule in schedules} for task in tasks
     }
+    seconds: dict[str, float] = {task.name: 0.0 for task in tasks}
+    started = time.perf_counter()
+    for done, (name, seed, schedule, losses, took) in enumerate(_map(_grid_job, jobs, workers), 1):
+        runs[name][schedule][seed] = losses
+        seconds[name] += took
+        print(
+            f"[{done}/{len(jobs)}] {name} seed={seed} {schedule}: {took:.0f}s "
+            f"({time.perf_counter() - started:.0f}s in all)",
+            file=sys.stderr,
+        )
+    entries: dict[str, Any] = {}
     for task in tasks:
         entry: dict[str, Any] = {
             "kind": task.kind,
             "optimizer": task.optimizer_name,
             "batch_size": task.batch_size,
             "budget_steps": task.budget_steps,
+            "seeds": list(seeds),
+            "seconds": round(seconds[task.name], 1),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
         }
-        for schedule in SCHEDULES:
-            runs = per_task[task.name][schedule]
-            per_seed = [[_json_loss(v) for v in runs[seed]] for seed in seeds]
-            mean = mean_curve([runs[seed] for seed in seeds])
+        if task.fingerprint is not None:
+            entry["fingerprint"] = task.fingerprint()
+        for schedule in schedules:
+            per_seed = [runs[task.name][schedule][seed] for seed in seeds]
+            mean = mean_curve(per_seed)
             best = int(np.argmin(mean))
             entry[schedule] = {
-                "per_seed": per_seed,
+                "per_seed": [[_json_loss(v) for v in curve] for curve in per_seed],
                 "mean": [_json_loss(v) for v in mean],
                 "best_lr": GRID[best],
                 "best_loss": mean[best],
                 "band": list(band_interval(mean)),
             }
-        document["tasks"][task.name] = entry
+        entries[task.name] = entry
+    return entries
+
+
+def write_ground_truth(entries: dict[str, Any], path: Path, seconds: float) -> dict[str, Any]:
+    """Merge freshly generated task entries into the ground-truth file at ``path``.
+
+    Tasks not in ``entries`` keep their cached entries (and, if they have none, their seeds
+    are the document's ``seeds``). A file on another grid is replaced.
+    """
+    document: dict[str, Any] = {
+        "description": "final val loss after a fixed budget at each constant LR / one-cycle max_lr",
+        "grid": list(GRID),
+        "seeds": list(SEEDS),
+        "band": BAND,
+        "seconds": 0.0,
+        "torch": torch.__version__,
+        "tasks": {},
+    }
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("grid") == document["grid"]:
+            document = previous
+    document["tasks"] = {**document["tasks"], **entries}
+    document["seconds"] = round(float(document.get("seconds", 0.0)) + seconds, 1)
+    path.write_text(json.dumps(document, indent=1) + "\n")
     return document
 
 
@@ -163,34 +246,6 @@ def mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
     return [float(np.mean(values)) for values in zip(*curves, strict=True)]
 
 
-# --------------------------------------------------------------------------- scoring helpers
-
-
-def interpolated_loss(curve: Sequence[float], lr: float) -> float:
-    """Val loss at ``lr`` by linear interpolation in log10(lr) on the grid (clamped at its ends)."""
-    position = (math.log10(lr) - math.log10(GRID[0])) / 0.25
-    if position <= 0:
-        return curve[0]
-    if position >= len(GRID) - 1:
-        return curve[-1]
-    if abs(position - round(position)) < 1e-6:  # on the grid (up to rounding)
-        return curve[round(position)]
-    low = math.floor(position)
-    fraction = position - low
-    a, b = curve[low], curve[low + 1]
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return math.inf
-    return a + fraction * (b - a)
-
-
-def regret(curve: Sequence[float], lr: float | None) -> float:
-    """Relative excess val loss over the grid's best: (L(lr) - best) / best; inf when lr is None."""
-    if lr is None or not lr > 0:
-        return math.inf
-    best = min(curve)
-    return (interpolated_loss(curve, lr) - best) / best
-
-
 def band_interval(curve: Sequence[float]) -> tuple[float, float]:
     """The contiguous run of grid LRs around the best whose loss is within BAND of the best."""
     best = int(np.argmin(curve))
@@ -203,71 +258,430 @@ def band_interval(curve: Sequence[float]) -> tuple[float, float]:
     return GRID[low], GRID[high]
 
 
-def load_ground_truth(path: Path = GROUND_TRUTH_PATH) -> dict[str, Any]:
-    """Read the cached ground truth, turning null losses back into inf."""
+# --------------------------------------------------------------------------- ground truth
+
+
+def _grid_position(lr: float) -> tuple[int, int, float]:
+    """``lr``'s neighbouring grid indices and its fraction of the way between them in log10(lr);
+    clamped at the grid's ends, and one index when it is on the grid (up to rounding)."""
+    position = (math.log10(lr) - math.log10(GRID[0])) * 4
+    if position <= 0:
+        return 0, 0, 0.0
+    if position >= len(GRID) - 1:
+        return len(GRID) - 1, len(GRID) - 1, 0.0
+    if abs(position - round(position)) < 1e-6:
+        return round(position), round(position), 0.0
+    low = math.floor(position)
+    return low, low + 1, position - low
+
+
+def interpolate(values: Sequence[float], lr: float) -> float:
+    """``values`` (one per grid LR) at ``lr``, linear in log10(lr), clamped at the grid's ends.
+
+    Between two grid points either of which is inf (diverged), the result is inf.
+    """
+    low, high, fraction = _grid_position(lr)
+    a, b = values[low], values[high]
+    if low == high:
+        return a
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return a + fraction * (b - a)
+
+
+def difference_standard_errors(
+    per_seed: Sequence[Sequence[float]], best: int, *, paired: bool = PAIRED_SEEDS
+) -> list[float]:
+    """Standard error of mean(L(lr)) - mean(L(best)) at each grid LR (inf where any diverged).
+
+    Paired seeds: std (ddof=1) of the per-seed differences over sqrt(seeds). Unpaired:
+    sqrt(se(lr)**2 + se(best)**2), each the std of the losses over sqrt(seeds).
+    """
+    losses = np.asarray(per_seed, dtype=float)  # seeds x grid
+    seeds = losses.shape[0]
+    errors: list[float] = []
+    for index in range(losses.shape[1]):
+        column, reference = losses[:, index], losses[:, best]
+        if seeds < 2 or not (np.all(np.isfinite(column)) and np.all(np.isfinite(reference))):
+            errors.append(math.inf)
+        elif paired:
+            errors.append(float(np.std(column - reference, ddof=1) / math.sqrt(seeds)))
+        else:
+            variance = np.var(column, ddof=1) + np.var(reference, ddof=1)
+            errors.append(float(math.sqrt(variance / seeds)))
+    return errors
+
+
+def unanimously_worse(
+    per_seed: Sequence[Sequence[float]], best: int, *, paired: bool = PAIRED_SEEDS
+) -> list[bool]:
+    """Per grid LR: is every seed's loss above its loss at ``best``, with enough seeds (5+) for
+    that to be significant by itself (exact one-sided sign test, p = 2**-seeds <= 1/32)?"""
+    losses = np.asarray(per_seed, dtype=float)
+    if not paired or 2.0 ** -losses.shape[0] > SIGN_TEST_P:
+        return [False] * losses.shape[1]
+    return [bool(np.all(losses[:, i] > losses[:, best])) for i in range(losses.shape[1])]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One task's ground truth on the grid and the hit rules read off it."""
+
+    name: str
+    optimizer: str
+    mean: tuple[float, ...]
+    standard_error: tuple[float, ...]
+    unanimous: tuple[bool, ...]
+    best: int
+    seeds: int
+    onecycle_mean: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_entry(cls, name: str, entry: dict[str, Any]) -> Truth:
+        """Build from a ground-truth task entry (null losses mean diverged)."""
+        per_seed = [[_loss_from_json(v) for v in curve] for curve in entry["constant"]["per_seed"]]
+        mean = mean_curve(per_seed)
+        best = int(np.argmin(mean))
+        onecycle = entry.get("onecycle")
+        return cls(
+            name=name,
+            optimizer=entry["optimizer"],
+            mean=tuple(mean),
+            standard_error=tuple(difference_standard_errors(per_seed, best)),
+            unanimous=tuple(unanimously_worse(per_seed, best)),
+            best=best,
+            seeds=len(per_seed),
+            onecycle_mean=(
+                tuple(_loss_from_json(v) for v in onecycle["mean"]) if onecycle else None
+            ),
+        )
+
+    @property
+    def best_lr(self) -> float:
+        """The grid LR with the lowest mean val loss."""
+        return GRID[self.best]
+
+    @property
+    def best_loss(self) -> float:
+        """The lowest mean val loss on the grid."""
+        return self.mean[self.best]
+
+    def regret(self, lr: float | None) -> float:
+        """Relative excess mean val loss over the best: (m(lr) - best) / best; inf without lr."""
+        if lr is None or not lr > 0:
+            return math.inf
+        return (interpolate(self.mean, lr) - self.best_loss) / abs(self.best_loss)
+
+    def noise_hit(self, lr: float | None) -> bool:
+        """Whether ``lr`` is in the noise-aware band (see the module docstring)."""
+        if lr is None or not lr > 0:
+            return False
+        excess = interpolate(self.mean, lr) - self.best_loss
+        if not math.isfinite(excess):
+            return False
+        if excess <= NOISE_RELATIVE * abs(self.best_loss) * (1 + 1e-9):
+            return True
+        low, high, _ = _grid_position(lr)
+        if self.unanimous[low] and self.unanimous[high]:
+            return False  # every seed is worse there: significant whatever the SE says
+        return excess <= NOISE_STANDARD_ERRORS * interpolate(self.standard_error, lr) * (1 + 1e-9)
+
+    def band_hit(self, lr: float | None) -> bool:
+        """Whether ``lr`` is in the 5% band."""
+        return self.regret(lr) <= BAND
+
+    def onecycle_hit(self, max_lr: float | None) -> bool | None:
+        """Whether ``max_lr`` is in the one-cycle curve's 5% band; None without that curve."""
+        if self.onecycle_mean is None:
+            return None
+        if max_lr is None or not max_lr > 0:
+            return False
+        best = min(self.onecycle_mean)
+        return (interpolate(self.onecycle_mean, max_lr) - best) / abs(best) <= BAND
+
+    def noise_band(self) -> list[float]:
+        """The grid LRs in the noise-aware band."""
+        return [lr for lr in GRID if self.noise_hit(lr)]
+
+    def five_percent_band(self) -> list[float]:
+        """The grid LRs in the 5% band."""
+        return [lr for lr in GRID if self.band_hit(lr)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the curves and both bands, enough to score new rules offline."""
+        return {
+            "optimizer": self.optimizer,
+            "grid": list(GRID),
+            "mean": [_json_loss(v) for v in self.mean],
+            "difference_standard_error": [_json_loss(v) for v in self.standard_error],
+            "unanimously_worse": list(self.unanimous),
+            "best_lr": self.best_lr,
+            "best_loss": self.best_loss,
+            "seeds": self.seeds,
+            "noise_band": self.noise_band(),
+            "band_5pct": self.five_percent_band(),
+        }
+
+
+def load_ground_truth(path: Path = GROUND_TRUTH_PATH) -> dict[str, Truth]:
+    """Read the cached ground truth; warn when a task's data fingerprint no longer matches."""
     document: dict[str, Any] = json.loads(path.read_text())
-    for entry in document["tasks"].values():
-        for schedule in SCHEDULES:
-            entry[schedule]["mean"] = [_loss_from_json(v) for v in entry[schedule]["mean"]]
-    return document
+    truths: dict[str, Truth] = {}
+    for name, entry in document["tasks"].items():
+        task = TASKS_BY_NAME.get(name)
+        if task is not None and task.fingerprint is not None and "fingerprint" in entry:
+            current = task.fingerprint()
+            if current != entry["fingerprint"]:
+                print(
+                    f"warning: {name}'s data differs from its ground truth's "
+                    f"({current[:12]} != {entry['fingerprint'][:12]}; another Python version?)",
+                    file=sys.stderr,
+                )
+        truths[name] = Truth.from_entry(name, entry)
+    return truths
 
 
-# --------------------------------------------------------------------------- scoring
+# --------------------------------------------------------------------------- fastai's rules
 
-ROWS: tuple[str, ...] = ("steepest", "minimum", "valley", "lrfind", "lrfind+refine")
+
+def _fastai_curve(history: Any, planned_steps: int) -> tuple[list[float], list[float]]:
+    """fastai 2.7 ``Learner.lr_find``: the recorded (smoothed) losses ``[num_it//10:-5]``,
+    cut at the first NaN (non-finite here)."""
+    lrs = list(history.lrs[planned_steps // 10 : -5])
+    losses = list(history.smoothed_losses[planned_steps // 10 : -5])
+    for index, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            return lrs[:index], losses[:index]
+    return lrs, losses
+
+
+def fastai_minimum(history: Any, planned_steps: int) -> float | None:
+    """fastai's ``minimum``: the LR of the lowest smoothed loss, divided by 10."""
+    lrs, losses = _fastai_curve(history, planned_steps)
+    return lrs[int(np.argmin(losses))] / 10 if losses else None
+
+
+def fastai_valley(history: Any, planned_steps: int) -> float | None:
+    """fastai's ``valley`` (its default), line for line: the longest decreasing subsequence of
+    the smoothed loss, then the point about half-way along it."""
+    lrs, losses = _fastai_curve(history, planned_steps)
+    n = len(losses)
+    if n == 0:
+        return None
+    max_start, max_end = 0, 0
+    lds = [1] * n
+    for i in range(1, n):
+        for j in range(0, i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    index = max_start + int(sections) + int(sections / 2)
+    return float(lrs[index])
+
+
+# --------------------------------------------------------------------------- running the cases
+
+SWEEP_ROWS: tuple[str, ...] = ("steepest", "minimum", "valley", "lrfind")
+FASTAI_ROWS: tuple[str, ...] = ("fastai-minimum", "fastai-valley")
+REFINE_ROW = "lrfind+refine"
+ROWS: tuple[str, ...] = (*SWEEP_ROWS, *FASTAI_ROWS, REFINE_ROW)
+
+
+class RecordingValLoader:
+    """The validation split in fixed batches; every pass over it records each batch's loss.
+
+    ``RecordingLoss`` appends ``(loss, batch size)`` to the current pass whenever it runs
+    without autograd (lrfind evaluates under ``torch.no_grad``), so the refine trials' per-batch
+    validation losses can be kept without touching lrfind.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+        self.batches = [
+            (x[start : start + batch_size], y[start : start + batch_size])
+            for start in range(0, len(x), batch_size)
+        ]
+        if len(self.batches) > MAX_VAL_BATCHES:
+            raise ValueError(f"{len(self.batches)} validation batches: lrfind reads only 50")
+        self.passes: list[list[tuple[float, int]]] = []
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.passes.append([])
+        yield from self.batches
+
+
+class RecordingLoss(nn.Module):
+    """``loss_fn`` that records its value into ``loader``'s current pass when grad is off."""
+
+    def __init__(self, loss_fn: nn.Module, loader: RecordingValLoader) -> None:
+        super().__init__()
+        self.loss_fn = loss_fn
+        self.loader = loader
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss: torch.Tensor = self.loss_fn(output, target)
+        if not torch.is_grad_enabled() and self.loader.passes:
+            self.loader.passes[-1].append((float(loss), len(target)))
+        return loss
+
+
+def _trial_batches(
+    trials: Sequence[Any], passes: Sequence[list[tuple[float, int]]]
+) -> list[list[tuple[float, int]] | None]:
+    """Each trial's recorded validation pass: the next unused pass whose sample-weighted mean
+    is the trial's val loss (None for trials without one)."""
+    found: list[list[tuple[float, int]] | None] = []
+    cursor = 0
+    for trial in trials:
+        match = None
+        if trial.val_loss is not None:
+            for index in range(cursor, len(passes)):
+                batches = passes[index]
+                samples = sum(size for _, size in batches)
+                if samples and math.isclose(
+                    sum(loss * size for loss, size in batches) / samples,
+                    trial.val_loss,
+                    rel_tol=1e-5,
+                ):
+                    match, cursor = batches, index + 1
+                    break
+        found.append(match)
+    return found
 
 
 @dataclass(frozen=True)
 class Case:
-    """One task x seed: each row's suggested LR and max_lr, and the seconds it took."""
+    """One task x seed: each row's suggestion and max_lr, its seconds and cost, and the record.
+
+    ``cost_steps`` / ``cost_wall``: the row's compute over the plain sweep's (1 for rules read
+    off the sweep). ``record`` is the JSON detail: the sweep curve and the refine trials.
+    """
 
     task: str
     seed: int
     lrs: dict[str, float | None]
     max_lrs: dict[str, float | None]
     seconds: dict[str, float]
+    cost_steps: dict[str, float]
+    cost_wall: dict[str, float]
     confidence: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Case:
+        """Build from ``asdict`` output (the ``--json`` file's ``cases``)."""
+        return cls(**data)
 
 
-def _range_test() -> Callable[..., Any]:
-    try:
-        from lrfind import range_test
-    except ImportError:  # the package root does not re-export it (yet)
-        from lrfind.rangetest import range_test
-    return range_test  # type: ignore[no-any-return]
+def run_case(job: tuple[str, int, int]) -> Case:
+    """Run one range test (defaults, refine on) for a task and seed; read every rule off it.
 
+    ``job`` is (task name, case seed, seed offset): the range test uses seed + offset for the
+    initial weights, the batch order and ``range_test(seed=...)``.
+    """
+    from lrfind import range_test
 
-def run_case(job: tuple[str, int]) -> Case:
-    """Run one range test (defaults, refine on) for a task and seed; analyse it every way."""
-    from lrfind.analysis import METHODS, analyze
-
-    name, seed = job
+    methods, analyze = _lrfind_api()
+    name, seed, offset = job
     torch.set_num_threads(1)
     task = TASKS_BY_NAME[name]
     split = task.data()
-    torch.manual_seed(seed)
+    run_seed = seed + offset
+    torch.manual_seed(run_seed)
     model = task.build_model()
     optimizer = task.make_optimizer(list(model.parameters()), 1e-3)
-    train_loader = BatchLoader(split.x_train, split.y_train, task.batch_size, seed)
-    val_loader = [(split.x_val, split.y_val)]
+    train_loader = BatchLoader(split.x_train, split.y_train, task.batch_size, run_seed)
+    val_loader = RecordingValLoader(split.x_val, split.y_val, task.batch_size)
+    loss_fn = RecordingLoss(task.loss_fn, val_loader)
     started = time.perf_counter()
-    result = _range_test()(
-        model, optimizer, task.loss_fn, train_loader, val_loader=val_loader, refine="on", seed=seed
+    result = range_test(
+        model, optimizer, loss_fn, train_loader, val_loader=val_loader, refine="on", seed=run_seed
     )
     total = time.perf_counter() - started
-    refine_seconds = result.refinement.seconds if result.refinement is not None else 0.0
+    history = result.history
+    refinement = result.refinement
+    sweep_seconds = total - (refinement.seconds if refinement is not None else 0.0)
+    sweep_steps = max(history.steps, 1)
+
     lrs: dict[str, float | None] = {}
     max_lrs: dict[str, float | None] = {}
-    seconds: dict[str, float] = {}
-    for method in METHODS:
-        analysis = analyze(result.history, method)
+    for method in SWEEP_ROWS:
+        if method not in methods:
+            continue
+        analysis = analyze(history, method)
         lrs[method] = analysis.suggestion.lr
         max_lrs[method] = analysis.lr_range.max_lr
-        seconds[method] = total - refine_seconds
-    lrs["lrfind+refine"] = result.suggestion.lr
-    max_lrs["lrfind+refine"] = result.lr_range.max_lr
-    seconds["lrfind+refine"] = total
-    return Case(name, seed, lrs, max_lrs, seconds, result.confidence.level)
+    planned = result.info.planned_steps
+    lrs["fastai-minimum"] = fastai_minimum(history, planned)
+    lrs["fastai-valley"] = fastai_valley(history, planned)
+    max_lrs["fastai-minimum"] = max_lrs["fastai-valley"] = None
+    lrs[REFINE_ROW] = result.suggestion.lr
+    max_lrs[REFINE_ROW] = result.lr_range.max_lr
+
+    trials: list[dict[str, Any]] = []
+    refine_steps = 0
+    if refinement is not None:
+        for trial, batches in zip(
+            refinement.trials, _trial_batches(refinement.trials, val_loader.passes), strict=True
+        ):
+            refine_steps += trial.steps + (len(val_loader) if trial.val_loss is not None else 0)
+            trials.append(
+                {
+                    **trial.to_dict(),
+                    "val_batch_losses": (
+                        [float(f"{loss:.7g}") for loss, _ in batches] if batches else None
+                    ),
+                    "val_batch_sizes": [size for _, size in batches] if batches else None,
+                }
+            )
+    seconds = {row: sweep_seconds for row in lrs}
+    seconds[REFINE_ROW] = total
+    cost_steps = {row: 1.0 for row in lrs}
+    cost_steps[REFINE_ROW] = (sweep_steps + refine_steps) / sweep_steps
+    cost_wall = {row: 1.0 for row in lrs}
+    cost_wall[REFINE_ROW] = total / sweep_seconds if sweep_seconds > 0 else math.nan
+    record = {
+        "range_test_seed": run_seed,
+        "sweep": {
+            "lrs": list(history.lrs),
+            "losses": [_json_loss(v) for v in history.losses],
+            "smoothed_losses": [_json_loss(v) for v in history.smoothed_losses],
+            "stop_reason": history.stop_reason,
+            "planned_steps": planned,
+            "seconds": round(sweep_seconds, 3),
+        },
+        "refinement": None
+        if refinement is None
+        else {
+            "chosen_lr": refinement.chosen_lr,
+            "steps_per_trial": refinement.steps_per_trial,
+            "metric": refinement.metric,
+            "seconds": round(refinement.seconds, 3),
+            "val_batches_per_evaluation": len(val_loader),
+            "trials": trials,
+        },
+        "min_lr": result.lr_range.min_lr,
+        "confidence_reasons": list(result.confidence.reasons),
+    }
+    return Case(
+        task=name,
+        seed=seed,
+        lrs=lrs,
+        max_lrs=max_lrs,
+        seconds=seconds,
+        cost_steps=cost_steps,
+        cost_wall=cost_wall,
+        confidence=result.confidence.level,
+        record=record,
+    )
+
+
+# --------------------------------------------------------------------------- scoring
 
 
 @dataclass(frozen=True)
@@ -275,38 +689,44 @@ class RowScore:
     """One row of the quality table."""
 
     row: str
-    hit_rate: float
+    noise_hit_rate: float
+    band_hit_rate: float
     answered: int
-    median_log_error: float
     median_regret: float
     worst_spread: float
     seconds: float
-    max_lr_hit_rate: float
+    cost_steps: float
+    cost_wall: float
+    onecycle_hit_rate: float | None
 
 
-def score_row(row: str, cases: Sequence[Case], truth: dict[str, Any]) -> RowScore:
-    """Score one row over every case (a missing answer counts as a miss with infinite error)."""
-    regrets, log_errors, max_lr_regrets = [], [], []
+def score_row(row: str, cases: Sequence[Case], truths: dict[str, Truth]) -> RowScore:
+    """Score one row over every case (no answer: a miss with infinite regret)."""
+    noise_hits, band_hits, regrets, onecycle_hits = [], [], [], []
     by_task: dict[str, list[float]] = {}
     for case in cases:
-        entry = truth["tasks"][case.task]
-        lr = case.lrs[row]
-        regrets.append(regret(entry["constant"]["mean"], lr))
-        max_lr_regrets.append(regret(entry["onecycle"]["mean"], case.max_lrs[row]))
-        best = entry["constant"]["best_lr"]
-        log_errors.append(abs(math.log10(lr / best)) if lr else math.inf)
+        truth = truths[case.task]
+        lr = case.lrs.get(row)
+        noise_hits.append(truth.noise_hit(lr))
+        band_hits.append(truth.band_hit(lr))
+        regrets.append(truth.regret(lr))
+        onecycle = truth.onecycle_hit(case.max_lrs.get(row))
+        if onecycle is not None and row not in FASTAI_ROWS:
+            onecycle_hits.append(onecycle)
         if lr is not None:
             by_task.setdefault(case.task, []).append(lr)
     spreads = [max(v) / min(v) for v in by_task.values() if len(v) > 1]
     return RowScore(
         row=row,
-        hit_rate=float(np.mean([r <= BAND for r in regrets])),
-        answered=sum(case.lrs[row] is not None for case in cases),
-        median_log_error=float(np.median(log_errors)),
+        noise_hit_rate=float(np.mean(noise_hits)),
+        band_hit_rate=float(np.mean(band_hits)),
+        answered=sum(case.lrs.get(row) is not None for case in cases),
         median_regret=float(np.median(regrets)),
         worst_spread=max(spreads) if spreads else math.nan,
         seconds=statistics.fmean(case.seconds[row] for case in cases),
-        max_lr_hit_rate=float(np.mean([r <= BAND for r in max_lr_regrets])),
+        cost_steps=statistics.fmean(case.cost_steps[row] for case in cases),
+        cost_wall=statistics.fmean(case.cost_wall[row] for case in cases),
+        onecycle_hit_rate=float(np.mean(onecycle_hits)) if onecycle_hits else None,
     )
 
 
@@ -314,44 +734,137 @@ def _fmt_lr(lr: float | None) -> str:
     return "-" if lr is None else f"{lr:.2g}"
 
 
+def format_lr_set(lrs: Sequence[float]) -> str:
+    """Grid LRs as runs of consecutive grid values: ``0.0032-0.01, 0.032``."""
+    if not lrs:
+        return "-"
+    indices = sorted(round((math.log10(lr) - math.log10(GRID[0])) * 4) for lr in lrs)
+    runs: list[list[int]] = [[indices[0], indices[0]]]
+    for index in indices[1:]:
+        if index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    return ", ".join(
+        _fmt_lr(GRID[a]) if a == b else f"{_fmt_lr(GRID[a])}-{_fmt_lr(GRID[b])}" for a, b in runs
+    )
+
+
 def format_table(scores: Sequence[RowScore], cases: int) -> str:
     """The quality table as Markdown."""
     lines = [
-        "| method | hit 5% band | answered | median abs log10(lr/best) | median regret "
-        "| worst seed spread | s / recommendation | max_lr in 1cycle band |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | hit (noise-aware) | hit 5% band | answered | median regret "
+        "| worst seed spread | s / recommendation | cost x sweep (steps) | cost x sweep (wall) "
+        "| max_lr in 1cycle band |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scores:
+        onecycle = "-" if s.onecycle_hit_rate is None else f"{s.onecycle_hit_rate:.0%}"
         lines.append(
-            f"| {s.row} | {s.hit_rate:.0%} | {s.answered}/{cases} | {s.median_log_error:.2f} "
+            f"| {s.row} | {s.noise_hit_rate:.0%} | {s.band_hit_rate:.0%} | {s.answered}/{cases} "
             f"| {s.median_regret:.1%} | {s.worst_spread:.3g}x | {s.seconds:.2f} "
-            f"| {s.max_lr_hit_rate:.0%} |"
+            f"| {s.cost_steps:.1f} | {s.cost_wall:.1f} | {onecycle} |"
         )
     return "\n".join(lines)
 
 
-def format_tasks(cases: Sequence[Case], truth: dict[str, Any], row: str) -> str:
-    """Per-task detail for one row as Markdown: band, the seeds' answers, hits."""
-    lines = [
-        "| task | optimizer | best LR | 5% band | 1cycle band | suggested (per seed) | hits "
-        "| max_lr (per seed) | 1cycle hits |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, entry in truth["tasks"].items():
+def format_task_hits(cases: Sequence[Case], truths: dict[str, Truth]) -> str:
+    """Noise-aware hits per task (rows) and method (columns) as Markdown."""
+    lines = ["| task | " + " | ".join(ROWS) + " |", "|---|" + "---|" * len(ROWS)]
+    for name in _task_order(cases):
         mine = [c for c in cases if c.task == name]
-        if not mine:
-            continue
-        constant, onecycle = entry["constant"], entry["onecycle"]
-        hits = sum(regret(constant["mean"], c.lrs[row]) <= BAND for c in mine)
-        oc_hits = sum(regret(onecycle["mean"], c.max_lrs[row]) <= BAND for c in mine)
+        cells = [
+            f"{sum(truths[name].noise_hit(c.lrs.get(row)) for c in mine)}/{len(mine)}"
+            for row in ROWS
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_tasks(cases: Sequence[Case], truths: dict[str, Truth], row: str) -> str:
+    """Per-task detail for one row as Markdown: both bands, the seeds' answers, hits."""
+    lines = [
+        "| task | optimizer | best LR | noise-aware band | 5% band | suggested (per seed) "
+        "| noise-aware hits | 5% hits | max_lr (per seed) | 1cycle hits |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in _task_order(cases):
+        truth = truths[name]
+        mine = [c for c in cases if c.task == name]
+        noise = sum(truth.noise_hit(c.lrs.get(row)) for c in mine)
+        band = sum(truth.band_hit(c.lrs.get(row)) for c in mine)
+        onecycle = [truth.onecycle_hit(c.max_lrs.get(row)) for c in mine]
+        onecycle_text = (
+            "-"
+            if any(hit is None for hit in onecycle)
+            else f"{sum(bool(hit) for hit in onecycle)}/{len(mine)}"
+        )
         lines.append(
-            f"| {name} | {entry['optimizer']} | {constant['best_lr']:.2g} "
-            f"| {_fmt_lr(constant['band'][0])}-{_fmt_lr(constant['band'][1])} "
-            f"| {_fmt_lr(onecycle['band'][0])}-{_fmt_lr(onecycle['band'][1])} "
-            f"| {' '.join(_fmt_lr(c.lrs[row]) for c in mine)} | {hits}/{len(mine)} "
-            f"| {' '.join(_fmt_lr(c.max_lrs[row]) for c in mine)} | {oc_hits}/{len(mine)} |"
+            f"| {name} | {truth.optimizer} | {_fmt_lr(truth.best_lr)} "
+            f"| {format_lr_set(truth.noise_band())} | {format_lr_set(truth.five_percent_band())} "
+            f"| {' '.join(_fmt_lr(c.lrs.get(row)) for c in mine)} | {noise}/{len(mine)} "
+            f"| {band}/{len(mine)} | {' '.join(_fmt_lr(c.max_lrs.get(row)) for c in mine)} "
+            f"| {onecycle_text} |"
         )
     return "\n".join(lines)
+
+
+def _task_order(cases: Sequence[Case]) -> list[str]:
+    names = {case.task for case in cases}
+    known = [task.name for task in TASKS if task.name in names]
+    return known + sorted(names - set(known))
+
+
+def case_results(case: Case, truths: dict[str, Truth]) -> dict[str, Any]:
+    """A case's JSON form: per method the LR, hit flags, regret, seconds and cost; the record."""
+    truth = truths.get(case.task)
+    methods: dict[str, Any] = {}
+    for row in ROWS:
+        lr = case.lrs.get(row)
+        regret = truth.regret(lr) if truth is not None else math.nan
+        methods[row] = {
+            "lr": lr,
+            "max_lr": case.max_lrs.get(row),
+            "noise_hit": truth.noise_hit(lr) if truth is not None else None,
+            "band_hit": truth.band_hit(lr) if truth is not None else None,
+            "regret": regret if math.isfinite(regret) else None,
+            "onecycle_hit": (
+                truth.onecycle_hit(case.max_lrs.get(row))
+                if truth is not None and row not in FASTAI_ROWS
+                else None
+            ),
+            "seconds": round(case.seconds[row], 3),
+            "cost_steps": case.cost_steps[row],
+            "cost_wall": case.cost_wall[row],
+        }
+    return {"task": case.task, "seed": case.seed, "methods": methods}
+
+
+def write_json(
+    path: Path, cases: Sequence[Case], truths: dict[str, Truth], settings: dict[str, Any]
+) -> None:
+    """Write every case (raw fields for ``--rescore``, and scored per method) and the truths."""
+    names = _task_order(cases)
+    document = {
+        "settings": settings,
+        "truth": {name: truths[name].to_dict() for name in names if name in truths},
+        "results": [case_results(case, truths) for case in cases],
+        "cases": [asdict(case) for case in cases],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, separators=(",", ":")) + "\n")
+
+
+def report(cases: Sequence[Case], truths: dict[str, Truth]) -> str:
+    """The three Markdown tables: all rules, noise-aware hits per task, lrfind+refine detail."""
+    scores = [score_row(row, cases, truths) for row in ROWS]
+    return "\n\n".join(
+        [
+            format_table(scores, len(cases)),
+            format_task_hits(cases, truths),
+            format_tasks(cases, truths, REFINE_ROW),
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -359,35 +872,83 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--regenerate", action="store_true", help="rebuild the ground truth first")
+    parser.add_argument(
+        "--regenerate", action="store_true", help="rebuild the ground truth of --tasks first"
+    )
+    parser.add_argument(
+        "--schedules",
+        nargs="+",
+        choices=SCHEDULES,
+        default=list(SCHEDULES),
+        help="with --regenerate: the schedules to train (default: both)",
+    )
     parser.add_argument("--tasks", nargs="*", default=None, help="task names (default: all)")
     parser.add_argument("--seeds", nargs="*", type=int, default=None, help="seeds (default: 0-4)")
-    parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
+    parser.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        help="the range test of case seed s uses seed s + OFFSET (default 0: the ground truth's)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="processes (one thread each)")
+    parser.add_argument("--truth", type=Path, default=GROUND_TRUTH_PATH, help="ground-truth file")
+    parser.add_argument("--json", type=Path, default=None, help="write every case to this file")
+    parser.add_argument(
+        "--rescore", type=Path, default=None, help="reprint the tables from a --json file"
+    )
+    parser.add_argument("--no-score", action="store_true", help="with --regenerate: stop there")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.tasks or () if name not in TASKS_BY_NAME]
+    if unknown:
+        parser.error(
+            f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS_BY_NAME)}"
+        )
     tasks = [TASKS_BY_NAME[name] for name in args.tasks] if args.tasks else list(TASKS)
     seeds = tuple(args.seeds) if args.seeds else SEEDS
+    torch.set_num_threads(1)
     if args.regenerate:
-        document = regenerate(tasks, seeds, args.workers)
-        if GROUND_TRUTH_PATH.exists():
-            # A partial rebuild (--tasks) keeps the other tasks when the grid and seeds match.
-            previous = json.loads(GROUND_TRUTH_PATH.read_text())
-            if previous.get("grid") == document["grid"] and previous.get("seeds") == list(seeds):
-                document["tasks"] = {**previous["tasks"], **document["tasks"]}
-        GROUND_TRUTH_PATH.write_text(json.dumps(document, indent=1) + "\n")
-        print(f"wrote {GROUND_TRUTH_PATH} in {document['seconds']:.0f}s", file=sys.stderr)
-    truth = load_ground_truth()
-    missing = [task.name for task in tasks if task.name not in truth["tasks"]]
-    if missing:
-        parser.error(f"no ground truth for {', '.join(missing)}: run with --regenerate")
-    jobs = [(task.name, seed) for task in tasks for seed in seeds]
-    started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        cases = list(pool.map(run_case, jobs))
-    scores = [score_row(row, cases, truth) for row in ROWS]
-    print(format_table(scores, len(cases)))
-    print()
-    print(format_tasks(cases, truth, "lrfind+refine"))
-    print(f"\n{len(cases)} cases in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        started = time.perf_counter()
+        entries = regenerate(tasks, seeds, args.workers, args.schedules)
+        took = time.perf_counter() - started
+        write_ground_truth(entries, args.truth, took)
+        print(f"wrote {args.truth} ({', '.join(entries)}) in {took:.0f}s", file=sys.stderr)
+        if args.no_score:
+            return 0
+    truths = load_ground_truth(args.truth)
+    if args.rescore is not None:
+        saved = json.loads(args.rescore.read_text())
+        cases = [Case.from_dict(item) for item in saved["cases"]]
+        cases = [c for c in cases if c.task in {t.name for t in tasks} and c.seed in seeds]
+    else:
+        missing = [task.name for task in tasks if task.name not in truths]
+        if missing:
+            parser.error(f"no ground truth for {', '.join(missing)}: run with --regenerate")
+        jobs = [(task.name, seed, args.seed_offset) for task in tasks for seed in seeds]
+        started = time.perf_counter()
+        cases = []
+        for case in _map(run_case, jobs, args.workers):
+            cases.append(case)
+            print(
+                f"[{len(cases)}/{len(jobs)}] {case.task} seed={case.seed}: "
+                f"{case.seconds[REFINE_ROW]:.1f}s",
+                file=sys.stderr,
+            )
+        print(f"{len(cases)} cases in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    print(report(cases, truths))
+    if args.json is not None:
+        settings = {
+            "seeds": list(seeds),
+            "seed_offset": args.seed_offset,
+            "truth": str(args.truth),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "noise_relative": NOISE_RELATIVE,
+            "noise_standard_errors": NOISE_STANDARD_ERRORS,
+            "paired_seeds": PAIRED_SEEDS,
+            "band": BAND,
+        }
+        write_json(args.json, cases, truths, settings)
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 

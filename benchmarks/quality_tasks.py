@@ -2,14 +2,22 @@
 
 Each task is a model, an optimizer, a loss and fixed train/validation tensors. The data split is
 fixed per task; the seed controls the initial weights and the order of the batches. Every task
-trains for a few hundred steps in well under a few seconds on one CPU core.
+trains for a few hundred steps in at most about three seconds on one CPU core.
+
+The two language-model tasks (``text-gru``, ``text-transformer``) read real text offline: a fixed
+list of standard-library modules of the running interpreter (``STDLIB_CORPUS``), see
+``stdlib_corpus``.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
+import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,6 +49,8 @@ class Task:
     data: Callable[[], Split]
     batch_size: int
     budget_steps: int
+    #: Identifies data read from the machine (the ground truth stores it; a mismatch warns).
+    fingerprint: Callable[[], str] | None = None
 
 
 class BatchLoader:
@@ -137,6 +147,69 @@ def markov_tokens(vocab: int = 12, length: int = 24, sequences: int = 1500) -> S
     return Split(x[:cut], y[:cut], x[cut:], y[cut:])
 
 
+#: The LM corpus: these modules of the running interpreter's standard library (every CPython 3.10+
+#: ships them), read as bytes in this order, concatenated and cut to ``STDLIB_CORPUS_BYTES``. Their
+#: text differs a little between Python versions; the ground truth records the corpus's sha256.
+STDLIB_CORPUS: tuple[str, ...] = (
+    "argparse.py",
+    "dataclasses.py",
+    "functools.py",
+    "textwrap.py",
+    "enum.py",
+    "difflib.py",
+    "statistics.py",
+)
+STDLIB_CORPUS_BYTES = 393_216
+#: LM windows: this many input bytes, targets shifted by one.
+TEXT_SEQUENCE_LENGTH = 32
+#: Window i (by position in the corpus) goes to validation when i % TEXT_VAL_EVERY == last.
+TEXT_VAL_EVERY = 10
+
+
+@functools.lru_cache(maxsize=1)
+def stdlib_corpus() -> bytes:
+    """The LM corpus: the ``STDLIB_CORPUS`` modules' bytes, concatenated, first 384 KiB.
+
+    Raises:
+        FileNotFoundError: a module is missing from this interpreter's standard library.
+    """
+    root = Path(sysconfig.get_path("stdlib"))
+    text = b"".join((root / name).read_bytes() for name in STDLIB_CORPUS)
+    return text[:STDLIB_CORPUS_BYTES]
+
+
+def corpus_sha256() -> str:
+    """The sha256 of ``stdlib_corpus()`` (the ground truth is only valid for this text)."""
+    return hashlib.sha256(stdlib_corpus()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def corpus_vocabulary() -> tuple[int, ...]:
+    """The byte values that occur in the corpus, sorted: token i is byte ``vocabulary[i]``."""
+    return tuple(sorted(set(stdlib_corpus())))
+
+
+@functools.lru_cache(maxsize=1)
+def stdlib_text() -> Split:
+    """Byte-level next-token prediction on the standard-library corpus.
+
+    The corpus is cut into consecutive non-overlapping windows of ``TEXT_SEQUENCE_LENGTH + 1``
+    bytes (inputs: the first 32, targets: the last 32); every tenth window by position (i % 10
+    == 9) is validation, the rest training (about 10.7k / 1.2k windows). Tokens index the bytes
+    seen in the corpus (``corpus_vocabulary``, about 100).
+    """
+    corpus = np.frombuffer(stdlib_corpus(), dtype=np.uint8)
+    lookup = np.zeros(256, dtype=np.int64)
+    vocabulary = corpus_vocabulary()
+    lookup[list(vocabulary)] = np.arange(len(vocabulary))
+    window = TEXT_SEQUENCE_LENGTH + 1
+    count = len(corpus) // window
+    windows = torch.as_tensor(lookup[corpus[: count * window]].reshape(count, window))
+    is_val = torch.arange(count) % TEXT_VAL_EVERY == TEXT_VAL_EVERY - 1
+    train, val = windows[~is_val], windows[is_val]
+    return Split(train[:, :-1], train[:, 1:], val[:, :-1], val[:, 1:])
+
+
 class SequenceCrossEntropy(nn.Module):
     """Cross-entropy over every position of a (batch, time, vocab) output."""
 
@@ -156,6 +229,61 @@ class TokenGRU(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         hidden, _ = self.gru(self.embed(tokens))
         return self.head(hidden)
+
+
+class TextGRU(nn.Module):
+    """Byte-level LM: embedding (32) -> one-layer GRU (64) -> linear read-out to the bytes."""
+
+    def __init__(self, embed: int = 32, hidden: int = 64) -> None:
+        super().__init__()
+        vocab = len(corpus_vocabulary())
+        self.embed = nn.Embedding(vocab, embed)
+        self.gru = nn.GRU(embed, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.gru(self.embed(tokens))
+        return self.head(hidden)
+
+
+class CausalBlock(nn.Module):
+    """Pre-LayerNorm transformer block: causal multi-head self-attention, then a GELU MLP (4x)."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, time, width = x.shape
+        qkv = self.qkv(self.norm1(x)).view(batch, time, 3, self.heads, width // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        attended = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.out(attended.transpose(1, 2).reshape(batch, time, width))
+        return x + self.mlp(self.norm2(x))
+
+
+class TextTransformer(nn.Module):
+    """Tiny decoder-only byte LM: token + learned position embeddings, causal blocks, read-out."""
+
+    def __init__(self, width: int = 32, heads: int = 2, layers: int = 2) -> None:
+        super().__init__()
+        vocab = len(corpus_vocabulary())
+        self.embed = nn.Embedding(vocab, width)
+        self.position = nn.Parameter(0.02 * torch.randn(1, TEXT_SEQUENCE_LENGTH, width))
+        self.blocks = nn.Sequential(*(CausalBlock(width, heads) for _ in range(layers)))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens) + self.position[:, : tokens.shape[1]]
+        return self.head(self.norm(self.blocks(x)))
 
 
 def _mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -276,6 +404,30 @@ TASKS: tuple[Task, ...] = (
         data=markov_tokens,
         batch_size=32,
         budget_steps=400,
+    ),
+    Task(
+        name="text-gru",
+        kind="byte-level GRU LM on stdlib source",
+        optimizer_name="Adam",
+        build_model=TextGRU,
+        make_optimizer=_adam,
+        loss_fn=SequenceCrossEntropy(),
+        data=stdlib_text,
+        batch_size=32,
+        budget_steps=300,
+        fingerprint=corpus_sha256,
+    ),
+    Task(
+        name="text-transformer",
+        kind="2-layer decoder-only byte LM (d=32) on stdlib source",
+        optimizer_name="AdamW(weight_decay=0.01)",
+        build_model=TextTransformer,
+        make_optimizer=_adamw,
+        loss_fn=SequenceCrossEntropy(),
+        data=stdlib_text,
+        batch_size=32,
+        budget_steps=300,
+        fingerprint=corpus_sha256,
     ),
 )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 
 from lrfind.results import LRRange
 
@@ -27,3 +29,15 @@ def format_range(lr_range: LRRange) -> str:
     if lr_range.min_lr is None and lr_range.max_lr is None:
         return NO_VALUE
     return f"{format_lr(lr_range.min_lr)} – {format_lr(lr_range.max_lr)}"
+
+
+def did_you_mean(name: object, options: Iterable[object], n: int = 1) -> str:
+    """Return " (did you mean 'x'?)" naming up to ``n`` close matches of ``name``, or "".
+
+    The one "did you mean" of every error message: keys, built-ins, arguments, columns.
+    """
+    choices = [str(option) for option in options]
+    close = difflib.get_close_matches(str(name), choices, n=n)
+    if not close:
+        return ""
+    return f" (did you mean {', '.join(repr(match) for match in close)}?)"

@@ -23,7 +23,7 @@ from lrfind.outputs.comparison import (
     format_text_table,
     table_rows,
 )
-from lrfind.workflows.compare import run_compare
+from lrfind.workflows.compare import compare
 from tests.helpers_results import make_result
 
 # --- the splitter ----------------------------------------------------------------------------
@@ -231,12 +231,12 @@ def test_status_order() -> None:
 def test_unknown_keys_and_bad_values_fail_before_anything_is_written(tiny_config: Path) -> None:
     output = tiny_config.parent / "runs"
     with pytest.raises(ConfigError) as caught:
-        run_compare(tiny_config, ["optimizer.nme=sgd,adam"])
+        compare(tiny_config, ["optimizer.nme=sgd,adam"])
     assert str(caught.value) == (
         f"{tiny_config}: --vary: unknown key 'optimizer.nme' (did you mean 'name'?)"
     )
     with pytest.raises(ConfigError) as caught:
-        run_compare(tiny_config, ["optimizer.name=sgd,adamm"])
+        compare(tiny_config, ["optimizer.name=sgd,adamm"])
     assert str(caught.value).startswith(
         f"{tiny_config}: --vary: optimizer.name: unknown built-in optimizer 'adamm'"
     )
@@ -244,7 +244,7 @@ def test_unknown_keys_and_bad_values_fail_before_anything_is_written(tiny_config
 
 
 def test_compare_runs_every_variant_and_keeps_going_after_a_failure(tiny_config: Path) -> None:
-    comparison = run_compare(
+    comparison = compare(
         tiny_config,
         ["model.args.hidden=[16],[0]"],
         ["sweep.steps=20"],
@@ -273,7 +273,7 @@ def test_compare_runs_every_variant_and_keeps_going_after_a_failure(tiny_config:
 
 
 def test_compare_default_folder_is_name_compare_stamp(tiny_config: Path) -> None:
-    comparison = run_compare(
+    comparison = compare(
         tiny_config, ["optimizer.name=sgd,adam"], ["sweep.steps=10", "optimizer.args={}"]
     )
     stamp_dir = comparison.compare_dir
@@ -300,7 +300,7 @@ def test_a_stop_request_skips_the_remaining_variants_and_still_writes_tables(
 
         def trial(self, *args: object) -> None: ...
 
-    comparison = run_compare(
+    comparison = compare(
         tiny_config,
         ["optimizer.name=sgd,adam"],
         ["optimizer.args={}"],
@@ -330,9 +330,9 @@ def test_fit_optimizer_args_leaves_out_what_the_optimizer_does_not_take(tiny_con
 
 
 def test_varying_the_optimizer_keeps_its_own_args_and_warns(tiny_config: Path) -> None:
-    from lrfind.workflows.compare import run_compare
+    from lrfind.workflows.compare import compare
 
-    comparison = run_compare(
+    comparison = compare(
         tiny_config, ["optimizer.name=sgd,adam"], ["sweep.steps=10"], out=tiny_config.parent / "c"
     )
     assert [outcome.status for outcome in comparison.outcomes] != ["ok", "failed"]

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from lrfind.analysis.refine import REFINE_EXTRA_TRIALS
 from lrfind.engine import distributed
-from lrfind.engine.loop import run_sweep
+from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import StopFlag, SweepOptions
 from lrfind.engine.state import snapshot_state
 from lrfind.engine.steps import make_compute_loss
@@ -67,7 +67,7 @@ def test_a_stop_request_from_another_rank_stops_this_one_at_the_same_step() -> N
     task = classification_task()
     reduce = _OtherRankAsksToStop(at=4)
     stop = StopFlag()
-    outcome = run_sweep(
+    outcome = sweep_loop(
         task.model,
         task.optimizer,
         make_compute_loss(task.loss_fn),
@@ -87,7 +87,7 @@ def test_a_stop_request_from_another_rank_stops_this_one_at_the_same_step() -> N
 def test_chunked_reads_reduce_whole_chunks_and_cut_the_history_the_same() -> None:
     def sweep(check_every: int, reduce: Any) -> Any:
         task = classification_task()
-        return run_sweep(
+        return sweep_loop(
             task.model,
             task.optimizer,
             make_compute_loss(task.loss_fn),

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lrfind.engine.ladder import lr_ladder
-from lrfind.engine.loop import run_sweep
+from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import StepEvent, StopFlag, SweepOptions
 from lrfind.engine.state import parameters_changed, restore_state, snapshot_state
 from lrfind.engine.steps import divergence_threshold, make_compute_loss
@@ -23,7 +23,7 @@ CPU = torch.device("cpu")
 
 def _sweep(task, **options):  # type: ignore[no-untyped-def]
     compute = make_compute_loss(task.loss_fn)
-    return run_sweep(
+    return sweep_loop(
         task.model, task.optimizer, compute, task.train_loader, SweepOptions(**options), CPU
     )
 
@@ -96,7 +96,7 @@ def test_nan_loss_stops_with_non_finite_reason() -> None:
         return loss * float("nan") if nan_after_three.calls > 3 else loss  # type: ignore[attr-defined]
 
     nan_after_three.calls = 0  # type: ignore[attr-defined]
-    outcome = run_sweep(
+    outcome = sweep_loop(
         task.model,
         task.optimizer,
         make_compute_loss(nan_after_three),
@@ -112,7 +112,9 @@ def test_nan_loss_stops_with_non_finite_reason() -> None:
 def test_nan_from_first_step_is_reported() -> None:
     task = regression_task()
     compute = make_compute_loss(lambda o, t: nn.functional.mse_loss(o, t) * float("nan"))
-    outcome = run_sweep(task.model, task.optimizer, compute, task.train_loader, SweepOptions(), CPU)
+    outcome = sweep_loop(
+        task.model, task.optimizer, compute, task.train_loader, SweepOptions(), CPU
+    )
     assert outcome.history.steps == 1
     assert outcome.history.stop_reason == "non_finite"
     assert any("first step" in note for note in outcome.notes)
@@ -131,7 +133,7 @@ def test_accumulation_records_mean_of_micro_batches_and_changes_lr_once_per_step
         calls.append(float(batch[0]))
         return model(batch[0]).sum() * 0 + batch[0].sum()
 
-    outcome = run_sweep(
+    outcome = sweep_loop(
         model,
         optimizer,
         loss_of_input,
@@ -147,7 +149,7 @@ def test_non_scalar_loss_is_a_clear_error() -> None:
     task = regression_task()
     compute = make_compute_loss(nn.MSELoss(reduction="none"))
     with pytest.raises(SweepError, match=r"shape \(16, 1\), not a scalar"):
-        run_sweep(task.model, task.optimizer, compute, task.train_loader, SweepOptions(), CPU)
+        sweep_loop(task.model, task.optimizer, compute, task.train_loader, SweepOptions(), CPU)
 
 
 def test_frozen_model_is_refused() -> None:
@@ -162,7 +164,7 @@ def test_empty_loader_is_a_data_error() -> None:
     task = regression_task()
     empty = DataLoader(TensorDataset(torch.zeros(0, 5), torch.zeros(0, 1)), batch_size=4)
     with pytest.raises(DataError, match="no batches"):
-        run_sweep(
+        sweep_loop(
             task.model, task.optimizer, make_compute_loss(task.loss_fn), empty, SweepOptions(), CPU
         )
 
@@ -183,7 +185,7 @@ def test_stop_flag_ends_the_sweep_after_the_current_step() -> None:
         if event.step == 4:
             stop.request()
 
-    outcome = run_sweep(
+    outcome = sweep_loop(
         task.model,
         task.optimizer,
         make_compute_loss(task.loss_fn),
@@ -314,7 +316,7 @@ def test_divergence_is_acted_on_within_the_documented_lag(
     reference = _sweep(regression_task(), **options).history
     task = regression_task()
     compute, counter = _counting_loss(task)
-    outcome = run_sweep(
+    outcome = sweep_loop(
         task.model,
         task.optimizer,
         compute,
@@ -337,7 +339,7 @@ def test_lagged_reads_keep_stop_requests_and_the_last_chunk(
     task = regression_task()
     stop = StopFlag()
     stop.request()
-    outcome = run_sweep(
+    outcome = sweep_loop(
         task.model,
         task.optimizer,
         make_compute_loss(task.loss_fn),

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lrfind.engine.ladder import lr_ladder
-from lrfind.engine.loop import run_sweep
+from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import FP16_OVERFLOW_STREAK, SweepOptions
 from lrfind.engine.state import restore_state, snapshot_state
 from lrfind.engine.steps import make_compute_loss
@@ -32,7 +32,7 @@ def _one_thread() -> Any:
 
 
 def _sweep(task: Task, compute: Any = None, **options: Any) -> Any:
-    return run_sweep(
+    return sweep_loop(
         task.model,
         task.optimizer,
         compute or make_compute_loss(task.loss_fn),
@@ -101,7 +101,7 @@ def test_fp16_gradient_overflow_streak_stops_the_sweep_and_is_reported() -> None
 def test_in_fp32_the_same_overflow_shows_as_a_nan_loss() -> None:
     # The same task in fp32: inf gradients make the parameters NaN, so the loss turns NaN.
     task = classification_task()
-    outcome = run_sweep(
+    outcome = sweep_loop(
         task.model,
         task.optimizer,
         _overflowing_from(task, 10),
@@ -199,7 +199,7 @@ def test_accumulation_of_four_matches_a_hand_computation() -> None:
     model, optimizer, loader = _linear_task(batch_size=8)
     reference = copy.deepcopy(model)
     options = SweepOptions(start_lr=0.01, end_lr=0.1, steps=3, accumulation_steps=4, smoothing=0)
-    history = run_sweep(
+    history = sweep_loop(
         model, optimizer, make_compute_loss(nn.MSELoss()), loader, options, CPU
     ).history
     batches = list(loader)
@@ -221,7 +221,7 @@ def test_accumulation_of_four_matches_a_hand_computation() -> None:
 def test_accumulation_of_four_batches_of_8_equals_one_batch_of_32() -> None:
     options = {"start_lr": 1e-3, "end_lr": 1.0, "steps": 8, "smoothing": 0.5}
     model, optimizer, loader = _linear_task(batch_size=8)
-    accumulated = run_sweep(
+    accumulated = sweep_loop(
         model,
         optimizer,
         make_compute_loss(nn.MSELoss()),
@@ -230,7 +230,7 @@ def test_accumulation_of_four_batches_of_8_equals_one_batch_of_32() -> None:
         CPU,
     ).history
     model, optimizer, loader = _linear_task(batch_size=32)
-    whole = run_sweep(
+    whole = sweep_loop(
         model, optimizer, make_compute_loss(nn.MSELoss()), loader, SweepOptions(**options), CPU
     ).history
     assert accumulated.lrs == whole.lrs

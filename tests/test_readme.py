@@ -100,7 +100,7 @@ def test_every_exit_code_of_the_cli_is_documented() -> None:
 
 
 def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (example,) = code_blocks(section("Python API"), "python")
+    example, gate = code_blocks(section("Python API"), "python")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
     exec(compile(example, "README.md", "exec"), namespace)
@@ -127,3 +127,16 @@ def _help(command: str) -> str:
 
     result = CliRunner().invoke(app, [command, "--help"], env={**os.environ, "COLUMNS": "200"})
     return result.stdout
+
+
+def test_python_ci_gate_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, gate = code_blocks(section("Python API"), "python")
+    monkeypatch.chdir(tmp_path)
+    gate = gate.replace(
+        '"configs/quickstart.yaml"', repr(str(ROOT / "configs" / "quickstart.yaml"))
+    )
+    gate = gate.replace('"sweep.steps=60"', f'"sweep.steps=60", "output.dir={tmp_path}/runs"')
+    namespace: dict[str, Any] = {}
+    exec(compile(gate, "README.md", "exec"), namespace)
+    assert namespace["run"].outcome is not None
+    assert (tmp_path / "reports" / "lrfind.xml").exists()

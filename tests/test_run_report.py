@@ -13,7 +13,7 @@ from lrfind.errors import ConfigError, OutputError
 from lrfind.outputs import runs
 from lrfind.outputs.labels import config_differences, diff_label, flatten, format_value, run_labels
 from lrfind.results import RangeTestResult
-from lrfind.workflows.report import OVERLAY_REPORT, make_report
+from lrfind.workflows.report import OVERLAY_REPORT, report
 from tests.helpers_results import make_result
 
 #: A tiny task that trains in well under a second (used where a saved run must be re-trained).
@@ -121,24 +121,24 @@ def test_run_labels_fall_back_to_folder_names_then_numbers() -> None:
     assert run_labels(["tiny", "tiny"], [None, None], ["x", "x"]) == ["x", "x #2"]
 
 
-# --- make_report -----------------------------------------------------------------------------
+# --- report -----------------------------------------------------------------------------
 
 
 def test_single_run_defaults_to_report_png_in_the_run_dir_and_never_overwrites(
     tmp_path: Path,
 ) -> None:
     run_dir = save_run(tmp_path / "run", make_result(name="tiny"), TINY_CONFIG)
-    written = make_report([run_dir])
+    written = report([run_dir])
     assert written.png == run_dir / "report.png"
     assert written.png.read_bytes().startswith(b"\x89PNG")
     assert written.html is None
     with pytest.raises(OutputError) as caught:
-        make_report([run_dir])
+        report([run_dir])
     assert (
         str(caught.value)
         == f"{run_dir / 'report.png'} already exists (use --force to overwrite it)"
     )
-    assert make_report([run_dir], force=True).png == run_dir / "report.png"
+    assert report([run_dir], force=True).png == run_dir / "report.png"
 
 
 def test_several_runs_overlay_to_the_working_directory_by_default(
@@ -155,7 +155,7 @@ def test_several_runs_overlay_to_the_working_directory_by_default(
         make_result(name="tiny", shift=0.8, optimizer="Adam"),
         with_changes(TINY_CONFIG, optimizer={"name": "adam"}),
     )
-    written = make_report([first, second])
+    written = report([first, second])
     assert written.png == OVERLAY_REPORT
     assert (tmp_path / OVERLAY_REPORT).read_bytes().startswith(b"\x89PNG")
     assert written.labels == ("optimizer.name=sgd", "optimizer.name=adam")
@@ -165,7 +165,7 @@ def test_html_only_writes_one_self_contained_page(tmp_path: Path) -> None:
     first = save_run(tmp_path / "a", make_result(name="first"), TINY_CONFIG)
     second = save_run(tmp_path / "b", make_result("flat", name="second"), TINY_CONFIG)
     page = tmp_path / "report.html"
-    written = make_report([first, second], html=page, title="Two <runs>")
+    written = report([first, second], html=page, title="Two <runs>")
     assert written.png is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "report.html"]
     text = page.read_text(encoding="utf-8")
@@ -178,21 +178,21 @@ def test_html_only_writes_one_self_contained_page(tmp_path: Path) -> None:
 
 def test_missing_or_invalid_run_dirs_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(OutputError) as caught:
-        make_report([tmp_path / "missing"])
+        report([tmp_path / "missing"])
     assert str(caught.value) == f"{tmp_path / 'missing'}: no such run directory"
     (tmp_path / "empty").mkdir()
     with pytest.raises(OutputError, match=r"not a run directory \(needs result.json"):
-        make_report([tmp_path / "empty"])
+        report([tmp_path / "empty"])
     with pytest.raises(ConfigError, match="at least one run directory"):
-        make_report([])
+        report([])
 
 
 def test_output_problems_are_refused_before_drawing(tmp_path: Path) -> None:
     run_dir = save_run(tmp_path / "run", make_result(), TINY_CONFIG)
     with pytest.raises(OutputError, match=r"folder .*nowhere does not exist"):
-        make_report([run_dir], out=tmp_path / "nowhere" / "x.png")
+        report([run_dir], out=tmp_path / "nowhere" / "x.png")
     with pytest.raises(OutputError, match="is a directory"):
-        make_report([run_dir], out=tmp_path)
+        report([run_dir], out=tmp_path)
     with pytest.raises(OutputError, match="name the same file"):
-        make_report([run_dir], out=tmp_path / "x", html=tmp_path / "x")
+        report([run_dir], out=tmp_path / "x", html=tmp_path / "x")
     assert not (run_dir / "report.png").exists()

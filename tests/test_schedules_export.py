@@ -15,7 +15,7 @@ import yaml
 from lrfind.analysis.schedule_plan import SCHEDULE_KINDS, plan_schedule
 from lrfind.errors import EXIT_NO_ANSWER, ConfigError, NoReliableSuggestion
 from lrfind.results import LRRange, RangeTestResult
-from lrfind.workflows.schedule import build_schedule
+from lrfind.workflows.schedule import schedule
 from tests.helpers_results import make_result
 
 MIN_LR, SUGGESTED, MAX_LR = 1e-4, 1e-3, 1e-2
@@ -68,7 +68,7 @@ def trajectory(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> 
 
 
 def test_onecycle_starts_at_min_lr_and_peaks_at_max_lr() -> None:
-    code = build_schedule(result_with(), "onecycle", "python", total_steps=100)
+    code = schedule(result_with(), "onecycle", "python", total_steps=100)
     assert code.startswith("# lrfind onecycle schedule from run 'unit'\n")
     assert "# Expects an `optimizer` variable in scope" in code
     optimizer = fresh_optimizer()
@@ -90,7 +90,7 @@ def test_onecycle_div_factor_is_clipped_for_very_wide_ranges() -> None:
 
 
 def test_cyclic_goes_from_base_to_max_and_halves_the_amplitude() -> None:
-    code = build_schedule(result_with(), "cyclic", "python", steps_per_epoch=5)
+    code = schedule(result_with(), "cyclic", "python", steps_per_epoch=5)
     assert "step_size_up=20,  # 4 epochs of 5 steps" in code
     optimizer = fresh_optimizer("adam")
     lrs = trajectory(run_python(code, optimizer), optimizer, 61)
@@ -110,7 +110,7 @@ def test_cyclic_half_cycle_defaults(options: dict[str, int], expected: int) -> N
 
 
 def test_plateau_starts_at_the_suggestion_and_is_floored() -> None:
-    code = build_schedule(result_with(), "plateau", "python")
+    code = schedule(result_with(), "plateau", "python")
     assert "scheduler.step(val_loss) once per epoch" in code
     optimizer = fresh_optimizer()
     scheduler = run_python(code, optimizer)
@@ -124,7 +124,7 @@ def test_plateau_starts_at_the_suggestion_and_is_floored() -> None:
 
 
 def test_cosine_warms_up_to_the_suggestion_then_decays_to_min_lr() -> None:
-    code = build_schedule(result_with(), "cosine", "python", total_steps=200, warmup_steps=20)
+    code = schedule(result_with(), "cosine", "python", total_steps=200, warmup_steps=20)
     optimizer = fresh_optimizer()
     lrs = trajectory(run_python(code, optimizer), optimizer, 201)
     assert lrs[0] == pytest.approx(SUGGESTED * 0.1)  # warm-up starts at min_lr
@@ -136,9 +136,7 @@ def test_cosine_warms_up_to_the_suggestion_then_decays_to_min_lr() -> None:
 
 
 def test_cosine_peak_can_be_overridden_and_warm_up_switched_off() -> None:
-    code = build_schedule(
-        result_with(), "cosine", "python", total_steps=50, warmup_fraction=0.0, lr=3e-3
-    )
+    code = schedule(result_with(), "cosine", "python", total_steps=50, warmup_fraction=0.0, lr=3e-3)
     assert "LinearLR" not in code and "SequentialLR" not in code
     optimizer = fresh_optimizer()
     lrs = trajectory(run_python(code, optimizer), optimizer, 51)
@@ -149,7 +147,7 @@ def test_cosine_peak_can_be_overridden_and_warm_up_switched_off() -> None:
 @pytest.mark.parametrize("kind", SCHEDULE_KINDS)
 def test_yaml_parses_and_builds_the_same_schedule_as_python(kind: str) -> None:
     options: dict[str, Any] = {"total_steps": 120, "steps_per_epoch": 12, "epochs": 10}
-    text = build_schedule(result_with(), kind, "yaml", **options)  # type: ignore[arg-type]
+    text = schedule(result_with(), kind, "yaml", **options)  # type: ignore[arg-type]
     document = yaml.safe_load(text)
     assert set(document) <= {"optimizer", "lr_scheduler"}
     scheduler = document["lr_scheduler"]
@@ -157,7 +155,7 @@ def test_yaml_parses_and_builds_the_same_schedule_as_python(kind: str) -> None:
     assert scheduler["interval"] == ("epoch" if kind == "plateau" else "step")
     for value in scheduler["init_args"].values():
         assert not isinstance(value, str) or value in {"cos", "triangular2", "min"}
-    code = build_schedule(result_with(), kind, "python", **options)  # type: ignore[arg-type]
+    code = schedule(result_with(), kind, "python", **options)  # type: ignore[arg-type]
     from_python, from_yaml = fresh_optimizer(), fresh_optimizer()
     python_scheduler = run_python(code, from_python)
     yaml_scheduler = build_from_yaml(document, from_yaml)
@@ -174,7 +172,7 @@ def test_yaml_parses_and_builds_the_same_schedule_as_python(kind: str) -> None:
 
 
 def test_yaml_numbers_stay_numbers() -> None:
-    text = build_schedule(result_with(lr_range=(1e-5, 1e-4), suggestion=3e-5), "cosine", "yaml", 10)
+    text = schedule(result_with(lr_range=(1e-5, 1e-4), suggestion=3e-5), "cosine", "yaml", 10)
     document = yaml.safe_load(text)
     assert document["optimizer"]["lr"] == pytest.approx(3e-5)
     children = document["lr_scheduler"]["init_args"]["schedulers"]
@@ -184,16 +182,16 @@ def test_yaml_numbers_stay_numbers() -> None:
 
 def test_bare_range_builds_cyclic_and_needs_lr_for_plateau() -> None:
     lr_range = LRRange(MIN_LR, MAX_LR)
-    assert "base_lr=0.0001" in build_schedule(lr_range, "cyclic", "python")
+    assert "base_lr=0.0001" in schedule(lr_range, "cyclic", "python")
     with pytest.raises(ConfigError, match="pass lr= when building from an LRRange"):
-        build_schedule(lr_range, "plateau", "python")
-    assert 'group["lr"] = 0.002' in build_schedule(lr_range, "plateau", "python", lr=2e-3)
+        schedule(lr_range, "plateau", "python")
+    assert 'group["lr"] = 0.002' in schedule(lr_range, "plateau", "python", lr=2e-3)
 
 
 @pytest.mark.parametrize("kind", SCHEDULE_KINDS)
 def test_no_range_means_no_reliable_suggestion(kind: str) -> None:
     with pytest.raises(NoReliableSuggestion) as caught:
-        build_schedule(make_result("flat", name="flat"), kind, "yaml", total_steps=100)
+        schedule(make_result("flat", name="flat"), kind, "yaml", total_steps=100)
     message = str(caught.value)
     assert "\n" not in message
     assert message == f"run 'flat' has no recommended range: cannot build a {kind} schedule"
@@ -202,14 +200,14 @@ def test_no_range_means_no_reliable_suggestion(kind: str) -> None:
 
 def test_a_range_without_a_suggestion_serves_onecycle_but_not_plateau() -> None:
     result = result_with(suggestion=None)
-    assert "OneCycleLR" in build_schedule(result, "onecycle", "python", total_steps=10)
+    assert "OneCycleLR" in schedule(result, "onecycle", "python", total_steps=10)
     with pytest.raises(NoReliableSuggestion, match=r"^no reliable suggestion for run 'unit': "):
-        build_schedule(result, "plateau", "python")
+        schedule(result, "plateau", "python")
 
 
 def test_empty_range_is_no_reliable_suggestion() -> None:
     with pytest.raises(NoReliableSuggestion, match="recommended range is empty"):
-        build_schedule(result_with(lr_range=(1e-2, 1e-3)), "cyclic", "python")
+        schedule(result_with(lr_range=(1e-2, 1e-3)), "cyclic", "python")
 
 
 @pytest.mark.parametrize(
@@ -248,13 +246,13 @@ def test_empty_range_is_no_reliable_suggestion() -> None:
 )
 def test_bad_options_raise_config_error(kind: str, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        build_schedule(result_with(), kind, "python", **options)  # type: ignore[arg-type]
+        schedule(result_with(), kind, "python", **options)  # type: ignore[arg-type]
     assert str(caught.value) == message
 
 
 def test_every_bad_option_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        build_schedule(result_with(), "onecycle", "python", total_steps=-5, pct_start=0.0)
+        schedule(result_with(), "onecycle", "python", total_steps=-5, pct_start=0.0)
     assert caught.value.problems == (
         "total_steps must be a positive integer, got -5",
         "pct_start must be between 0 and 1, got 0.0",
@@ -265,14 +263,14 @@ def test_unknown_format() -> None:
     with pytest.raises(
         ConfigError, match="unknown format 'toml' \\(expected one of yaml, python, json\\)"
     ):
-        build_schedule(result_with(), "cyclic", "toml")  # type: ignore[arg-type]
+        schedule(result_with(), "cyclic", "toml")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("kind", SCHEDULE_KINDS)
 def test_json_has_the_yaml_layout_and_builds_the_same_schedule(kind: str) -> None:
     options: dict[str, Any] = {"total_steps": 120, "steps_per_epoch": 12, "epochs": 10}
-    from_yaml = yaml.safe_load(build_schedule(result_with(), kind, "yaml", **options))  # type: ignore[arg-type]
-    from_json = json.loads(build_schedule(result_with(), kind, "json", **options))  # type: ignore[arg-type]
+    from_yaml = yaml.safe_load(schedule(result_with(), kind, "yaml", **options))  # type: ignore[arg-type]
+    from_json = json.loads(schedule(result_with(), kind, "json", **options))  # type: ignore[arg-type]
     assert from_json["kind"] == kind
     assert from_json["optimizer"] == from_yaml.get("optimizer", {"lr": None})
     assert from_json["lr_scheduler"]["monitor"] == from_yaml["lr_scheduler"].get("monitor")
@@ -283,10 +281,10 @@ def test_json_has_the_yaml_layout_and_builds_the_same_schedule(kind: str) -> Non
 def test_hostile_run_name_cannot_inject_code_or_yaml() -> None:
     name = "evil\nimport os\nos.system('x')\r\u2028: [oops"
     result = make_result("clean", name=name, suggestion_lr=SUGGESTED, lr_range=(MIN_LR, MAX_LR))
-    code = build_schedule(result, "cosine", "python", total_steps=20)
+    code = schedule(result, "cosine", "python", total_steps=20)
     namespace: dict[str, Any] = {"optimizer": fresh_optimizer()}
     exec(compile(code, "<snippet>", "exec"), namespace)
     assert "os" not in namespace
     assert all(line.startswith("#") for line in code.splitlines()[:4])
-    document = yaml.safe_load(build_schedule(result, "cosine", "yaml", total_steps=20))
+    document = yaml.safe_load(schedule(result, "cosine", "yaml", total_steps=20))
     assert set(document) == {"optimizer", "lr_scheduler"}

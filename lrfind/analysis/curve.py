@@ -9,11 +9,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lrfind.results import (
+    MIN_CURVE_POINTS,
     History,
 )
 
 #: Fewer finite points than this and no method answers.
-MIN_POINTS = 10
+MIN_POINTS = MIN_CURVE_POINTS
 
 #: The trend's Gaussian kernel spans about this many sweep points (its sd, in decades, is
 #: KERNEL_POINTS / (sqrt(2*pi) * points per decade): 0.26 decade for 100 steps over 8 decades).

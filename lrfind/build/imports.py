@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import importlib.machinery
 import inspect
@@ -16,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from lrfind.errors import ComponentError, LrfindError
+from lrfind.format import did_you_mean
 
 #: Top-level module name -> the config/current folder it was imported from by resolve_import.
 _LOADED_FROM: dict[str, Path] = {}
@@ -150,8 +150,7 @@ def _attribute(module: ModuleType, chain: Sequence[str], module_name: str, key: 
             if depth == 0 and getattr(module, "__file__", None):
                 owner += f" ({module.__file__})"
             public = [n for n in dir(value) if not n.startswith("_")]
-            close = difflib.get_close_matches(name, public, n=3)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            hint = did_you_mean(name, public, n=3)
             raise ComponentError(f"{key}: {owner} has no attribute '{name}'{hint}") from None
     return value
 
@@ -222,8 +221,7 @@ def _check_arguments(
     accepted = _accepted(parameters, skip)
     for name in args:
         if name not in parameters:
-            close = difflib.get_close_matches(str(name), accepted, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(name, accepted)
             raise ComponentError(
                 f"{key}: {label} has no argument '{name}'{hint}; accepted: {', '.join(accepted)}"
             )

@@ -16,6 +16,7 @@ from lrfind.build.optim import _format_value
 from lrfind.config.schema import (
     ComponentSpec,
 )
+from lrfind.data.model_outputs import MODEL_LOSS, ModelLoss
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError, SweepError
 
@@ -117,10 +118,14 @@ def _builtin_loss(name: str, args: Mapping[str, Any], key: str) -> nn.Module:
     return PointwiseLoss(name, loss)
 
 
-def build_loss(loss: str | ComponentSpec, info: DataInfo, base_dir: Path) -> tuple[LossFn, str]:
+def build_loss(
+    loss: str | ComponentSpec, info: DataInfo, base_dir: Path
+) -> tuple[LossFn | ModelLoss, str]:
     """Build the loss ``config.loss`` names; return it and its description.
 
-    ``auto`` is cross_entropy for classification and sequence data, mse for regression. A
+    ``auto`` is cross_entropy for classification and sequence data, mse for regression.
+    ``model`` returns the marker ``"model"``: the engine then uses the loss the model computes
+    itself (``outputs.loss``). A
     ``{target, args}`` form passes ``args`` to the built-in loss (e.g. ``label_smoothing``,
     ``delta``; list-valued ``weight``/``pos_weight`` become tensors). A user class is
     instantiated with ``args``; a user function is called as ``fn(outputs, targets, **args)``.
@@ -132,11 +137,19 @@ def build_loss(loss: str | ComponentSpec, info: DataInfo, base_dir: Path) -> tup
     name = loss if isinstance(loss, str) else loss.target
     args = {} if isinstance(loss, str) else dict(loss.args)
     key = "loss" if isinstance(loss, str) else "loss.target"
+    if name == MODEL_LOSS:
+        if args:
+            raise ComponentError(
+                f"loss.args: loss 'model' takes no arguments (got {', '.join(map(str, args))}); "
+                "the model computes its loss itself"
+            )
+        return MODEL_LOSS, MODEL_LOSS
     if name == "auto":
         if info.task is None:
             raise ComponentError(
                 "loss: 'auto' cannot tell the task from the data; set loss: cross_entropy "
-                "(classes), mse (regression) or another built-in"
+                "(classes), mse (regression), another built-in, or model (the loss the model "
+                "computes itself, e.g. a transformers model given labels)"
             )
         name = "mse" if info.task == "regression" else "cross_entropy"
     if name in LOSSES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -12,13 +11,14 @@ from typing import Any
 from torch import nn
 
 from lrfind.build.architectures import CNN, MLP, GRUModel, LinearModel, TransformerModel
-from lrfind.build.imports import _call_user, _short_name, _signature, resolve_import
+from lrfind.build.imports import _call_user, _signature, resolve_import
 from lrfind.config.schema import (
     Config,
     is_import_path,
 )
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError
+from lrfind.format import did_you_mean
 
 
 def _flat_features(info: DataInfo) -> int | None:
@@ -113,8 +113,7 @@ def _check_names(name: str, args: Mapping[str, Any]) -> None:
     accepted = model_arguments(name)
     for arg in args:
         if arg not in accepted:
-            close = difflib.get_close_matches(str(arg), accepted, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(arg, accepted)
             raise ComponentError(
                 f"model.args: model '{name}' has no argument '{arg}'{hint}; "
                 f"accepted: {', '.join(accepted)}"
@@ -184,6 +183,9 @@ def _inferred_sizes(info: DataInfo) -> dict[str, Any]:
 def build_model(config: Config, info: DataInfo) -> tuple[nn.Module, str]:
     """Build ``config.model``; return the module (on the CPU) and its description.
 
+    The description of a user model is its class name (``GPT2LMHeadModel``), not the name of
+    the factory that built it.
+
     Built-ins take their sizes from ``info`` unless ``model.args`` sets them. A user factory is
     called with ``model.args``; its *required* parameters named ``in_features``, ``out_features``,
     ``num_classes``, ``num_outputs``, ``in_channels``, ``vocab_size`` or ``input_shape`` that the
@@ -214,4 +216,4 @@ def build_model(config: Config, info: DataInfo) -> tuple[nn.Module, str]:
             f"model.target: {spec.target!r} returned a {type(model).__name__}, "
             "not a torch.nn.Module"
         )
-    return model, _short_name(spec.target)
+    return model, type(model).__name__

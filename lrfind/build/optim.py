@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from lrfind.config.schema import (
     ParamGroupRule,
 )
 from lrfind.errors import ComponentError, LrfindError, SweepError
+from lrfind.format import did_you_mean
 
 #: Built-in optimizers by the name ``optimizer.name`` uses.
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -191,8 +191,7 @@ def build_optimizer(
         for index, rule in enumerate(spec.param_groups):
             for option in rule.options():
                 if option not in known:
-                    close = difflib.get_close_matches(option, known, n=1)
-                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    hint = did_you_mean(option, known)
                     raise ComponentError(
                         f"optimizer.param_groups.{index}: {label} has no option '{option}'{hint}"
                     )

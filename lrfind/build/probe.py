@@ -11,6 +11,7 @@ from lrfind.build.imports import _first_line, _where
 from lrfind.build.losses import _shape
 from lrfind.build.task import BuiltTask
 from lrfind.data.batches import move_to_device, split_batch
+from lrfind.data.model_outputs import call_model, call_model_on_batch, loss_input, model_loss
 from lrfind.errors import DataError, LrfindError, SweepError
 
 
@@ -51,6 +52,8 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
         _check_probe_loss(loss, f"step {loss_name.removeprefix('step:')!r}")
         return loss
     assert task.loss_fn is not None
+    if isinstance(task.loss_fn, str):
+        return _model_loss(task, batch, model_name)
     inputs, targets = split_batch(batch, task.inputs_key, task.targets_key)
     if (
         isinstance(inputs, torch.Tensor)
@@ -59,7 +62,7 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
     ):
         raise DataError("data: the first training batch has NaN or inf inputs; clean the data")
     try:
-        outputs = task.model(**inputs) if isinstance(inputs, Mapping) else task.model(inputs)
+        outputs = call_model(task.model, inputs)
     except LrfindError:
         raise
     except Exception as error:
@@ -68,17 +71,49 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
             f"{_shape(inputs)} and the model raised {type(error).__name__}: "
             f"{_first_line(error)} (check model.args or data.args)"
         ) from error
+    read = loss_input(outputs, task.output_key)
     try:
-        loss = task.loss_fn(outputs, targets)
+        loss = task.loss_fn(read, targets)
     except LrfindError:
         raise
     except Exception as error:
         raise SweepError(
-            f"loss '{loss_name}' failed on model outputs of {_shape(outputs)} and targets of "
+            f"loss '{loss_name}' failed on model outputs of {_shape(read)} and targets of "
             f"{_shape(targets)}: {type(error).__name__}: {_first_line(error)} "
-            "(check loss and the model's output size, model.args.out_features)"
+            f"{_loss_hint(outputs, read)}"
         ) from error
     _check_probe_loss(loss, f"loss '{loss_name}'")
+    return loss
+
+
+def _loss_hint(outputs: Any, read: Any) -> str:
+    """What to check when a loss fails: the output it read, or the model's output size."""
+    if read is outputs and not isinstance(outputs, torch.Tensor):
+        return (
+            f"(the model returns a {type(outputs).__name__}: set model.output_key to the output "
+            "the loss should read, or use loss: model for the model's own loss)"
+        )
+    return "(check loss and the model's output size, model.args.out_features)"
+
+
+def _model_loss(task: BuiltTask, batch: Any, model_name: str) -> torch.Tensor:
+    """``loss: model``: the whole batch goes to the model, which returns its own loss."""
+    try:
+        outputs = call_model_on_batch(task.model, batch)
+    except LrfindError:
+        raise
+    except Exception as error:
+        how = "model(batch)"
+        if isinstance(batch, Mapping):
+            how = "model(**batch)"
+        elif isinstance(batch, (tuple, list)):
+            how = "model(*batch)"
+        raise SweepError(
+            f"loss: model: model '{model_name}' failed on the first batch ({_shape(batch)}), "
+            f"called as {how}: {type(error).__name__}: {_first_line(error)}{_where(error)}"
+        ) from error
+    loss = model_loss(outputs)
+    _check_probe_loss(loss, f"model '{model_name}' (loss: model)")
     return loss
 
 
@@ -91,8 +126,9 @@ def probe_task(task: BuiltTask, device: torch.device) -> None:
 
     Raises:
         DataError: the loader yields nothing or fails, or the inputs hold NaN/inf.
-        SweepError: the model does not fit the data, or the loss fails or is not a floating
-            point scalar (each message names the config keys to check). A NaN/inf loss is left
+        SweepError: the model does not fit the data, the loss fails or is not a floating
+            point scalar, or ``loss: model`` finds no loss in the model's outputs (each message
+            names the config keys to check). A NaN/inf loss is left
             to the sweep, which stops and reports that no LR can be trusted.
     """
     saved_model = {k: v.detach().clone() for k, v in task.model.state_dict().items()}

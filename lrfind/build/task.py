@@ -21,6 +21,7 @@ from lrfind.config.schema import (
     is_import_path,
 )
 from lrfind.data.loaders import make_loaders
+from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.data.registry import load_builtin_dataset
 from lrfind.data.types import DataInfo
 from lrfind.data.user import from_user_data
@@ -90,7 +91,7 @@ class BuiltTask:
 
     model: nn.Module
     optimizer: Any
-    loss_fn: LossFn | None
+    loss_fn: LossFn | ModelLoss | None
     step_fn: StepFn | None
     train_loader: DataLoader[Any]
     val_loader: DataLoader[Any] | None
@@ -100,6 +101,8 @@ class BuiltTask:
     description: dict[str, str]
     batch_size: int
     warnings: list[str] = field(default_factory=list)
+    #: What a loss reads from a non-tensor model output (``model.output_key``; None: logits).
+    output_key: OutputKey | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -131,7 +134,7 @@ def build_task(
         config.optimizer, model, config.sweep.start_lr, config.base_dir
     )
     warnings = [*data.warnings, *optimizer_warnings]
-    loss_fn: LossFn | None = None
+    loss_fn: LossFn | ModelLoss | None = None
     step_fn: StepFn | None = None
     if config.step is not None:
         step_fn = resolve_import(config.step, config.base_dir, "step")
@@ -144,6 +147,8 @@ def build_task(
         loss_fn, loss_description = build_loss(config.loss, data.info, config.base_dir)
         if isinstance(loss_fn, nn.Module):
             loss_fn.to(device)
+        if isinstance(loss_fn, str) and config.model.output_key is not None:
+            warnings.append("model.output_key is ignored: loss 'model' reads the model's own loss")
     return BuiltTask(
         model=model,
         optimizer=optimizer,
@@ -162,4 +167,5 @@ def build_task(
         },
         batch_size=data.batch_size,
         warnings=warnings,
+        output_key=config.model.output_key,
     )

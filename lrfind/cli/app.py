@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 from lrfind._version import __version__
-from lrfind.cli.check import check
-from lrfind.cli.compare import compare
-from lrfind.cli.init import init
-from lrfind.cli.report import report
-from lrfind.cli.schedule import schedule
-from lrfind.cli.sweep import sweep
-from lrfind.cli.validate import validate
-from lrfind.cli.verify import verify
+from lrfind.cli.check import check_command
+from lrfind.cli.compare import compare_command
+from lrfind.cli.init import init_command
+from lrfind.cli.report import report_command
+from lrfind.cli.schedule import schedule_command
+from lrfind.cli.sweep import sweep_command
+from lrfind.cli.validate import validate_command
+from lrfind.cli.verify import verify_command
 from lrfind.errors import (
     EXIT_OK,
     EXIT_USAGE,
@@ -50,8 +50,17 @@ def _root(
 
 
 # Commands in the order `lrfind --help` lists them.
-for command in (sweep, check, validate, init, report, compare, verify, schedule):
-    app.command()(command)
+for command in (
+    sweep_command,
+    check_command,
+    validate_command,
+    init_command,
+    report_command,
+    compare_command,
+    verify_command,
+    schedule_command,
+):
+    app.command(command.__name__.removesuffix("_command"))(command)
 
 
 # Click's base error class, found through a public Typer class: Typer ships its own copy of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -30,44 +30,10 @@ from lrfind.cli.options import (
 from lrfind.errors import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
-    ConfigError,
-    OutputError,
 )
 
 
-def _write_ci_reports(
-    result: Any,
-    plot: Path | None,
-    outcome: Any,
-    name: str,
-    summary_md: Path | None,
-    junit: Path | None,
-) -> list[str]:
-    """Write --summary-md / $GITHUB_STEP_SUMMARY / --junit; return the paths written."""
-    from lrfind.outputs import runs
-    from lrfind.outputs.report.junit import render_junit
-    from lrfind.outputs.report.markdown import render_markdown
-
-    written: list[str] = []
-    markdown = render_markdown(result, str(plot) if plot else None, outcome)
-    if summary_md is not None:
-        runs.atomic_write_text(summary_md, markdown)
-        written.append(str(summary_md))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        try:
-            with Path(step_summary).open("a", encoding="utf-8") as handle:
-                handle.write(markdown + "\n")
-        except OSError as error:
-            raise OutputError(f"cannot append to GITHUB_STEP_SUMMARY: {error.strerror}") from None
-        written.append(step_summary)
-    if junit is not None:
-        runs.atomic_write_text(junit, render_junit([(name, result, outcome)]))
-        written.append(str(junit))
-    return written
-
-
-def check(
+def check_command(
     config: ConfigArg,
     expect_min: Annotated[
         float | None,
@@ -135,23 +101,10 @@ def check(
         launch_if_requested(nproc)
         from lrfind.cli.console import SweepProgress, summary_table
         from lrfind.engine import distributed
-        from lrfind.workflows.check import expectations_for, run_check
-        from lrfind.workflows.sweep import result_json
+        from lrfind.workflows.check import check
 
-        if min_confidence is not None and min_confidence not in ("low", "medium", "high"):
-            raise ConfigError(
-                f"--min-confidence must be low, medium or high, got {min_confidence!r}"
-            )
         loaded = load(config, set_, method)
-        expectations = expectations_for(
-            loaded,
-            lr_min=expect_min,
-            lr_max=expect_max,
-            baseline=baseline,
-            tolerance=tolerance,
-            min_confidence=min_confidence,
-            read_baseline=not update_baseline,
-        )
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         console = make_cli_console()
         try:
             with stop_on_signals() as stop:
@@ -159,44 +112,36 @@ def check(
                     console, enabled=not quiet and distributed.current().is_main
                 )
                 with progress:
-                    outcome_run = run_check(
+                    run = check(
                         loaded,
-                        expectations,
+                        lr_min=expect_min,
+                        lr_max=expect_max,
+                        baseline=baseline,
+                        tolerance=tolerance,
+                        min_confidence=min_confidence,
+                        update_baseline=update_baseline,
+                        summary_md=summary_md,
+                        junit=junit,
+                        step_summary=Path(step_summary) if step_summary else None,
                         out=out,
                         reporter=progress,
                         stop=stop,
-                        update_baseline=update_baseline,
                     )
         finally:
             distributed.shutdown()
-        run = outcome_run.sweep
-        if run.run_dir is None:
+        if run.sweep.run_dir is None:
             return 0
-        result, outcome = run.result, outcome_run.outcome
         if json_output:
-            document = json.loads(result_json(result))
-            document["check"] = (
-                None
-                if outcome is None
-                else {
-                    "passed": outcome.passed,
-                    "message": outcome.message,
-                    "expected_min": outcome.expected_min,
-                    "expected_max": outcome.expected_max,
-                }
-            )
-            print_json(json.dumps(document, indent=2, allow_nan=False))
-        written = _write_ci_reports(
-            result, run.files.get("plot"), outcome, loaded.name, summary_md, junit
-        )
+            print_json(json.dumps(run.to_dict(), indent=2, allow_nan=False))
         if not quiet:
-            files = {label: str(path) for label, path in run.files.items()}
-            files.update({f"report {index + 1}": path for index, path in enumerate(written)})
-            console.print(summary_table(result, files))
-        if outcome_run.baseline_written is not None:
-            console.print(f"baseline written to {outcome_run.baseline_written}; commit it")
+            files = {label: str(path) for label, path in run.sweep.files.items()}
+            files.update({f"report {n + 1}": str(path) for n, path in enumerate(run.reports)})
+            console.print(summary_table(run.sweep.result, files))
+        if run.baseline_written is not None:
+            console.print(f"baseline written to {run.baseline_written}; commit it")
             return 0
-        assert outcome is not None
+        assert run.outcome is not None
+        outcome = run.outcome
         console.print(("PASS: " if outcome.passed else "FAIL: ") + outcome.message, markup=False)
         return EXIT_OK if outcome.passed else EXIT_CHECK_FAILED
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from lrfind.outputs.comparison import Comparison
 
 
-def compare(
+def compare_command(
     config: ConfigArg,
     vary: Annotated[
         list[str] | None,
@@ -59,11 +59,11 @@ def compare(
 
     def body() -> int:
         from lrfind.cli.console import SweepProgress
-        from lrfind.workflows.compare import run_compare
+        from lrfind.workflows.compare import compare
 
         console = make_cli_console()
         with stop_on_signals() as stop:
-            comparison = run_compare(
+            comparison = compare(
                 config,
                 vary or [],
                 set_ or [],

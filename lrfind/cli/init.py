@@ -16,15 +16,13 @@ from lrfind.cli.common import (
 from lrfind.cli.options import (
     DebugOpt,
 )
-from lrfind.errors import (
-    OutputError,
-)
+from lrfind.workflows.init import DEFAULT_STARTER_PATH
 
 
-def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path(
-        "lrfind.yaml"
-    ),
+def init_command(
+    path: Annotated[
+        Path, typer.Argument(help="Where to write the starter config.")
+    ] = DEFAULT_STARTER_PATH,
     model: Annotated[
         str, typer.Option(help="Built-in model name, or an import path 'pkg.module:callable'.")
     ] = "mlp",
@@ -47,21 +45,14 @@ def init(
     """
 
     def body() -> int:
-        from lrfind.config.load import parse_yaml, validate_config
-        from lrfind.config.starter import render_starter
-        from lrfind.outputs import runs
+        from lrfind.workflows.init import init
 
-        if path.exists() and not force:
-            raise OutputError(f"{path} already exists (use --force to overwrite it)")
-        text = render_starter(model=model, dataset=dataset, optimizer=optimizer, name=None)
-        data, lines = parse_yaml(text, str(path))
-        validate_config(data, source=str(path), lines=lines)
-        if path.parent and not path.parent.exists():
-            raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
-        runs.atomic_write_text(path, text)
+        written = init(path, model=model, dataset=dataset, optimizer=optimizer, force=force)
         if json_output:
-            print_json(json.dumps({"path": str(path)}))
-        make_cli_console().print(f"wrote {path}; run it with: lrfind sweep {path}", markup=False)
+            print_json(json.dumps({"path": str(written)}))
+        make_cli_console().print(
+            f"wrote {written}; run it with: lrfind sweep {written}", markup=False
+        )
         return 0
 
     code = guarded(debug, body)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     pass
 
 
-def report(
+def report_command(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
@@ -72,17 +72,12 @@ def report(
     """
 
     def body() -> int:
-        from lrfind.workflows.report import make_report
+        from lrfind.workflows.report import report
 
-        written = make_report(run_dirs, out=out, html=html, title=title, force=force)
+        written = report(run_dirs, out=out, html=html, title=title, force=force)
         console = make_cli_console()
         if json_output:
-            document = {
-                "png": None if written.png is None else str(written.png),
-                "html": None if written.html is None else str(written.html),
-                "runs": list(written.labels),
-            }
-            print_json(json.dumps(document, indent=2))
+            print_json(json.dumps(written.to_dict(), indent=2))
         if len(written.labels) > 1:
             _say(console, "runs: " + "; ".join(written.labels))
         for path in (written.png, written.html):

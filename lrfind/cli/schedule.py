@@ -35,7 +35,7 @@ class FormatChoice(str, Enum):
     json = "json"
 
 
-def schedule(
+def schedule_command(
     run_dir: Annotated[
         Path,
         typer.Argument(help="A run directory.", metavar="RUN_DIR", show_default=False),
@@ -89,10 +89,10 @@ def schedule(
 
     def body() -> int:
         from lrfind.outputs.runs import load_run
-        from lrfind.workflows.schedule import build_schedule
+        from lrfind.workflows.schedule import schedule
 
         result = load_run(run_dir)
-        snippet = build_schedule(
+        snippet = schedule(
             result,
             kind.value,
             "json" if json_output else fmt.value,

@@ -28,7 +28,7 @@ from lrfind.errors import (
 )
 
 
-def sweep(
+def sweep_command(
     config: ConfigArg,
     set_: SetOpt = None,
     out: OutOpt = None,
@@ -48,7 +48,7 @@ def sweep(
         from lrfind.cli.console import SweepProgress, summary_table
         from lrfind.engine import distributed
         from lrfind.outputs.report.summary import one_line_summary
-        from lrfind.workflows.sweep import result_json, run_sweep
+        from lrfind.workflows.sweep import result_json, sweep
 
         loaded = load(config, set_, method)
         console = make_cli_console()
@@ -57,7 +57,7 @@ def sweep(
                 main_rank = distributed.current().is_main
                 progress = SweepProgress(console, enabled=not quiet and main_rank)
                 with progress:
-                    run = run_sweep(loaded, out=out, reporter=progress, stop=stop)
+                    run = sweep(loaded, out=out, reporter=progress, stop=stop)
         finally:
             distributed.shutdown()
         if run.run_dir is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -22,7 +22,7 @@ from lrfind.errors import (
 )
 
 
-def validate(
+def validate_command(
     config: ConfigArg,
     set_: SetOpt = None,
     json_output: Annotated[
@@ -40,31 +40,16 @@ def validate(
     """
 
     def body() -> int:
-        from lrfind.workflows.validate import raise_if_invalid, validate
+        from lrfind.workflows.validate import invalid_document, raise_if_invalid, validate
 
         try:
             report = validate(config, set_ or [])
         except ConfigError as error:
             if json_output:  # a CI step parsing stdout still gets a document
-                invalid: dict[str, Any] = {"valid": False, "name": None, "imports": [], "files": []}
-                print_json(json.dumps({**invalid, "problems": list(error.problems)}, indent=2))
+                print_json(json.dumps(invalid_document(error), indent=2))
             raise
         if json_output:
-            print_json(
-                json.dumps(
-                    {
-                        "valid": report.ok,
-                        "name": report.config.name,
-                        "imports": [
-                            {"key": i.key, "path": i.path, "module": i.module, "error": i.error}
-                            for i in report.imports
-                        ],
-                        "files": [{"key": k, "path": str(p)} for k, p in report.files],
-                        "problems": list(report.problems),
-                    },
-                    indent=2,
-                )
-            )
+            print_json(json.dumps(report.to_dict(), indent=2))
         raise_if_invalid(report)
         if not json_output:
             console = make_cli_console()

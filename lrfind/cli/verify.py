@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from lrfind.workflows.verify import VerifyRun
 
 
-def verify(
+def verify_command(
     target: Annotated[
         Path,
         typer.Argument(

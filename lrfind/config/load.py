@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import (
 
 from lrfind.config.schema import Config
 from lrfind.errors import ConfigError
+from lrfind.format import did_you_mean
 
 KeyPath = tuple[str | int, ...]
 
@@ -24,53 +24,165 @@ def _format_path(path: Iterable[str | int]) -> str:
     return ".".join(str(part) for part in path) or "(top level)"
 
 
-def _node_lines(
-    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], dupes: list[str]
-) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*path, key)
-            if key in seen:
-                dupes.append(
-                    f"line {key_node.start_mark.line + 1}: duplicate key '{_format_path(child)}'"
+#: A config whose aliases add more than this many values is rejected (a "billion laughs" YAML
+#: costs gigabytes and minutes; real configs stay in the hundreds). A scalar counts one value
+#: per started 100 characters.
+MAX_ALIAS_VALUES = 100_000
+
+#: Deeper nesting than this is rejected before Python's recursion limit is anywhere near.
+MAX_NESTING = 100
+
+
+def _weight(node: yaml.Node, sizes: Mapping[int, int]) -> int:
+    """Values in ``node`` once every alias inside it is expanded (children already sized)."""
+    if isinstance(node, yaml.ScalarNode):
+        return 1 + len(str(node.value)) // 100
+    if isinstance(node, yaml.SequenceNode):
+        return 1 + sum(sizes[id(item)] for item in node.value)
+    return 1 + sum(sizes[id(key)] + sizes[id(value)] for key, value in node.value)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader that refuses recursive aliases, alias bombs and runaway nesting.
+
+    Composing counts, node by node, how many values each alias adds once expanded, so a
+    "billion laughs" is refused after reading its text once, before anything expands it.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.open_anchors: set[str] = set()
+        self.sizes: dict[int, int] = {}
+        self.alias_values = 0
+        self.depth = 0
+
+    def _refuse(self, mark: yaml.Mark, problem: str) -> ConfigError:
+        return ConfigError(problem, source=f"{self.source}:{mark.line + 1}:{mark.column + 1}")
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.open_anchors:
+                raise self._refuse(
+                    event.start_mark,
+                    f"recursive alias at line {event.start_mark.line + 1}: '*{event.anchor}' "
+                    f"refers to the node that contains it",
                 )
-            seen.add(key)
-            lines[child] = key_node.start_mark.line + 1
-            _node_lines(value_node, child, lines, dupes)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*path, index)
-            lines[child] = item.start_mark.line + 1
-            _node_lines(item, child, lines, dupes)
+            node: yaml.Node = super().compose_node(parent, index)
+            self.alias_values += self.sizes.get(id(node), 1)
+            if self.alias_values > MAX_ALIAS_VALUES:
+                raise self._refuse(
+                    event.start_mark,
+                    f"aliases expand this config to more than {MAX_ALIAS_VALUES:,} values "
+                    f"(alias '*{event.anchor}' at line {event.start_mark.line + 1}); "
+                    "write the values out, or nest fewer aliases",
+                )
+            return node
+        anchor = getattr(event, "anchor", None)
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self._refuse(
+                event.start_mark,
+                f"the config nests more than {MAX_NESTING} levels deep "
+                f"(line {event.start_mark.line + 1})",
+            )
+        if anchor is not None:
+            self.open_anchors.add(anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+            if anchor is not None:
+                self.open_anchors.discard(anchor)
+        self.sizes[id(node)] = _weight(node, self.sizes)
+        return node
+
+
+def _yaml_error(error: yaml.YAMLError, source: str) -> ConfigError:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    return ConfigError(f"invalid YAML: {problem}", source=where)
+
+
+def _load_bounded(text: str, source: str) -> tuple[Any, dict[KeyPath, int], list[str]]:
+    """Compose ``text`` within the alias and nesting bounds.
+
+    Returns the value, the line of every key path and the duplicate-key problems.
+
+    Raises:
+        ConfigError: malformed YAML, a recursive alias, an alias bomb or runaway nesting.
+    """
+    loader = _BoundedLoader(text, source)
+    lines: dict[KeyPath, int] = {}
+    dupes: list[str] = []
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, lines, dupes
+        # Walk before constructing: construction flattens merge keys ('<<') into the nodes.
+        _node_lines(node, lines, dupes)
+        return loader.construct_document(node), lines, dupes
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, source) from None
+    finally:
+        loader.dispose()
+
+
+def _node_lines(root: yaml.Node, lines: dict[KeyPath, int], dupes: list[str]) -> None:
+    """Record the line of every key path; walk each node once (an alias is not re-entered).
+
+    Nodes are visited in document order, so an anchored node's keys get their own lines; keys
+    reached through an alias fall back to the line of the key that holds the alias.
+    """
+    visited: set[int] = set()
+    pending: list[tuple[yaml.Node, KeyPath]] = [(root, ())]
+    while pending:
+        node, path = pending.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        children: list[tuple[yaml.Node, KeyPath]] = []
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = (*path, key)
+                if key in seen:
+                    dupes.append(
+                        f"line {key_node.start_mark.line + 1}: duplicate key "
+                        f"'{_format_path(child)}'"
+                    )
+                seen.add(key)
+                lines[child] = key_node.start_mark.line + 1
+                children.append((value_node, child))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = (*path, index)
+                lines[child] = item.start_mark.line + 1
+                children.append((item, child))
+        pending.extend(reversed(children))
 
 
 def parse_yaml(text: str, source: str = "<config>") -> tuple[dict[str, Any], dict[KeyPath, int]]:
     """Parse config YAML safely; return the mapping and the line of every key.
 
+    Aliases are bounded: a recursive alias, or aliases that would expand the config beyond
+    MAX_ALIAS_VALUES values, are refused before anything is expanded.
+
     Raises:
-        ConfigError: malformed YAML (with line:column), duplicate keys, or a top level that is
-            not a mapping.
+        ConfigError: malformed YAML (with line:column), a recursive alias, an alias bomb,
+            nesting deeper than MAX_NESTING, duplicate keys, or a top level that is not a
+            mapping.
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError(f"invalid YAML: {problem}", source=where) from None
+    data, lines, dupes = _load_bounded(text, source)
     if data is None:
         raise ConfigError("the config is empty", source=source)
     if not isinstance(data, dict):
         raise ConfigError(
             f"the config must be a mapping of keys, not a {type(data).__name__}", source=source
         )
-    lines: dict[KeyPath, int] = {}
-    dupes: list[str] = []
-    if node is not None:
-        _node_lines(node, (), lines, dupes)
     if dupes:
         raise ConfigError(dupes, source=source)
     return data, lines
@@ -80,16 +192,26 @@ def parse_override(override: str) -> tuple[list[str], Any]:
     """Split a ``--set key.path=value`` override into its key path and YAML-parsed value.
 
     Raises:
-        ConfigError: no '=' or an empty key.
+        ConfigError: no '=', an empty key, or a value that is not valid YAML (an unclosed
+            bracket, a stray indicator, an alias bomb); strings with such characters need quotes.
     """
     key, sep, raw_value = override.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set expects KEY.PATH=VALUE, got {override!r}")
-    try:
-        value = yaml.safe_load(raw_value) if raw_value.strip() else None
-    except yaml.YAMLError:
-        value = raw_value
+    value = None
+    if raw_value.strip():
+        try:
+            value, _, _ = _load_bounded(raw_value, f"--set {override}")
+        except ConfigError as error:
+            problem = error.problems[0]
+            if not problem.startswith("invalid YAML: "):
+                raise ConfigError(f"--set {override}: {problem}") from None
+            raise ConfigError(
+                f"--set {override}: the value is not valid YAML "
+                f"({problem.removeprefix('invalid YAML: ')}); "
+                f"quote it to pass a string: --set '{key}=\"...\"'"
+            ) from None
     return key.split("."), value
 
 
@@ -148,29 +270,54 @@ def _valid_keys(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def _describe(error: Mapping[str, Any], lines: Mapping[KeyPath, int], overridden: set[str]) -> str:
+def _origin(loc: KeyPath, lines: Mapping[KeyPath, int], overridden: Mapping[str, str]) -> str:
+    """Where the value at ``loc`` came from: "line N: ", "--set k=v: ", both, or ""."""
+    key = _format_path(loc) if loc else ""
+    line = next((lines[loc[:cut]] for cut in range(len(loc), 0, -1) if loc[:cut] in lines), None)
+    # An override at the key or above it replaced the file's value: the file is not to blame.
+    replaced = [o for o in overridden if key == o or key.startswith(o + ".")]
+    if replaced:
+        return f"{overridden[replaced[-1]]}: "
+    inside = [overridden[o] for o in overridden if not key or o.startswith(key + ".")]
+    if inside and loc not in lines:
+        return f"{inside[-1]}: "
+    if inside:
+        return f"line {line} (with {', '.join(inside)}): "
+    return f"line {line}: " if line is not None else ""
+
+
+def _other_union_member(error: Mapping[str, Any]) -> bool:
+    """A mapping given for ``str | Spec`` also fails the ``str`` member: that failure is noise."""
+    return (
+        error["type"] == "string_type"
+        and bool(error["loc"])
+        and error["loc"][-1] == "str"
+        and isinstance(error.get("input"), dict)
+    )
+
+
+def _describe(
+    error: Mapping[str, Any], lines: Mapping[KeyPath, int], overridden: Mapping[str, str]
+) -> str:
     loc = tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
     # pydantic adds the union member's name (e.g. 'str', 'ComponentSpec') to the location.
     loc = tuple(p for p in loc if p not in ("str", "ComponentSpec"))
+    if error["type"] == "bad_number" and error["ctx"]["path"]:
+        inner = str(error["ctx"]["path"]).split(".")
+        loc = (*loc, *(int(part) if part.isdigit() else part for part in inner))
     key = _format_path(loc)
-    line = None
-    for cut in range(len(loc), 0, -1):
-        if loc[:cut] in lines:
-            line = lines[loc[:cut]]
-            break
-    where = f"line {line}: " if line is not None and key.split(".")[0] not in overridden else ""
-    if key in overridden or any(key.startswith(o + ".") for o in overridden):
-        where = "--set: "
+    where = _origin(loc, lines, overridden)
     if error["type"] == "extra_forbidden":
         valid = _valid_keys(Config, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        if not close and valid:
+        hint = did_you_mean(loc[-1], valid)
+        if not hint and valid:
             hint = f" (valid keys: {', '.join(valid)})"
         return f"{where}unknown key '{key}'{hint}"
     if error["type"] == "missing":
         return f"{where}missing required key '{key}'"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "bad_number":
+        return f"{where}{key} {message}"
     value = error.get("input")
     shown = ""
     if error["type"] not in ("value_error", "assertion_error") and not isinstance(value, dict):
@@ -185,9 +332,13 @@ def validate_config(
     lines: Mapping[KeyPath, int] | None = None,
     base_dir: Path | None = None,
     default_name: str | None = None,
-    overridden_keys: Iterable[str] = (),
+    overridden_keys: Iterable[str] | Mapping[str, str] = (),
 ) -> Config:
     """Validate a config mapping and return the typed Config.
+
+    ``overridden_keys`` are the key paths that overrides replaced, or a mapping from each to
+    how the user gave it ("--set optimizer.args.lr=0.1", "--method nope"): a problem in an
+    overridden value names the override, never a line of the file.
 
     Raises:
         ConfigError: listing every problem, each with its key path (and line when known).
@@ -198,8 +349,16 @@ def validate_config(
     try:
         config = Config.model_validate(document)
     except ValidationError as error:
-        overridden = set(overridden_keys)
-        problems = [_describe(item, lines or {}, overridden) for item in error.errors()]
+        overridden = (
+            dict(overridden_keys)
+            if isinstance(overridden_keys, Mapping)
+            else {key: "--set" for key in overridden_keys}
+        )
+        problems = [
+            _describe(item, lines or {}, overridden)
+            for item in error.errors()
+            if not _other_union_member(item)
+        ]
         unique = list(dict.fromkeys(problems))
         raise ConfigError(unique, source=source) from None
     config._base_dir = (base_dir or Path.cwd()).resolve()
@@ -212,13 +371,19 @@ def _stem_name(path: Path) -> str:
 
 
 def load_config(
-    path: str | Path, overrides: Sequence[str] = (), base_dir: str | Path | None = None
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    base_dir: str | Path | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
 ) -> Config:
     """Read, override and validate the YAML config at ``path``.
 
     Returns the validated Config (its ``name`` defaults to the file's stem). Relative import
     paths and data files resolve against ``base_dir`` (default: the file's folder; a run
-    directory's saved config passes the original config's folder).
+    directory's saved config passes the original config's folder). ``labels`` maps an
+    override to how the user gave it (``{"suggest.method=nope": "--method nope"}``), for the
+    error messages; the default is ``--set <override>``.
 
     Raises:
         ConfigError: the file is missing or unreadable, the YAML is malformed, or any value is
@@ -237,7 +402,9 @@ def load_config(
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     data, lines = parse_yaml(text, source)
-    overridden_keys = [".".join(parse_override(o)[0]) for o in overrides]
+    overridden_keys = {
+        ".".join(parse_override(o)[0]): (labels or {}).get(o, f"--set {o}") for o in overrides
+    }
     data = apply_overrides(data, overrides)
     config = validate_config(
         data,

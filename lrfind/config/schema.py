@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +17,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from lrfind.format import did_you_mean
+from lrfind.results import MIN_CURVE_POINTS
 
 #: Built-in component names (implemented in lrfind.components; a test keeps the lists in sync).
 BUILTIN_MODELS = ("linear", "logistic", "mlp", "cnn", "gru", "transformer")
@@ -40,6 +44,7 @@ BUILTIN_LOSSES = (
     "smooth_l1",
     "huber",
     "bce_with_logits",
+    "model",
 )
 
 BUILTIN_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -49,6 +54,54 @@ SUGGEST_METHODS = ("lrfind", "steepest", "minimum", "valley")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+#: Bounds of the integer settings: generous for any real run, small enough that a typo
+#: (99999999999999999999) is caught here rather than deep in torch.
+SEED_LIMIT = 2**63 - 1
+MAX_BATCH_SIZE = 2**20
+MAX_WORKERS = 1024
+MAX_SWEEP_STEPS = 100_000
+MAX_ACCUMULATION_STEPS = 10_000
+MAX_REFINE_STEPS = 1_000_000
+
+#: The LR ladder's bounds: start/end ratios within them stay far from float overflow.
+MIN_LR = 1e-12
+MAX_LR = 1e6
+
+#: Integers in ``args`` beyond int64 cannot reach torch or numpy.
+_INT64_MAX = 2**63 - 1
+
+
+def _finite_values(value: Any, path: str = "") -> None:
+    """Raise a ``bad_number`` error naming the first NaN/inf float or beyond-int64 integer.
+
+    The error's context holds ``path``, the dotted path inside ``value``, so the loader can name
+    the exact key (``model.args.hidden.0``).
+    """
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError(
+            "bad_number", "must be a finite number, got {value}", {"path": path, "value": value}
+        )
+    if isinstance(value, int) and abs(value) > _INT64_MAX:
+        raise PydanticCustomError(
+            "bad_number",
+            "is too large ({value}); at most 2**63 - 1",
+            {"path": path, "value": value},
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite_values(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _finite_values(item, f"{path}.{index}" if path else str(index))
+
+
+def _finite_args(value: dict[str, Any]) -> dict[str, Any]:
+    _finite_values(value)
+    return value
 
 
 def is_import_path(target: str) -> bool:
@@ -63,8 +116,7 @@ class _Strict(BaseModel):
 def _check_builtin(value: str, builtins: Sequence[str], what: str) -> str:
     if is_import_path(value) or value in builtins:
         return value
-    close = difflib.get_close_matches(value, builtins, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(value, builtins)
     raise ValueError(
         f"unknown built-in {what} '{value}'{hint}; built-ins: {', '.join(builtins)}; "
         "or give an import path 'pkg.module:callable'"
@@ -72,15 +124,23 @@ def _check_builtin(value: str, builtins: Sequence[str], what: str) -> str:
 
 
 class ModelSpec(_Strict):
-    """``model:`` a built-in name or import path, called with ``args`` as keyword arguments."""
+    """``model:`` a built-in name or import path, called with ``args`` as keyword arguments.
+
+    ``output_key`` names what the loss reads when the model returns an object, dict or tuple
+    rather than a tensor: an attribute or key (default: ``logits`` when there is one) or a tuple
+    index. ``loss: model`` ignores it (the model's own ``.loss`` is used).
+    """
 
     target: str
     args: dict[str, Any] = Field(default_factory=dict)
+    output_key: str | int | None = None
 
     @field_validator("target")
     @classmethod
     def _known(cls, value: str) -> str:
         return _check_builtin(value, BUILTIN_MODELS, "model")
+
+    _finite = field_validator("args")(_finite_args)
 
 
 class ComponentSpec(_Strict):
@@ -94,16 +154,18 @@ class ComponentSpec(_Strict):
     def _known(cls, value: str) -> str:
         return _check_builtin(value, BUILTIN_LOSSES, "loss")
 
+    _finite = field_validator("args")(_finite_args)
+
 
 class DataSpec(_Strict):
     """``data:`` where batches come from and how they are batched."""
 
     target: str
     args: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=MAX_BATCH_SIZE)
     val_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     shuffle: bool = True
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
     drop_last: bool = False
     inputs_key: str | None = None
     targets_key: str | None = None
@@ -112,6 +174,8 @@ class DataSpec(_Strict):
     @classmethod
     def _known(cls, value: str) -> str:
         return _check_builtin(value, BUILTIN_DATASETS, "dataset")
+
+    _finite = field_validator("args")(_finite_args)
 
 
 class ParamGroupRule(BaseModel):
@@ -138,6 +202,11 @@ class ParamGroupRule(BaseModel):
             raise ValueError(f"invalid regular expression {value!r}: {error}") from error
         return value
 
+    @model_validator(mode="after")
+    def _finite_options(self) -> ParamGroupRule:
+        _finite_values(self.model_extra or {})
+        return self
+
     def options(self) -> dict[str, Any]:
         """Return the optimizer options this rule sets (everything but ``match``)."""
         return dict(self.model_extra or {})
@@ -160,6 +229,7 @@ class OptimizerSpec(_Strict):
     def _no_lr(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "lr" in value:
             raise ValueError("do not set 'lr' here: the sweep sets the learning rate")
+        _finite_values(value)
         return value
 
 
@@ -168,15 +238,22 @@ class SweepSpec(_Strict):
 
     start_lr: float = Field(default=1e-7, gt=0)
     end_lr: float = Field(default=10.0, gt=0)
-    steps: int = Field(default=100, ge=5, le=100_000)
+    steps: int = Field(default=100, ge=MIN_CURVE_POINTS, le=MAX_SWEEP_STEPS)
     mode: Literal["exp", "linear"] = "exp"
     smoothing: float = Field(default=0.98, ge=0.0, lt=1.0)
     diverge_factor: float = Field(default=4.0, gt=1.0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    accumulation_steps: int = Field(default=1, ge=1)
+    accumulation_steps: int = Field(default=1, ge=1, le=MAX_ACCUMULATION_STEPS)
     grad_clip: float | None = Field(default=None, gt=0)
     repeats: int = Field(default=1, ge=1, le=100)
-    check_every: int | None = Field(default=None, ge=1)
+    check_every: int | None = Field(default=None, ge=1, le=MAX_SWEEP_STEPS)
+
+    @field_validator("start_lr", "end_lr")
+    @classmethod
+    def _within_ladder_bounds(cls, value: float) -> float:
+        if not MIN_LR <= value <= MAX_LR:
+            raise ValueError(f"must be between {MIN_LR:g} and {MAX_LR:g}, got {value:g}")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> SweepSpec:
@@ -191,7 +268,7 @@ class SuggestSpec(_Strict):
     method: Literal["lrfind", "steepest", "minimum", "valley"] = "lrfind"
     refine: Literal["auto", "on", "off"] = "auto"
     # None: twice sweep.steps (the LR a short trial favours falls as the trial gets longer).
-    refine_steps: int | None = Field(default=None, ge=1)
+    refine_steps: int | None = Field(default=None, ge=1, le=MAX_REFINE_STEPS)
     refine_candidates: int = Field(default=5, ge=2, le=20)
 
     @field_validator("refine", mode="before")
@@ -231,7 +308,7 @@ class Config(_Strict):
     """A validated lrfind config. ``base_dir`` is the folder relative paths resolve against."""
 
     name: str = "range-test"
-    seed: int = 0
+    seed: int = Field(default=0, ge=-SEED_LIMIT - 1, le=SEED_LIMIT)
     device: str = "auto"
     model: ModelSpec
     data: DataSpec

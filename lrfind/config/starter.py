@@ -7,7 +7,6 @@ import here: ``lrfind init`` stays instant.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 
@@ -19,6 +18,7 @@ from lrfind.config.schema import (
     is_import_path,
 )
 from lrfind.errors import ConfigError
+from lrfind.format import did_you_mean
 
 _SEQUENCE_MODELS = ("gru", "transformer")
 _FILE_DATASETS = ("csv", "npz", "pt")
@@ -129,8 +129,7 @@ _PARAM_GROUPS_OFF = """\
 def _choose(value: str, builtins: Sequence[str], what: str) -> str:
     if value in builtins or is_import_path(value):
         return value
-    close = difflib.get_close_matches(value, builtins, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(value, builtins)
     raise ConfigError(
         f"unknown {what} '{value}'{hint}; choose one of {', '.join(builtins)} "
         "or an import path 'pkg.module:callable'"

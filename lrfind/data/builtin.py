@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import math
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch.utils.data import (
 from lrfind.data.split import _check_fraction, _check_positive, _rng, _tensor_split
 from lrfind.data.types import DataInfo, DataSplit, Task
 from lrfind.errors import ComponentError, DataError
+from lrfind.format import did_you_mean
 
 SKLEARN_SETS: dict[str, Task] = {
     "digits": "classification",
@@ -102,8 +102,7 @@ def load_sklearn(
         ComponentError: scikit-learn is not installed.
     """
     if name not in SKLEARN_SETS:
-        close = difflib.get_close_matches(str(name), SKLEARN_SETS, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(name, SKLEARN_SETS)
         raise DataError(
             f"data.args.name: unknown scikit-learn dataset {name!r}{hint}; "
             f"choose one of {', '.join(SKLEARN_SETS)}"

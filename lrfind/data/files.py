@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from lrfind.data.split import _tensor_split
 from lrfind.data.types import MAX_AUTO_CLASSES, TASKS, DataSplit, Task
 from lrfind.errors import DataError
+from lrfind.format import did_you_mean
 
 
 def resolve_data_path(path: str | Path, base_dir: Path, key: str = "data.args.path") -> Path:
@@ -36,9 +36,9 @@ def resolve_data_path(path: str | Path, base_dir: Path, key: str = "data.args.pa
 def _close(name: str, options: Iterable[str], noun: str = "columns") -> str:
     """' (did you mean ...?)' with close matches, else the (short) list of every option."""
     choices = list(options)
-    close = difflib.get_close_matches(name, choices, n=3)
-    if close:
-        return f" (did you mean {', '.join(repr(c) for c in close)}?)"
+    hint = did_you_mean(name, choices, n=3)
+    if hint:
+        return hint
     return f" ({noun}: {', '.join(choices)})" if len(choices) <= 30 else ""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from lrfind.data.builtin import (
 from lrfind.data.files import load_csv, load_npz, load_pt
 from lrfind.data.types import DataSplit
 from lrfind.errors import ComponentError, DataError
+from lrfind.format import did_you_mean
 
 #: Built-in data sources by the name ``data.target`` uses.
 DATASETS: dict[str, Callable[..., DataSplit]] = {
@@ -52,8 +52,7 @@ def load_builtin_dataset(
     accepted = dataset_arguments(name)
     for arg in args:
         if arg not in accepted:
-            close = difflib.get_close_matches(str(arg), accepted, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(arg, accepted)
             raise ComponentError(
                 f"data.args: dataset '{name}' has no argument '{arg}'{hint}; "
                 f"accepted: {', '.join(accepted)}"

@@ -67,7 +67,7 @@ from lrfind.errors import SweepError
 from lrfind.results import History, StopReason
 
 
-def run_sweep(
+def sweep_loop(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     compute_loss: ComputeLoss,

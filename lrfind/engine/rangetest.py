@@ -20,8 +20,9 @@ from lrfind.analysis.refine import (
     refine_candidates,
 )
 from lrfind.analysis.suggest import METHODS, analyze
+from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.engine.device import resolve_device, versions
-from lrfind.engine.loop import run_sweep
+from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import (
     ComputeLoss,
     LossFn,
@@ -49,6 +50,8 @@ RefineMode = Literal["auto", "on", "off"]
 
 def _describe_loss(loss_fn: Any, step_fn: Any) -> str:
     target = step_fn if step_fn is not None else loss_fn
+    if isinstance(target, str):
+        return target
     name = getattr(target, "__name__", None) or type(target).__name__
     return str(name)
 
@@ -78,7 +81,7 @@ class RangeTest:
         self,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
-        loss_fn: LossFn | None,
+        loss_fn: LossFn | ModelLoss | None,
         train_loader: Iterable[Any],
         *,
         val_loader: Iterable[Any] | None = None,
@@ -86,6 +89,7 @@ class RangeTest:
         device: str | torch.device | None = None,
         inputs_key: str | None = None,
         targets_key: str | None = None,
+        output_key: OutputKey | None = None,
         reduce: Reducer | None = None,
     ) -> None:
         self.model = model
@@ -94,7 +98,7 @@ class RangeTest:
         self.val_loader = val_loader
         self.device = resolve_device(device, model)
         self.compute_loss: ComputeLoss = make_compute_loss(
-            loss_fn, step_fn, inputs_key, targets_key
+            loss_fn, step_fn, inputs_key, targets_key, output_key
         )
         self.loss_name = _describe_loss(loss_fn, step_fn)
         self.reduce = reduce
@@ -115,7 +119,7 @@ class RangeTest:
         Raises:
             SweepError: the sweep cannot run, or the parameters never changed (frozen model).
         """
-        outcome = run_sweep(
+        outcome = sweep_loop(
             self.model,
             self.optimizer,
             self.compute_loss,
@@ -308,7 +312,7 @@ class RangeTest:
 def range_test(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn | None,
+    loss_fn: LossFn | ModelLoss | None,
     train_loader: Iterable[Any],
     *,
     val_loader: Iterable[Any] | None = None,
@@ -331,6 +335,7 @@ def range_test(
     step_fn: StepFn | None = None,
     inputs_key: str | None = None,
     targets_key: str | None = None,
+    output_key: OutputKey | None = None,
     seed: int | None = None,
     progress: Callable[[StepEvent], None] | None = None,
     stop: StopFlag | None = None,
@@ -340,7 +345,10 @@ def range_test(
     The LR grows from ``start_lr`` to ``end_lr`` over ``steps`` optimizer steps (``mode`` exp:
     ``start*(end/start)**(i/(steps-1))``); the sweep stops early once the smoothed loss exceeds
     ``diverge_factor`` times its best, or on a NaN/inf loss. ``loss_fn(outputs, targets)`` is
-    applied to ``model(inputs)``; alternatively ``step_fn(model, batch) -> loss``. The model must
+    applied to ``model(inputs)`` (to its ``output_key`` entry, default ``logits``, when the model
+    returns an object or dict); ``loss_fn="model"`` uses the loss the model computes itself from
+    the whole batch (``outputs.loss``; a dict batch is passed as keyword arguments);
+    alternatively ``step_fn(model, batch) -> loss``. The model must
     already be on ``device`` (default: its parameters' device). With a ``val_loader``, the refine
     stage (``refine="auto"``) trains ``refine_candidates`` short constant-LR trials from the same
     initial weights (``refine_steps`` each, default twice ``steps``; up to 3 more trials extend
@@ -379,6 +387,7 @@ def range_test(
         device=device,
         inputs_key=inputs_key,
         targets_key=targets_key,
+        output_key=output_key,
     )
     return runner.run(
         options,

@@ -1,34 +1,8 @@
-"""The range-test loop: LR ladder, forward/backward/step, smoothing, divergence stop, restore.
+"""One optimizer step and the loss readers behind it.
 
-One optimizer step is: set the LR on every param group, run ``accumulation_steps`` micro-batches
-(forward under autocast, backward of loss/K, DDP gradient sync only on the last), optional
-unscale + gradient clipping, ``optimizer.step()`` (through a GradScaler under fp16). The recorded
-loss of a step is the mean of its K micro-batch losses, measured before the step's update.
-
-Losses stay on the device. On CPU in one process a loss is already in host memory and is read
-directly, every step. Elsewhere the host reads them a chunk of ``check_every`` steps at a time
-(default 8 on accelerators): the chunk's losses and this process's stop request are stacked
-into one tensor, all-reduced (mean) under torch.distributed, and copied to pinned host memory
-without blocking. On CUDA chunk *m* is inspected only once chunk *m+1* has been queued, so the
-host never waits on the step it just launched.
-
-Worst-case lag: the sweep stops at most ``2 * check_every - 1`` optimizer steps after the first
-divergent (or non-finite) step on CUDA, at most ``check_every - 1`` steps after it on CPU and
-MPS (0 on CPU with the default ``check_every`` of 1). The extra steps only cost time: the
-history is cut at the first divergent step, so it is the same whatever ``check_every`` is, and
-the model is restored afterwards. Under torch.distributed every rank reads the same all-reduced
-chunk at the same step (chunk boundaries depend on the step count alone), so every rank takes
-the same decision at the same step, calls the same collectives in the same order, and stops
-together; a stop request raised on any rank (SIGINT/SIGTERM) stops all of them at the next
-chunk boundary.
-
-fp16: GradScaler skips a step whose scaled gradients overflow and halves its scale. Skipped
-steps keep their recorded loss (a real forward pass) but their LR was never applied. A run of
-``FP16_OVERFLOW_STREAK`` consecutive skips after the first applied step means the gradients
-are blowing up: the weights stop moving and the loss would look flat, hiding the divergence. The
-sweep therefore stops there (reason ``non_finite``, with a note) and the history is cut at the
-first skipped step of the run. GradScaler reads its overflow flag on the host, so fp16 costs one
-device synchronisation per step; bf16 and fp32 cost none.
+The stepper (autocast, accumulation, DDP no-sync, clipping, GradScaler), how a loss is computed
+from a batch, reading losses off the device in lagged chunks, the EMA smoother and the fp16
+overflow watch. The loop that drives them, and its timing guarantees, is in ``engine.loop``.
 """
 
 from __future__ import annotations
@@ -40,6 +14,14 @@ from typing import Any, NamedTuple
 import torch
 
 from lrfind.data.batches import move_to_device, split_batch
+from lrfind.data.model_outputs import (
+    MODEL_LOSS,
+    ModelLoss,
+    OutputKey,
+    call_model_on_batch,
+    loss_input,
+    model_loss,
+)
 from lrfind.engine.ladder import set_lr
 from lrfind.engine.options import (
     FP16_MAX_INITIAL_SKIPS,
@@ -55,22 +37,37 @@ from lrfind.errors import SweepError
 
 
 def make_compute_loss(
-    loss_fn: LossFn | None,
+    loss_fn: LossFn | ModelLoss | None,
     step_fn: StepFn | None = None,
     inputs_key: str | None = None,
     targets_key: str | None = None,
+    output_key: OutputKey | None = None,
 ) -> ComputeLoss:
-    """Return ``f(model, batch) -> loss``: ``step_fn`` as is, or forward + ``loss_fn``.
+    """Return ``f(model, batch) -> loss``: ``step_fn`` as is, the model's own loss, or a loss.
+
+    ``loss_fn="model"`` calls the model on the whole batch (a dict as keyword arguments) and
+    takes the loss it computed (``.loss``, ``["loss"]`` or a returned scalar). Any other
+    ``loss_fn`` gets ``model(inputs)``, or from a non-tensor output its ``output_key`` entry
+    (default: ``logits`` when there is one), and the targets.
 
     Raises:
-        ValueError: neither or both of loss_fn and step_fn are given.
+        ValueError: neither or both of loss_fn and step_fn are given, or a string other than
+            "model".
     """
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("give exactly one of loss_fn and step_fn")
     if step_fn is not None:
         return step_fn
+    if isinstance(loss_fn, str):
+        if loss_fn != MODEL_LOSS:
+            raise ValueError(f"loss_fn must be a callable or {MODEL_LOSS!r}, got {loss_fn!r}")
 
-    assert loss_fn is not None
+        def compute_model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+            return model_loss(call_model_on_batch(model, batch))
+
+        return compute_model_loss
+
+    loss: LossFn = loss_fn
 
     def compute(model: torch.nn.Module, batch: Any) -> torch.Tensor:
         # The usual (inputs, targets) pair skips split_batch's checks: this runs every step.
@@ -78,11 +75,10 @@ def make_compute_loss(
             inputs, targets = batch
         else:
             inputs, targets = split_batch(batch, inputs_key, targets_key)
-        if isinstance(inputs, dict):
-            outputs = model(**inputs)
-        else:
-            outputs = model(inputs)
-        return loss_fn(outputs, targets)
+        outputs = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+        if type(outputs) is not torch.Tensor:
+            outputs = loss_input(outputs, output_key)
+        return loss(outputs, targets)
 
     return compute
 

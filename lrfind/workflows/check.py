@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lrfind.config.schema import Config
 from lrfind.errors import ConfigError, NoReliableSuggestion, OutputError
@@ -13,7 +13,7 @@ from lrfind.format import format_lr
 from lrfind.outputs import runs
 from lrfind.outputs.report.summary import CheckOutcome
 from lrfind.results import RangeTestResult
-from lrfind.workflows.sweep import Reporter, SweepRun, result_json, run_sweep
+from lrfind.workflows.sweep import Reporter, SweepRun, result_json, sweep
 
 if TYPE_CHECKING:
     from lrfind.engine.options import StopFlag
@@ -127,11 +127,80 @@ def evaluate_check(result: RangeTestResult, expectations: Expectations) -> Check
 
 @dataclass(frozen=True)
 class CheckRun:
-    """``lrfind check``: sweep + verdict (``outcome`` is None when updating a baseline)."""
+    """``lrfind check``: the sweep, its verdict and the CI reports written.
+
+    ``outcome`` is None when a baseline was updated instead of checked.
+    """
 
     sweep: SweepRun
     outcome: CheckOutcome | None
     baseline_written: Path | None = None
+    reports: tuple[Path, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result.json document with a ``check`` entry (what ``--json`` prints)."""
+        document: dict[str, Any] = json.loads(result_json(self.sweep.result))
+        outcome = self.outcome
+        document["check"] = (
+            None
+            if outcome is None
+            else {
+                "passed": outcome.passed,
+                "message": outcome.message,
+                "expected_min": outcome.expected_min,
+                "expected_max": outcome.expected_max,
+            }
+        )
+        if self.baseline_written is not None:
+            document["baseline_written"] = str(self.baseline_written)
+        return document
+
+
+def write_ci_reports(
+    run: CheckRun,
+    *,
+    summary_md: str | Path | None = None,
+    junit: str | Path | None = None,
+    step_summary: str | Path | None = None,
+) -> tuple[Path, ...]:
+    """Write a check's Markdown summary, JUnit XML and GitHub step summary; return the paths.
+
+    ``step_summary`` (the file GitHub names in $GITHUB_STEP_SUMMARY) is appended to, the others
+    are written atomically, creating their folders when needed.
+
+    Raises:
+        OutputError: a report cannot be written.
+    """
+    from lrfind.outputs.report.junit import render_junit
+    from lrfind.outputs.report.markdown import render_markdown
+
+    summary_md, junit, step_summary = (
+        None if path is None else Path(path) for path in (summary_md, junit, step_summary)
+    )
+    result, outcome = run.sweep.result, run.outcome
+    plot = run.sweep.files.get("plot")
+    markdown = render_markdown(result, str(plot) if plot else None, outcome)
+    written: list[Path] = []
+    for path in (summary_md, junit):
+        if path is not None:  # CI jobs name report folders that do not exist yet
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OutputError(f"cannot create {Path(path).parent}: {error.strerror}") from None
+    if summary_md is not None:
+        written.append(runs.atomic_write_text(summary_md, markdown))
+    if step_summary is not None:
+        try:
+            with step_summary.open("a", encoding="utf-8") as handle:
+                handle.write(markdown + "\n")
+        except OSError as error:
+            raise OutputError(f"cannot append to {step_summary}: {error.strerror}") from None
+        written.append(step_summary)
+    if junit is not None:
+        written.append(
+            runs.atomic_write_text(junit, render_junit([(result.info.name, result, outcome)]))
+        )
+    return tuple(written)
 
 
 def expectations_for(
@@ -179,28 +248,48 @@ def expectations_for(
     )
 
 
-def run_check(
+def check(
     config: Config,
-    expectations: Expectations,
     *,
+    lr_min: float | None = None,
+    lr_max: float | None = None,
+    baseline: Path | None = None,
+    tolerance: float | None = None,
+    min_confidence: str | None = None,
+    update_baseline: bool = False,
+    summary_md: str | Path | None = None,
+    junit: str | Path | None = None,
+    step_summary: str | Path | None = None,
     out: Path | None = None,
     reporter: Reporter | None = None,
     stop: StopFlag | None = None,
-    update_baseline: bool = False,
 ) -> CheckRun:
-    """Run the sweep and compare its suggestion with ``expectations``.
+    """Run the sweep and compare its suggestion with the expectations (the CI gate).
 
-    With ``update_baseline`` the new result.json is written to the baseline path instead of
-    comparing (the run still needs a reliable suggestion).
+    Expectations come from the config's ``expect:`` section, overridden by the arguments
+    (see ``expectations_for``). With ``update_baseline`` the new result.json is written to the
+    baseline path instead of comparing (the run still needs a reliable suggestion). The Markdown
+    summary, JUnit XML and step summary are written when their paths are given.
 
     Raises:
         NoReliableSuggestion: the sweep gave no answer or too little confidence (exit 3).
-        ConfigError: nothing to check against, or no baseline path to update.
+        ConfigError: nothing to check against, bad expectations, or no baseline path to update.
         Interrupted: the sweep was stopped; partial results are written.
-        (and every error ``run_sweep`` raises)
+        (and every error ``sweep`` raises)
     """
     from lrfind.errors import Interrupted, NoReliableSuggestion
 
+    if min_confidence is not None and min_confidence not in CONFIDENCE_ORDER:
+        raise ConfigError(f"--min-confidence must be low, medium or high, got {min_confidence!r}")
+    expectations = expectations_for(
+        config,
+        lr_min=lr_min,
+        lr_max=lr_max,
+        baseline=baseline,
+        tolerance=tolerance,
+        min_confidence=min_confidence,
+        read_baseline=not update_baseline,
+    )
     if update_baseline and expectations.baseline_path is None:
         raise ConfigError(
             "--update-baseline needs a baseline path: --baseline FILE or expect.baseline"
@@ -210,10 +299,12 @@ def run_check(
             "nothing to check against: set expect.lr_min/lr_max or expect.baseline in the "
             "config, or pass --expect-min/--expect-max/--baseline"
         )
-    sweep = run_sweep(config, out=out, reporter=reporter, stop=stop)
-    result = sweep.result
+    sweep_run = sweep(config, out=out, reporter=reporter, stop=stop)
+    result = sweep_run.result
     if not result.complete:
-        raise Interrupted(f"interrupted; partial results in {sweep.run_dir}")
+        raise Interrupted(f"interrupted; partial results in {sweep_run.run_dir}")
+    if sweep_run.run_dir is None:  # a rank other than 0 under torch.distributed writes nothing
+        return CheckRun(sweep_run, None)
     if update_baseline:
         if result.suggestion.lr is None:
             raise NoReliableSuggestion(
@@ -222,12 +313,13 @@ def run_check(
             )
         assert expectations.baseline_path is not None
         target = baseline_file(expectations.baseline_path)
-        if sweep.run_dir is None:
-            return CheckRun(sweep, None, None)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OutputError(f"cannot create {target.parent}: {error.strerror}") from error
         runs.atomic_write_text(target, result_json(result) + "\n")
-        return CheckRun(sweep, None, target)
-    return CheckRun(sweep, evaluate_check(result, expectations))
+        run = CheckRun(sweep_run, None, target)
+    else:
+        run = CheckRun(sweep_run, evaluate_check(result, expectations))
+    reports = write_ci_reports(run, summary_md=summary_md, junit=junit, step_summary=step_summary)
+    return replace(run, reports=reports)

@@ -51,7 +51,7 @@ def _compare_dir(config: Config, out: Path | None) -> Path:
     return runs.create_run_dir(Path(config.output.dir), f"{config.name}-compare")
 
 
-def run_compare(
+def compare(
     config_path: Path,
     varies: Sequence[str],
     overrides: Sequence[str] = (),
@@ -75,7 +75,7 @@ def run_compare(
             anything is trained or written).
         OutputError: the compare folder or its tables cannot be written.
     """
-    from lrfind.workflows.sweep import run_sweep
+    from lrfind.workflows.sweep import sweep
 
     base = load_config(config_path, list(overrides))
     parsed = [parse_vary(spec) for spec in varies]
@@ -95,7 +95,7 @@ def run_compare(
                 if reporter is not None:
                     # The name, not the raw values: a reporter may read "[...]" as markup.
                     reporter.phase(f"variant {index + 1}/{len(variants)}: {variant.name}")
-                sweep = run_sweep(config, out=run_dir, reporter=reporter, stop=stop)
+                sweep_run = sweep(config, out=run_dir, reporter=reporter, stop=stop)
         except KeyboardInterrupt:
             raise
         except Exception as error:  # one variant's failure must not lose the others
@@ -108,11 +108,11 @@ def run_compare(
                 )
             )
             continue
-        result = sweep.result
+        result = sweep_run.result
         status: VariantStatus = "ok" if result.suggestion.lr is not None else "no_answer"
         if not result.complete:
             status = "interrupted"
-        outcomes.append(VariantOutcome(variant, status, run_dir=sweep.run_dir, result=result))
+        outcomes.append(VariantOutcome(variant, status, run_dir=sweep_run.run_dir, result=result))
     comparison = Comparison(
         name=base.name,
         compare_dir=compare_dir,

@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from lrfind.errors import ConfigError, OutputError
 from lrfind.outputs import runs
@@ -20,12 +21,20 @@ OVERLAY_REPORT = Path("lrfind-report.png")
 
 @dataclass(frozen=True)
 class ReportOutput:
-    """What ``make_report`` wrote: the PNG and/or HTML path, and each run's label."""
+    """What ``report`` wrote: the PNG and/or HTML path, and each run's label."""
 
     png: Path | None
     html: Path | None
     labels: tuple[str, ...]
     results: tuple[RangeTestResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return what ``lrfind report --json`` prints: the files written and the run labels."""
+        return {
+            "png": None if self.png is None else str(self.png),
+            "html": None if self.html is None else str(self.html),
+            "runs": list(self.labels),
+        }
 
 
 def default_png(run_dirs: Sequence[Path]) -> Path:
@@ -49,7 +58,7 @@ def _png_bytes(result: RangeTestResult) -> bytes:
         return plot_result(result, Path(folder) / "plot.png").read_bytes()
 
 
-def make_report(
+def report(
     run_dirs: Sequence[Path],
     *,
     out: Path | None = None,

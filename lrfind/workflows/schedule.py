@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lrfind.analysis.schedule_plan import (
     DEFAULT_WARMUP_FRACTION,
     SCHEDULE_FORMATS,
@@ -10,12 +12,13 @@ from lrfind.analysis.schedule_plan import (
     plan_schedule,
 )
 from lrfind.errors import ConfigError
+from lrfind.outputs.runs import load_run
 from lrfind.outputs.schedule_snippets import _render_json, _render_python, _render_yaml
 from lrfind.results import LRRange, RangeTestResult
 
 
-def build_schedule(
-    result_or_range: RangeTestResult | LRRange,
+def schedule(
+    result_or_range: RangeTestResult | LRRange | str | Path,
     kind: ScheduleKind,
     fmt: ScheduleFormat,
     total_steps: int | None = None,
@@ -30,7 +33,8 @@ def build_schedule(
 ) -> str:
     """Return a ready-to-paste scheduler configuration (``fmt`` "python", "yaml" or "json").
 
-    The YAML and JSON forms share one layout (Lightning-style ``class_path``/``init_args``, plus
+    ``result_or_range`` is a result, a bare LRRange, or a saved run's directory. The YAML and
+    JSON forms share one layout (Lightning-style ``class_path``/``init_args``, plus
     ``interval`` and ``monitor``); ``optimizer.lr`` is the LR to set before building the
     scheduler (null in JSON, absent in YAML, when the scheduler sets it).
 
@@ -44,11 +48,17 @@ def build_schedule(
     Raises:
         ConfigError: unknown kind or format, or a bad option combination (every problem listed).
         NoReliableSuggestion: the result has no suggestion or range that this kind needs.
+        OutputError: ``result_or_range`` is a run directory that cannot be read.
     """
+    source = (
+        load_run(Path(result_or_range))
+        if isinstance(result_or_range, (str, Path))
+        else result_or_range
+    )
     if fmt not in SCHEDULE_FORMATS:
         raise ConfigError(f"unknown format {fmt!r} (expected one of {', '.join(SCHEDULE_FORMATS)})")
     plan = plan_schedule(
-        result_or_range,
+        source,
         kind,
         total_steps,
         epochs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -134,15 +134,19 @@ def write_run_files(
     return files
 
 
-def run_sweep(
-    config: Config,
+def sweep(
+    config: Config | str | Path,
     *,
+    overrides: Sequence[str] = (),
     out: Path | None = None,
     reporter: Reporter | None = None,
     stop: StopFlag | None = None,
     write: bool = True,
 ) -> SweepRun:
     """Run the range test a config describes and write its run directory.
+
+    ``config`` is a loaded Config or the path of a config file (``overrides`` are ``--set``
+    strings applied when loading it).
 
     Returns the SweepRun (result + files). When the run is interrupted the partial history, plot
     and a result.json with ``"complete": false`` are still written.
@@ -153,6 +157,10 @@ def run_sweep(
             first probe step leaves no run directory; a later one leaves the run directory with
             a result.json of status "failed" (or "interrupted").
     """
+    from lrfind.config.load import load_config
+
+    if not isinstance(config, Config):
+        config = load_config(Path(config), list(overrides))
     from lrfind.build.probe import probe_task
     from lrfind.build.task import build_task
     from lrfind.engine import distributed

@@ -43,6 +43,30 @@ class ValidationReport:
         """True when the config is valid and everything it names exists."""
         return not self.problems
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return the findings as the JSON document ``lrfind validate --json`` prints."""
+        return {
+            "valid": self.ok,
+            "name": self.config.name,
+            "imports": [
+                {"key": i.key, "path": i.path, "module": i.module, "error": i.error}
+                for i in self.imports
+            ],
+            "files": [{"key": key, "path": str(path)} for key, path in self.files],
+            "problems": list(self.problems),
+        }
+
+
+def invalid_document(error: ConfigError) -> dict[str, Any]:
+    """Return the ``validate --json`` document for a config that does not even load."""
+    return {
+        "valid": False,
+        "name": None,
+        "imports": [],
+        "files": [],
+        "problems": list(error.problems),
+    }
+
 
 def module_of(import_path: str) -> str:
     """Return the module part of "pkg.module:callable" or "pkg.module.Callable"."""

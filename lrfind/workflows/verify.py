@@ -221,15 +221,15 @@ def verify(
         OutputError: ``target`` is neither a run dir nor a file, or the output folder exists.
         NoReliableSuggestion: no suggestion to verify and no explicit ``lrs``.
         Interrupted: stopped by a signal (partial verify.json written when trials ran).
-        (and every error ``run_sweep`` raises)
+        (and every error ``sweep`` raises)
     """
     from lrfind.config.load import load_config
-    from lrfind.workflows.sweep import load_run_config, run_sweep
+    from lrfind.workflows.sweep import load_run_config, sweep
 
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {steps}")
     target = Path(target)
-    sweep: SweepRun | None = None
+    sweep_run: SweepRun | None = None
     if _target_kind(target) == "run":
         result = runs.load_run(target)
         config = load_run_config(target, list(overrides))
@@ -237,14 +237,14 @@ def verify(
         out_dir = _claim_out_dir(target, out, config)
     else:
         config = load_config(target, list(overrides))
-        sweep = run_sweep(config, out=out, reporter=reporter, stop=stop)
-        result = sweep.result
-        if sweep.run_dir is None:
+        sweep_run = sweep(config, out=out, reporter=reporter, stop=stop)
+        result = sweep_run.result
+        if sweep_run.run_dir is None:
             raise OutputError("verify runs in a single process; drop --nproc")
         if not result.complete:
-            raise Interrupted(f"interrupted; partial results in {sweep.run_dir}")
-        _require_answer(result, lrs, sweep.run_dir)
-        out_dir = sweep.run_dir
+            raise Interrupted(f"interrupted; partial results in {sweep_run.run_dir}")
+        _require_answer(result, lrs, sweep_run.run_dir)
+        out_dir = sweep_run.run_dir
     from lrfind.analysis.refine import REFINE_STEPS_PER_SWEEP_STEP
 
     trial_steps = (
@@ -276,7 +276,7 @@ def verify(
         max_lr=max_lr,
         seconds=time.perf_counter() - started,
         complete=complete,
-        sweep=sweep,
+        sweep=sweep_run,
     )
     run = write_verify(run, title=f"{config.name}: constant-LR trials")
     if not complete:
