@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,7 @@ sweep:
         ("{start_lr: 1.0, end_lr: 0.1}", "start_lr (1) must be below end_lr (0.1)"),
         ("{start_lr: 0}", "sweep.start_lr: Input should be greater than 0"),
         ("{end_lr: -1}", "sweep.end_lr: Input should be greater than 0"),
-        ("{steps: 4}", "sweep.steps: Input should be greater than or equal to 5"),
+        ("{steps: 9}", "sweep.steps: Input should be greater than or equal to 10"),
         ("{smoothing: -0.1}", "sweep.smoothing: Input should be greater than or equal to 0"),
         ("{diverge_factor: 1}", "sweep.diverge_factor: Input should be greater than 1"),
         ("{precision: fp8}", "sweep.precision: Input should be 'fp32', 'bf16' or 'fp16'"),
@@ -282,3 +283,162 @@ def test_random_text_gives_config_or_config_error(text: str) -> None:
         validate_config(data, lines=lines)
     except ConfigError:
         return
+
+
+# --- aliases, bombs and recursion: a config never costs more than its size -------------------
+
+
+def _laughs(levels: int, fanout: int = 9) -> str:
+    rows = [f"l0: &l0 [{', '.join(['lol'] * fanout)}]"]
+    for level in range(1, levels):
+        rows.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * fanout)}]")
+    return "\n".join(rows) + "\n"
+
+
+def test_billion_laughs_is_refused_at_once() -> None:
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="aliases expand this config to more than 100,000"):
+        parse_yaml(_laughs(9), "bomb.yaml")
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_few_aliases_are_fine_and_walked_once() -> None:
+    data, lines = parse_yaml("base: &b {hidden: [8, 8]}\nmodel: {target: mlp, args: *b}\n")
+    assert data["model"]["args"] == {"hidden": [8, 8]}
+    assert lines[("base", "hidden")] == 1
+    assert lines[("model", "args")] == 2 and ("model", "args", "hidden") not in lines
+
+
+def test_recursive_alias_names_its_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml("name: x\nmodel: &m {args: {self: *m}}\n", "rec.yaml")
+    assert "recursive alias at line 2" in str(caught.value)
+
+
+def test_merge_keys_keep_working() -> None:
+    data, lines = parse_yaml("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  y: 3\n")
+    assert data["b"] == {"x": 1, "y": 3}
+    assert lines[("b", "y")] == 4
+
+
+def test_runaway_nesting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="nests more than 100 levels"):
+        parse_yaml("a: " + "[" * 500 + "]" * 500)
+
+
+@pytest.mark.parametrize(
+    ("override", "phrase"),
+    [
+        ("model.args.hidden=[1,2", "--set model.args.hidden=[1,2: the value is not valid YAML"),
+        ("name=@x", "quote it to pass a string"),
+        ("model.args=&x [*x]", "recursive alias"),
+    ],
+)
+def test_broken_override_values_are_refused(override: str, phrase: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(phrase)):
+        parse_override(override)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ("optimizer.args.lr=0.1",),
+            "line 7 (with --set optimizer.args.lr): optimizer.args: do not set 'lr' here",
+        ),
+        (("seed=99999999999999999999999",), "--set: seed: Input should be less than or equal"),
+        (("data.batch_size=99999999999999999999",), "--set: data.batch_size: Input should be"),
+        (("model.args.hidden=[.inf]",), "--set: model.args.hidden.0 must be a finite number"),
+        (("data.args.size=1e400",), "--set: data.args.size must be a finite number"),
+        (("sweep.end_lr=1e300",), "--set: sweep.end_lr: must be between 1e-12 and 1e+06"),
+        (("sweep.steps=5",), "--set: sweep.steps: Input should be greater than or equal to 10"),
+    ],
+)
+def test_override_problems_name_the_override(
+    tmp_path: Path, overrides: tuple[str, ...], expected: str
+) -> None:
+    text = MINIMAL + "optimizer:\n  args: {momentum: 0.9}\n"
+    (problem,) = problems(tmp_path, text, overrides)
+    assert problem.startswith(expected), problem
+
+
+def test_a_label_names_the_option_that_set_a_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            write(tmp_path, MINIMAL),
+            ["suggest.method=nope"],
+            labels={"suggest.method=nope": "--method"},
+        )
+    assert caught.value.problems[0].startswith("--method: suggest.method: Input should be")
+
+
+def test_file_problems_keep_their_line_beside_overrides(tmp_path: Path) -> None:
+    (problem,) = problems(tmp_path, MINIMAL + "seed: 1e400\n", ("sweep.steps=50",))
+    assert problem.startswith("line 6: seed")
+
+
+_anchor_names = st.sampled_from(["a", "b", "c", "d"])
+
+
+@st.composite
+def _aliased_yaml(draw: st.DrawFn, depth: int = 0, state: dict | None = None) -> str:  # type: ignore[type-arg]
+    """Flow-style YAML with anchors, aliases (recursive ones too) and merge keys."""
+    state = state if state is not None else {"defined": [], "open": []}
+    usable = state["defined"] + state["open"]
+    kinds = ["scalar", "seq", "map"] if depth < 4 else ["scalar"]
+    if usable:
+        kinds.append("alias")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "scalar":
+        return draw(st.sampled_from(["1", "-2", "0.5", ".inf", ".nan", "x", "''", "null", "1e400"]))
+    if kind == "alias":
+        return "*" + draw(st.sampled_from(usable))
+    anchor = draw(st.one_of(st.none(), _anchor_names))
+    if anchor in state["defined"] or anchor in state["open"]:
+        anchor = None
+    if anchor:
+        state["open"].append(anchor)
+    count = draw(st.integers(0, 6))
+    if kind == "seq":
+        items = [draw(_aliased_yaml(depth + 1, state)) for _ in range(count)]
+        body = "[" + ", ".join(items) + "]"
+    else:
+        keys = draw(st.lists(_keys, min_size=count, max_size=count, unique=True))
+        pairs = [f"{key or 'k'}: {draw(_aliased_yaml(depth + 1, state))}" for key in keys]
+        if state["defined"] and draw(st.booleans()):
+            pairs.append("<<: *" + draw(st.sampled_from(state["defined"])))
+        body = "{" + ", ".join(pairs) + "}"
+    if anchor:
+        state["open"].remove(anchor)
+        state["defined"].append(anchor)
+        return f"&{anchor} {body}"
+    return body
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=_aliased_yaml(),
+    bomb=st.one_of(st.none(), st.tuples(st.integers(1, 12), st.integers(2, 12))),
+)
+def test_random_aliased_yaml_is_bounded_in_time_and_memory(
+    body: str, bomb: tuple[int, int] | None
+) -> None:
+    import time
+    import tracemalloc
+
+    text = f"doc: {body}\n" + (_laughs(*bomb) if bomb else "")
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        data, lines = parse_yaml(text)
+        validate_config(apply_overrides(data, ["seed=1"]), lines=lines)
+    except ConfigError:
+        pass
+    finally:
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < 5.0, text
+    assert peak < 64 * 2**20, (peak, text)

@@ -143,7 +143,7 @@ def test_range_test_with_the_models_own_loss() -> None:
 
 # --- from a config ---------------------------------------------------------------------------
 
-USER_MODULE = '''
+USER_MODULE = """
 from dataclasses import dataclass
 import torch
 from torch import nn
@@ -197,7 +197,7 @@ def make_tensor_data(size=128):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(size, 6, generator=generator)
     return TensorDataset(x, (x[:, 0] > 0).long())
-'''
+"""
 
 
 def build_from(tmp_path: Path, **overrides: Any) -> BuiltTask:
@@ -286,7 +286,7 @@ def test_config_loss_model_takes_no_arguments(tmp_path: Path) -> None:
 
 # --- a real transformers model (optional dev extra) ------------------------------------------
 
-GPT2_MODULE = '''
+GPT2_MODULE = """
 import torch
 from torch.utils.data import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -315,7 +315,7 @@ class Tokens(Dataset):
 
 def make_data(size=96):
     return Tokens(size)
-'''
+"""
 
 
 @pytest.mark.parametrize("loss", ["model", "cross_entropy"])

@@ -12,7 +12,8 @@ from lrfind.format import NO_SUGGESTION, format_lr
 from lrfind.outputs.report.html import render_html
 from lrfind.outputs.report.junit import render_junit
 from lrfind.outputs.report.markdown import render_markdown
-from lrfind.outputs.report.summary import CheckOutcome, one_line_summary, summary_rows
+from lrfind.outputs.report.summary import one_line_summary, summary_rows
+from lrfind.results import CheckOutcome
 from tests.helpers_results import make_result
 
 HOSTILE = "<script>alert(\"x\")</script> & 'quotes' | *bold* [link](javascript:x)"

@@ -79,7 +79,7 @@ def test_history_csv_round_trip_with_nan_and_inf() -> None:
 def test_result_json_is_strict_json_and_loads_back(tmp_path: Path) -> None:
     result = make_result()
     runs.atomic_write_text(tmp_path / runs.HISTORY_FILE, runs.history_to_csv(result.history))
-    runs.atomic_write_text(tmp_path / runs.RESULT_FILE, runs.result_to_json(result))
+    runs.write_json(tmp_path / runs.RESULT_FILE, result.to_dict())
     document = json.loads((tmp_path / runs.RESULT_FILE).read_text())
     assert document["schema_version"] == 1
     for key in ("complete", "suggestion", "range", "stopped_early", "stop_reason", "steps",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -219,7 +220,12 @@ def test_empty_range_is_no_reliable_suggestion() -> None:
             "onecycle needs the schedule's length: give total_steps (--total-steps), "
             "or epochs and steps_per_epoch (--epochs, --steps-per-epoch)",
         ),
-        ("cosine", {"epochs": 3}, "cosine: epochs needs steps_per_epoch (or give total_steps)"),
+        (
+            "cosine",
+            {"epochs": 3},
+            "cosine: epochs needs steps_per_epoch (--steps-per-epoch; the run did not record "
+            "its batches per epoch), or give total_steps",
+        ),
         (
             "onecycle",
             {"total_steps": 100, "epochs": 3, "steps_per_epoch": 10},
@@ -288,3 +294,98 @@ def test_hostile_run_name_cannot_inject_code_or_yaml() -> None:
     assert all(line.startswith("#") for line in code.splitlines()[:4])
     document = yaml.safe_load(schedule(result, "cosine", "yaml", total_steps=20))
     assert set(document) == {"optimizer", "lr_scheduler"}
+
+
+# --- param groups with lr_scale ----------------------------------------------------------------
+
+SCALES = (0.1, 1.0)
+
+
+def grouped_result(**info: Any) -> RangeTestResult:
+    result = result_with()
+    return result.with_updates(info=replace(result.info, lr_scales=SCALES, **info))
+
+
+def two_group_optimizer() -> torch.optim.Optimizer:
+    torch.manual_seed(0)
+    backbone, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+    return torch.optim.SGD(
+        [{"params": backbone.parameters()}, {"params": head.parameters()}], lr=0.123
+    )
+
+
+def group_lrs(optimizer: torch.optim.Optimizer) -> list[float]:
+    return [group["lr"] for group in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("fmt", ["python", "yaml", "json"])
+@pytest.mark.parametrize("kind", SCHEDULE_KINDS)
+def test_each_group_keeps_its_lr_scale(kind: str, fmt: str) -> None:
+    text = schedule(grouped_result(), kind, fmt, total_steps=100)  # type: ignore[arg-type]
+    optimizer = two_group_optimizer()
+    if fmt == "python":
+        assert "lr_scale 0.1, 1" in text
+        scheduler = run_python(text, optimizer)
+    else:
+        document = yaml.safe_load(text) if fmt == "yaml" else json.loads(text)
+        if document.get("optimizer", {}).get("lr") is not None:
+            lrs = document["optimizer"]["lr"]
+            for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+                group["lr"] = lr
+            document = {"lr_scheduler": document["lr_scheduler"]}
+        scheduler = build_from_yaml(document, optimizer)
+    seen = []
+    for step in range(60):
+        backbone, head = group_lrs(optimizer)
+        if kind != "cosine" or step <= 5:  # cosine's one eta_min bends the ratio as it decays
+            assert backbone == pytest.approx(0.1 * head, rel=1e-6)
+        assert backbone < head
+        seen.append(head)
+        optimizer.step()
+        scheduler.step(1.0) if kind == "plateau" else scheduler.step()
+    if kind in ("onecycle", "cyclic"):
+        assert max(seen) == pytest.approx(MAX_LR, rel=0.02)  # the unscaled group reaches max_lr
+    else:
+        assert seen[0] <= SUGGESTED * 1.0001
+
+
+def test_cosine_floor_is_the_lowest_groups_floor() -> None:
+    plan = plan_schedule(grouped_result(), "cosine", total_steps=100)
+    decay = plan.scheduler.children[1]
+    assert decay.kwargs()["eta_min"] == pytest.approx(MIN_LR * 0.1)
+    assert plan.optimizer_lr == pytest.approx((SUGGESTED * 0.1, SUGGESTED))
+
+
+def test_groups_all_at_scale_one_keep_scalar_values() -> None:
+    result = result_with()
+    result = result.with_updates(info=replace(result.info, lr_scales=(1.0, 1.0, 1.0)))
+    plan = plan_schedule(result, "onecycle", total_steps=100)
+    assert plan.scheduler.kwargs()["max_lr"] == MAX_LR
+
+
+def test_a_mismatched_optimizer_fails_loudly() -> None:
+    code = schedule(grouped_result(), "onecycle", "python", total_steps=100)
+    with pytest.raises(ValueError, match="max_lr"):
+        run_python(code, fresh_optimizer())  # one group, two values
+
+
+# --- --epochs: steps per epoch from the run ------------------------------------------------------
+
+
+def test_epochs_use_the_runs_batches_per_epoch() -> None:
+    result = result_with()
+    info = replace(result.info, batches_per_epoch=23, accumulation_steps=2, batch_size=64)
+    plan = plan_schedule(result.with_updates(info=info), "onecycle", epochs=3)
+    assert plan.scheduler.kwargs()["total_steps"] == 36  # ceil(23 / 2) = 12 per epoch
+    assert (
+        "12 optimizer steps per epoch, as in the run (23 batches of 64 / 2 accumulation steps)"
+        in (plan.header)
+    )
+
+
+def test_given_steps_per_epoch_win_over_the_run() -> None:
+    result = result_with()
+    info = replace(result.info, batches_per_epoch=23)
+    plan = plan_schedule(result.with_updates(info=info), "onecycle", epochs=2, steps_per_epoch=5)
+    assert plan.scheduler.kwargs()["total_steps"] == 10
+    assert not any("as in the run" in line for line in plan.header)

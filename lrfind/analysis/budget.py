@@ -88,9 +88,7 @@ class TrialPlan:
 
     def describe(self) -> str:
         """One line for people, e.g. ``refine planned: up to 4 trials x 60 steps ...``."""
-        validation = (
-            f" + {self.val_batches} val batches" if self.val_batches is not None else ""
-        )
+        validation = f" + {self.val_batches} val batches" if self.val_batches is not None else ""
         count = f"{self.first} trials" if self.trials == self.first else f"{self.first}-"
         if self.trials != self.first:
             count += f"{self.trials} trials"

@@ -1,14 +1,18 @@
-"""The refine stage: candidate LRs on the quarter-decade grid, window extension, the answer."""
+"""From trials to the answer: refine's candidates around the sweep's answer, and the final
+Analysis once the refine or search trials have run (chosen by ``lrfind.analysis.choose``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from lrfind.analysis.choose import _refine_pick
+from lrfind.analysis.budget import REFINE_EXTRA_TRIALS, REFINE_STEPS_PER_SWEEP_STEP
+from lrfind.analysis.choose import Choice, beats_start, choose, metric_name
 from lrfind.analysis.curve import CurveShape, describe_curve
 from lrfind.analysis.grid import GRID_PER_DECADE, grid_exponent, grid_lr
+from lrfind.analysis.search import next_bracket_lr, stable_window
 from lrfind.analysis.suggest import _max_lr_index, _nearest_index, _ordered_range
+from lrfind.format import format_lr
 from lrfind.results import (
     Analysis,
     Confidence,
@@ -19,26 +23,30 @@ from lrfind.results import (
     Trial,
 )
 
-#: Refine trials default to this many times the sweep's steps: the LR that does best in a short
-#: constant-LR run falls as the run gets longer, and real training is longer than any trial.
-REFINE_STEPS_PER_SWEEP_STEP = 2
+__all__ = [
+    "REFINE_EXTRA_TRIALS",
+    "REFINE_STEPS_PER_SWEEP_STEP",
+    "choose_refined",
+    "choose_searched",
+    "next_refine_candidate",
+    "refine_candidates",
+]
 
-#: Refine: at most this many extra trials, one grid step at a time, extend the candidate window
-#: while the choice sits on its edge (``next_refine_candidate``).
-REFINE_EXTRA_TRIALS = 3
-
-#: After refine, max_lr (the one-cycle peak) is 10**ONECYCLE_ABOVE_REFINED x the refined LR.
+#: After trials, max_lr (the one-cycle peak) is 10**ONECYCLE_ABOVE_REFINED x the chosen LR.
 ONECYCLE_ABOVE_REFINED = 0.5
+
+#: The confidence levels, lowest first.
+_LEVELS: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
 
 
 def refine_candidates(history: History, analysis: Analysis, count: int) -> list[float]:
     """Return ``count`` constant LRs for the refine trials, ascending, on the 10**(k/4) grid.
 
     The window is centred on the grid value nearest the sweep's max_lr, where trials as short
-    as the sweep tend to do best (offsets -2..+2 grid steps for count 5; an even count leans
+    as the sweep tend to do best (offsets -1..+1 grid steps for count 3; an even count leans
     low), then shifted down so that its top stays strictly below the LR where the divergence
     region starts (the trend has climbed back half its drop). Returns [] when the sweep gave
-    no suggestion (nothing to refine: no answer stays no answer) or ``count`` < 1.
+    no suggestion (a flat sweep goes to the search stage instead) or ``count`` < 1.
     """
     if count < 1 or analysis.suggestion.lr is None:
         return []
@@ -64,86 +72,142 @@ def _grid_ceiling(shape: CurveShape) -> int | None:
 def next_refine_candidate(
     history: History, analysis: Analysis, trials: Sequence[Trial]
 ) -> float | None:
-    """Return the next grid LR to try when the refine choice sits on the edge of the trials.
+    """Return the next grid LR to try when the best trial sits on an edge of the window.
 
-    The choice rule (the lowest LR within REFINE_TOLERANCE of the best smoothed score) cannot
-    tell whether a lower LR would also qualify when it picks the lowest trial, nor whether a
-    higher LR would score better when the highest trial has the best smoothed score: the
-    window has not bracketed the answer. Returns one grid step below the lowest trial in the
-    first case (also when every trial diverged), one grid step above the highest in the second
-    unless that step reaches the sweep's divergence region, else None (also with no trials or
-    no sweep answer). The caller bounds how many times it extends (REFINE_EXTRA_TRIALS).
+    While the best trial (``choose``) is the lowest tried, a lower LR may do better: one grid
+    step below (also when every trial diverged). While it is the highest tried, one grid step
+    above, unless that step reaches the sweep's divergence region. None otherwise, with no
+    trials, or without a sweep answer. The caller bounds how many times it extends
+    (``lrfind.analysis.budget``).
     """
     if not trials or analysis.suggestion.lr is None:
         return None
-    pick = _refine_pick(trials)
-    low = min(grid_exponent(t.lr) for t in trials)
-    high = max(grid_exponent(t.lr) for t in trials)
-    if pick.chosen is None or pick.chosen == 0:
-        return grid_lr(low - 1)
-    if pick.best == len(pick.ordered) - 1:
-        ceiling = _grid_ceiling(describe_curve(history))
-        if ceiling is None or high + 1 <= ceiling:
-            return grid_lr(high + 1)
-    return None
+    shape = describe_curve(history)
+    if shape.problem is not None:
+        return None
+    return next_bracket_lr(trials, 1, None, _grid_ceiling(shape))
 
 
 def choose_refined(history: History, analysis: Analysis, trials: Sequence[Trial]) -> Analysis:
     """Return the final Analysis once the refine trials have run.
 
-    Score: each trial's val loss (every trial's final train loss when any surviving trial has
-    no val loss); diverged or non-finite trials are out. Scores are neighbour-smoothed along
-    the LR grid (``smoothed_scores``) and the lowest LR within REFINE_TOLERANCE of the best
-    smoothed score wins: trials shorter than real training favour high LRs, and differences
-    within the tolerance are noise. No surviving trial: the suggestion becomes None.
-    The range: max_lr = 10**0.5 x the chosen LR (a one-cycle peak about 3x the best constant
-    LR), capped at the start of the sweep's divergence region; min_lr is the sweep's; both
-    widened if needed so that min_lr < lr <= max_lr.
+    The LR is the one rule's choice (``lrfind.analysis.choose``); no surviving trial: the
+    suggestion becomes None. The range: max_lr = 10**0.5 x the chosen LR (a one-cycle peak
+    about 3x the best constant LR), capped at the start of the sweep's divergence region;
+    min_lr is the sweep's; both widened if needed so that min_lr < lr <= max_lr. Confidence
+    keeps the sweep's level and reasons, at least low, and at most medium when the best trial
+    sits on an edge of the trials (a reason says which).
     """
     method = f"{analysis.suggestion.method}+refine"
-    pick = _refine_pick(trials)
-    ordered, scores, metric, chosen = pick.ordered, pick.scores, pick.metric, pick.chosen
-    if chosen is None:
+    choice = choose(trials)
+    if choice.chosen_lr is None:
         reason = "every refine trial diverged" if trials else "no refine trials ran"
         try_range = None
-        if history.lrs and history.lrs[0] > 0 and ordered:
-            try_range = (float(history.lrs[0]) / 1000, float(ordered[0].lr))
-        return Analysis(
-            suggestion=Suggestion(method=method, lr=None, reason=reason),
-            lr_range=LRRange(None, None),
-            confidence=Confidence("none", (reason,), try_range),
-            methods=analysis.methods,
-        )
-    lr = float(ordered[chosen].lr)
+        if history.lrs and history.lrs[0] > 0 and choice.trials:
+            try_range = (float(history.lrs[0]) / 1000, float(choice.trials[0].lr))
+        return _no_answer(analysis, method, reason, try_range)
+    lr = choice.chosen_lr
     shape = describe_curve(history)
-    index = _nearest_index(shape.x, math.log10(lr)) if shape.points else None
-    lr_range = _refined_range(shape, analysis.lr_range, lr)
-    confidence = _refined_confidence(analysis, scores, chosen, metric)
+    reasons = list(analysis.confidence.reasons)
+    level = max(_LEVELS.index(analysis.confidence.level), 1)
+    edge = _edge_reason(choice, None, _grid_ceiling(shape))
+    if edge is not None:
+        reasons.append(edge)
+        level = min(level, 2)
     return Analysis(
-        Suggestion(method=method, lr=lr, index=index), lr_range, confidence, analysis.methods
+        Suggestion(method=method, lr=lr, index=_index(shape, lr)),
+        _refined_range(shape, analysis.lr_range, lr),
+        Confidence(_LEVELS[level], tuple(reasons), analysis.confidence.try_range),
+        analysis.methods,
     )
 
 
+def choose_searched(
+    history: History,
+    analysis: Analysis,
+    trials: Sequence[Trial],
+    start: Trial | float | None = None,
+) -> Analysis:
+    """Return the final Analysis once the search trials of a flat sweep have run.
+
+    The LR is the one rule's choice, method "search", confidence at most medium: low when the
+    best trial sits on an edge of the trials or no start measurement was available, medium
+    otherwise. No answer ("no reliable suggestion") when every trial diverged, or when no trial
+    got below ``start`` (the metric before training, see ``beats_start``) beyond the noise.
+    The range: max_lr = 10**0.5 x the LR, capped below the sweep's rise; min_lr = LR / 10.
+    """
+    choice = choose(trials)
+    shape = describe_curve(history)
+    name = metric_name(choice.metric)
+    if choice.chosen_lr is None:
+        reason = "every search trial diverged" if trials else "no search trials ran"
+        return _no_answer(analysis, "search", reason, analysis.confidence.try_range)
+    improved = beats_start(choice, start)
+    if improved is False:
+        reason = f"no search trial lowered the {name} below its start beyond the noise"
+        return _no_answer(analysis, "search", reason, analysis.confidence.try_range)
+    lr = choice.chosen_lr
+    lrs = [t.lr for t in choice.trials]
+    reasons = [
+        f"the sweep showed no clear descent: {len(trials)} constant-LR trials searched "
+        f"{format_lr(min(lrs))}..{format_lr(max(lrs))} instead"
+    ]
+    level = 2
+    window = stable_window(history)
+    edge = _edge_reason(choice, *(window or (None, None)))
+    if edge is not None:
+        reasons.append(edge)
+        level = 1
+    if improved is None:
+        reasons.append(f"the {name} before training was not measured")
+        level = 1
+    base = LRRange(lr / 10, None)
+    return Analysis(
+        Suggestion(method="search", lr=lr, index=_index(shape, lr)),
+        _refined_range(shape, base, lr),
+        Confidence(_LEVELS[level], tuple(reasons), analysis.confidence.try_range),
+        analysis.methods,
+    )
+
+
+def _no_answer(
+    analysis: Analysis, method: str, reason: str, try_range: tuple[float, float] | None
+) -> Analysis:
+    return Analysis(
+        suggestion=Suggestion(method=method, lr=None, reason=reason),
+        lr_range=LRRange(None, None),
+        confidence=Confidence("none", (reason,), try_range),
+        methods=analysis.methods,
+    )
+
+
+def _index(shape: CurveShape, lr: float) -> int | None:
+    return _nearest_index(shape.x, math.log10(lr)) if shape.points else None
+
+
+def _edge_reason(choice: Choice, floor: int | None, ceiling: int | None) -> str | None:
+    """The caution when the best trial is the lowest or highest LR tried (true by construction).
+
+    No caution at a ``floor`` / ``ceiling`` grid exponent (None: unbounded): beyond it lie LRs
+    the sweep showed to be useless (below a flat sweep's range) or unstable (above).
+    """
+    if choice.best is None or len(choice.trials) < 2:
+        return None
+    name = metric_name(choice.metric)
+    best = choice.trials[choice.best]
+    exponent = grid_exponent(best.lr)
+    if choice.best == 0 and (floor is None or exponent > floor):
+        return f"the lowest trial ({format_lr(best.lr)}) had the best {name}: try lower LRs too"
+    highest = choice.best == len(choice.trials) - 1
+    if highest and (ceiling is None or exponent < ceiling):
+        return f"the highest trial ({format_lr(best.lr)}) had the best {name}: try higher LRs too"
+    return None
+
+
 def _refined_range(shape: CurveShape, base: LRRange, lr: float) -> LRRange:
-    """max_lr: 10**0.5 x the refined LR, kept below the divergence region; min_lr: the sweep's."""
+    """max_lr: 10**0.5 x the chosen LR, kept below the divergence region; min_lr: ``base``'s."""
     max_lr = lr * 10**ONECYCLE_ABOVE_REFINED
-    if shape.problem is None and shape.rise_index is not None:
+    if shape.rise_index is not None and shape.points:
         max_lr = min(max_lr, float(shape.lrs[shape.rise_index]))
     min_lr = base.min_lr if base.min_lr is not None else lr / 10
     return _ordered_range(min_lr, max(max_lr, lr), lr)
-
-
-def _refined_confidence(
-    analysis: Analysis, scores: list[float], chosen: int, metric: str
-) -> Confidence:
-    reasons = list(analysis.confidence.reasons)
-    names: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
-    level = max(names.index(analysis.confidence.level), 1)
-    survivors = [i for i, s in enumerate(scores) if math.isfinite(s)]
-    if len(scores) > 1 and chosen == 0:
-        reasons.append(f"the lowest refine candidate had the best {metric}: try lower LRs too")
-        level = min(level, 2)
-    elif len(survivors) > 1 and chosen == survivors[-1] and chosen == len(scores) - 1:
-        reasons.append(f"the highest refine candidate had the best {metric}: try higher LRs too")
-        level = min(level, 2)
-    return Confidence(names[level], tuple(reasons), analysis.confidence.try_range)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -75,14 +75,15 @@ class SchedulerSpec:
 class SchedulePlan:
     """What ``build_schedule`` renders: the scheduler and how to drive it.
 
-    ``optimizer_lr`` is the LR to set on every param group before building the scheduler (None
-    when the scheduler sets the LR itself); ``interval`` says when to call ``scheduler.step()``;
+    ``optimizer_lr`` is the LR to set on every param group before building the scheduler (a
+    tuple: one per param group, in order; None when the scheduler sets the LR itself);
+    ``interval`` says when to call ``scheduler.step()``;
     ``monitor`` is the metric ReduceLROnPlateau's ``step`` takes; ``header`` lines become comments.
     """
 
     kind: ScheduleKind
     scheduler: SchedulerSpec
-    optimizer_lr: float | None
+    optimizer_lr: float | tuple[float, ...] | None
     interval: Literal["step", "epoch"]
     monitor: str | None
     header: tuple[str, ...]
@@ -144,13 +145,35 @@ def _resolve_total(
         total = product if total is None else total
     if kind in ("onecycle", "cosine") and total is None and len(problems) == before:
         if epoch_count is not None:
-            problems.append(f"{kind}: epochs needs steps_per_epoch (or give total_steps)")
+            problems.append(
+                f"{kind}: epochs needs steps_per_epoch (--steps-per-epoch; the run did not "
+                "record its batches per epoch), or give total_steps"
+            )
         else:
             problems.append(
                 f"{kind} needs the schedule's length: give total_steps (--total-steps), "
                 "or epochs and steps_per_epoch (--epochs, --steps-per-epoch)"
             )
     return total
+
+
+def _run_steps_per_epoch(result_or_range: RangeTestResult | LRRange) -> tuple[int | None, str]:
+    """Optimizer steps per epoch of the run's own training loader, and a line saying so.
+
+    ``ceil(batches / accumulation_steps)``: a last partial accumulation still steps, and a
+    scheduler stepped more often than its ``total_steps`` raises, so the count never falls short.
+    """
+    if isinstance(result_or_range, LRRange):
+        return None, ""
+    info = result_or_range.info
+    batches = info.batches_per_epoch
+    if not isinstance(batches, int) or batches < 1:
+        return None, ""
+    per_epoch = math.ceil(batches / max(1, info.accumulation_steps))
+    how = f"{batches} batches of {info.batch_size}" if info.batch_size else f"{batches} batches"
+    if info.accumulation_steps > 1:
+        how += f" / {info.accumulation_steps} accumulation steps"
+    return per_epoch, f"{per_epoch} optimizer steps per epoch, as in the run ({how})"
 
 
 def _source(
@@ -168,6 +191,31 @@ def _usable(value: float | None) -> bool:
     return value is not None and math.isfinite(value) and value > 0
 
 
+Scalable = float | list[float]
+
+
+def _per_group(value: float, scales: Sequence[float]) -> Scalable:
+    """``value`` (rounded) when no group scales its LR, else one rounded value per param group."""
+    if all(scale == 1.0 for scale in scales):
+        return _round(value)
+    values = [_round(value * scale) for scale in scales]
+    return values[0] if len(values) == 1 else values
+
+
+def _scales_text(scales: Sequence[float]) -> str:
+    return ", ".join(f"{scale:g}" for scale in scales)
+
+
+def _check_scales(scales: Sequence[float], problems: list[str]) -> tuple[float, ...]:
+    checked: list[float] = []
+    for scale in scales:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not _usable(scale):
+            problems.append(f"lr_scales must be positive numbers, got {scale!r}")
+            return ()
+        checked.append(float(scale))
+    return tuple(checked)
+
+
 def plan_schedule(
     result_or_range: RangeTestResult | LRRange,
     kind: ScheduleKind,
@@ -180,8 +228,14 @@ def plan_schedule(
     warmup_steps: int | None = None,
     warmup_fraction: float = DEFAULT_WARMUP_FRACTION,
     step_size_up: int | None = None,
+    lr_scales: Sequence[float] | None = None,
 ) -> SchedulePlan:
     """Return the scheduler ``build_schedule`` would render, as data (see ``build_schedule``).
+
+    ``lr_scales`` are the param groups' LR multipliers, in the optimizer's order (default: those
+    the run recorded, ``result.info.lr_scales``). With more than one group, or a scale other
+    than 1, every LR becomes one value per group (``max_lr=[...]``, per-group base LRs), so a
+    group swept at 0.1x also trains at 0.1x.
 
     Raises:
         ConfigError: unknown kind or a bad option combination (every problem listed).
@@ -192,6 +246,9 @@ def plan_schedule(
         problems.append(
             f"unknown schedule kind {kind!r} (expected one of {', '.join(SCHEDULE_KINDS)})"
         )
+    derived = ""
+    if epochs is not None and steps_per_epoch is None and total_steps is None:
+        steps_per_epoch, derived = _run_steps_per_epoch(result_or_range)
     total = _resolve_total(kind, total_steps, epochs, steps_per_epoch, problems)
     per_epoch = (
         steps_per_epoch if isinstance(steps_per_epoch, int) and steps_per_epoch > 0 else None
@@ -207,6 +264,9 @@ def plan_schedule(
     elif warmup_steps is not None and total is not None and warmup_steps >= total:
         problems.append(f"warmup_steps ({warmup_steps}) must be below the total steps ({total})")
     _positive_int("step_size_up", step_size_up, problems)
+    if lr_scales is None and isinstance(result_or_range, RangeTestResult):
+        lr_scales = result_or_range.info.lr_scales
+    scales = _check_scales(lr_scales or (), problems)
     if lr is not None and not _usable(lr):
         problems.append(f"lr must be a positive number, got {lr!r}")
     name, suggested, why, lr_range = _source(result_or_range)
@@ -233,26 +293,36 @@ def plan_schedule(
             f"no reliable suggestion for {label}: cannot build a {kind} schedule{detail}"
         )
 
-    header = (
+    header: tuple[str, ...] = (
         f"lrfind {kind} schedule from {_one_line(label)}",
         f"range {format_lr(min_lr)} to {format_lr(max_lr)}, suggested {format_lr(suggested)}",
     )
+    if derived:
+        header += (derived,)
+    grouped = isinstance(_per_group(1.0, scales), list)
+    if grouped:
+        header += (
+            f"{len(scales)} param groups with lr_scale {_scales_text(scales)}: one LR per group, "
+            "in the optimizer's order",
+        )
     if kind == "onecycle":
         assert total is not None  # _resolve_total reported its absence
-        return SchedulePlan(
-            "onecycle", _onecycle(min_lr, max_lr, total, pct_start), None, "step", None, header
-        )
+        spec = _onecycle(min_lr, max_lr, total, pct_start, scales)
+        return SchedulePlan("onecycle", spec, None, "step", None, header)
     if kind == "cyclic":
         half, why_half = _half_cycle(step_size_up, per_epoch, total)
-        return SchedulePlan(
-            "cyclic", _cyclic(min_lr, max_lr, half, why_half), None, "step", None, header
-        )
+        spec = _cyclic(min_lr, max_lr, half, why_half, scales)
+        return SchedulePlan("cyclic", spec, None, "step", None, header)
     assert peak is not None  # checked above for plateau and cosine
     start_lr = _round(peak)
+    scaled_start = _per_group(start_lr, scales)
+    start = tuple(scaled_start) if isinstance(scaled_start, list) else scaled_start
     peak_note = "the range test's suggestion" if lr is None else "lr as given"
+    if any(scale != 1.0 for scale in scales):
+        peak_note += f" × lr_scale ({_scales_text(scales)})"
     if kind == "plateau":
         return SchedulePlan(
-            "plateau", _plateau(min_lr), start_lr, "epoch", "val_loss", header, peak_note
+            "plateau", _plateau(min_lr, scales), start, "epoch", "val_loss", header, peak_note
         )
     assert total is not None
     if warmup_steps is None:
@@ -260,8 +330,8 @@ def plan_schedule(
     warmup = min(warmup_steps, total - 1)
     return SchedulePlan(
         "cosine",
-        _cosine(start_lr, min_lr, total, warmup),
-        start_lr,
+        _cosine(start_lr, min_lr, total, warmup, scales),
+        start,
         "step",
         None,
         header,
@@ -269,18 +339,26 @@ def plan_schedule(
     )
 
 
-def _onecycle(min_lr: float, max_lr: float, total: int, pct_start: float) -> SchedulerSpec:
+def _scaled_note(note: str, scales: Sequence[float]) -> str:
+    return f"{note} × each group's lr_scale" if isinstance(_per_group(1.0, scales), list) else note
+
+
+def _onecycle(
+    min_lr: float, max_lr: float, total: int, pct_start: float, scales: Sequence[float] = ()
+) -> SchedulerSpec:
     ratio = max_lr / min_lr
     div_factor = _round(min(max(ratio, DIV_FACTOR_BOUNDS[0]), DIV_FACTOR_BOUNDS[1]))
     rounded_max = _round(max_lr)
     note = f"starts at max_lr / div_factor = {format_lr(rounded_max / div_factor)}"
+    if isinstance(_per_group(1.0, scales), list):
+        note = "starts at max_lr / div_factor"
     if div_factor != _round(ratio):
         bound = "capped" if ratio > div_factor else "raised"
         note += f" (the range spans ×{ratio:.0f}; {bound} to ×{div_factor:g})"
     return SchedulerSpec(
         "OneCycleLR",
         (
-            ("max_lr", rounded_max),
+            ("max_lr", _per_group(rounded_max, scales)),
             ("total_steps", total),
             ("pct_start", _round(pct_start)),
             ("div_factor", div_factor),
@@ -289,7 +367,7 @@ def _onecycle(min_lr: float, max_lr: float, total: int, pct_start: float) -> Sch
             ("cycle_momentum", False),
         ),
         notes={
-            "max_lr": "the range's max_lr",
+            "max_lr": _scaled_note("the range's max_lr", scales),
             "div_factor": note,
             "cycle_momentum": "True also cycles momentum/beta1 (needs momentum or betas)",
         },
@@ -312,26 +390,28 @@ def _half_cycle(
     return CYCLIC_DEFAULT_STEP_SIZE, "torch's default; pass steps_per_epoch"
 
 
-def _cyclic(min_lr: float, max_lr: float, half: int, why_half: str) -> SchedulerSpec:
+def _cyclic(
+    min_lr: float, max_lr: float, half: int, why_half: str, scales: Sequence[float] = ()
+) -> SchedulerSpec:
     return SchedulerSpec(
         "CyclicLR",
         (
-            ("base_lr", _round(min_lr)),
-            ("max_lr", _round(max_lr)),
+            ("base_lr", _per_group(_round(min_lr), scales)),
+            ("max_lr", _per_group(_round(max_lr), scales)),
             ("step_size_up", half),
             ("mode", "triangular2"),
             ("cycle_momentum", False),
         ),
         notes={
-            "base_lr": "the range's min_lr",
-            "max_lr": "the range's max_lr",
+            "base_lr": _scaled_note("the range's min_lr", scales),
+            "max_lr": _scaled_note("the range's max_lr", scales),
             "step_size_up": why_half,
             "cycle_momentum": "True also cycles SGD momentum (needs momentum)",
         },
     )
 
 
-def _plateau(min_lr: float) -> SchedulerSpec:
+def _plateau(min_lr: float, scales: Sequence[float] = ()) -> SchedulerSpec:
     return SchedulerSpec(
         "ReduceLROnPlateau",
         (
@@ -339,20 +419,32 @@ def _plateau(min_lr: float) -> SchedulerSpec:
             ("factor", PLATEAU_FACTOR),
             ("patience", PLATEAU_PATIENCE),
             ("threshold", PLATEAU_THRESHOLD),
-            ("min_lr", _round(min_lr / PLATEAU_FLOOR_DIVISOR)),
+            ("min_lr", _per_group(_round(min_lr / PLATEAU_FLOOR_DIVISOR), scales)),
         ),
-        notes={"min_lr": "the range's min_lr / 10"},
+        notes={"min_lr": _scaled_note("the range's min_lr / 10", scales)},
     )
 
 
-def _cosine(peak: float, min_lr: float, total: int, warmup: int) -> SchedulerSpec:
-    """Linear warm-up from about min_lr to ``peak``, then cosine decay to min_lr."""
+def _cosine(
+    peak: float, min_lr: float, total: int, warmup: int, scales: Sequence[float] = ()
+) -> SchedulerSpec:
+    """Linear warm-up from about min_lr to ``peak``, then cosine decay to min_lr.
+
+    CosineAnnealingLR takes one ``eta_min`` for every group: with several groups it is the
+    lowest group's floor, so no group's floor sits above its own peak.
+    """
     floor_is_min_lr = min_lr < peak
+    floor = min_lr if floor_is_min_lr else peak / 10
+    floor_note = "the range's min_lr" if floor_is_min_lr else "peak / 10"
+    lowest = min(scales) if scales else 1.0
+    if lowest != 1.0:
+        floor *= lowest
+        floor_note += f" × the lowest lr_scale ({lowest:g}): one eta_min serves every group"
     decay = SchedulerSpec(
         "CosineAnnealingLR",
-        (("T_max", total - warmup), ("eta_min", _round(min_lr if floor_is_min_lr else peak / 10))),
+        (("T_max", total - warmup), ("eta_min", _round(floor))),
         variable="decay" if warmup else "scheduler",
-        notes={"eta_min": "the range's min_lr" if floor_is_min_lr else "peak / 10"},
+        notes={"eta_min": floor_note},
     )
     if warmup == 0:
         return decay

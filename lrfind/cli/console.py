@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 from typing import IO, Any
 
 from rich.console import Console
@@ -138,9 +137,3 @@ def summary_table(result: RangeTestResult, files: dict[str, str] | None = None) 
     for label, path in (files or {}).items():
         table.add_row(label, path)
     return table
-
-
-def print_lines(console: Console, lines: Sequence[str]) -> None:
-    """Print each line to the console."""
-    for line in lines:
-        console.print(line)

@@ -114,9 +114,12 @@ def _load_bounded(text: str, source: str) -> tuple[Any, dict[KeyPath, int], list
     Raises:
         ConfigError: malformed YAML, a recursive alias, an alias bomb or runaway nesting.
     """
-    loader = _BoundedLoader(text, source)
     lines: dict[KeyPath, int] = {}
     dupes: list[str] = []
+    try:
+        loader = _BoundedLoader(text, source)
+    except yaml.YAMLError as error:  # the reader checks every character up front
+        raise _yaml_error(error, source) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -278,7 +281,7 @@ def _origin(loc: KeyPath, lines: Mapping[KeyPath, int], overridden: Mapping[str,
     replaced = [o for o in overridden if key == o or key.startswith(o + ".")]
     if replaced:
         return f"{overridden[replaced[-1]]}: "
-    inside = [overridden[o] for o in overridden if not key or o.startswith(key + ".")]
+    inside = [f"{overridden[o]} {o}" for o in overridden if not key or o.startswith(key + ".")]
     if inside and loc not in lines:
         return f"{inside[-1]}: "
     if inside:
@@ -337,8 +340,8 @@ def validate_config(
     """Validate a config mapping and return the typed Config.
 
     ``overridden_keys`` are the key paths that overrides replaced, or a mapping from each to
-    how the user gave it ("--set optimizer.args.lr=0.1", "--method nope"): a problem in an
-    overridden value names the override, never a line of the file.
+    the option that set it ("--set", "--method"): a problem in an overridden value names the
+    option, never a line of the file.
 
     Raises:
         ConfigError: listing every problem, each with its key path (and line when known).
@@ -382,8 +385,8 @@ def load_config(
     Returns the validated Config (its ``name`` defaults to the file's stem). Relative import
     paths and data files resolve against ``base_dir`` (default: the file's folder; a run
     directory's saved config passes the original config's folder). ``labels`` maps an
-    override to how the user gave it (``{"suggest.method=nope": "--method nope"}``), for the
-    error messages; the default is ``--set <override>``.
+    override to the option that gave it (``{"suggest.method=nope": "--method"}``), for the
+    error messages; the default is ``--set``.
 
     Raises:
         ConfigError: the file is missing or unreadable, the YAML is malformed, or any value is
@@ -403,7 +406,7 @@ def load_config(
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     data, lines = parse_yaml(text, source)
     overridden_keys = {
-        ".".join(parse_override(o)[0]): (labels or {}).get(o, f"--set {o}") for o in overrides
+        ".".join(parse_override(o)[0]): (labels or {}).get(o, "--set") for o in overrides
     }
     data = apply_overrides(data, overrides)
     config = validate_config(

@@ -55,7 +55,6 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
-
 #: Bounds of the integer settings: generous for any real run, small enough that a typo
 #: (99999999999999999999) is caught here rather than deep in torch.
 SEED_LIMIT = 2**63 - 1
@@ -262,6 +261,10 @@ class SweepSpec(_Strict):
         return self
 
 
+#: The sweep's defaults as one value: the engine's SweepOptions and ``range_test`` read theirs here.
+SWEEP_DEFAULTS = SweepSpec()
+
+
 class SuggestSpec(_Strict):
     """``suggest:`` which rule picks the LR, and the validation-aware refine stage."""
 
@@ -282,6 +285,10 @@ class SuggestSpec(_Strict):
         return value
 
 
+#: The suggestion's defaults as one value (``range_test`` reads its own here).
+SUGGEST_DEFAULTS = SuggestSpec()
+
+
 class ExpectSpec(_Strict):
     """``expect:`` what ``lrfind check`` compares the suggestion with."""
 
@@ -296,6 +303,10 @@ class ExpectSpec(_Strict):
         if self.lr_min is not None and self.lr_max is not None and self.lr_min > self.lr_max:
             raise ValueError(f"lr_min ({self.lr_min:g}) must not exceed lr_max ({self.lr_max:g})")
         return self
+
+
+#: ``lrfind check``'s defaults (the tolerance when neither the config nor the CLI sets one).
+EXPECT_DEFAULTS = ExpectSpec()
 
 
 class OutputSpec(_Strict):

@@ -209,7 +209,6 @@ optimizer:
 {args}
 {groups}"""
 
-
 _SWEEP = """\
 # --- loss ---------------------------------------------------------------------------------------
 # auto = cross_entropy for classes and sequences, mse for regression. Built-ins: cross_entropy,

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from lrfind.config.schema import Config
-from lrfind.engine.ladder import SweepMode, lr_at
+from lrfind.config.schema import SWEEP_DEFAULTS, Config
+from lrfind.engine.ladder import SweepMode
 from lrfind.results import History
 
 LossFn = Callable[[Any, Any], torch.Tensor]
@@ -35,16 +35,16 @@ FP16_MAX_INITIAL_SKIPS = 24
 class SweepOptions:
     """How the sweep runs (the engine's own view of ``sweep:`` in the config)."""
 
-    start_lr: float = 1e-7
-    end_lr: float = 10.0
-    steps: int = 100
-    mode: SweepMode = "exp"
-    smoothing: float = 0.98
-    diverge_factor: float = 4.0
-    accumulation_steps: int = 1
-    precision: str = "fp32"
-    grad_clip: float | None = None
-    check_every: int | None = None
+    start_lr: float = SWEEP_DEFAULTS.start_lr
+    end_lr: float = SWEEP_DEFAULTS.end_lr
+    steps: int = SWEEP_DEFAULTS.steps
+    mode: SweepMode = SWEEP_DEFAULTS.mode
+    smoothing: float = SWEEP_DEFAULTS.smoothing
+    diverge_factor: float = SWEEP_DEFAULTS.diverge_factor
+    accumulation_steps: int = SWEEP_DEFAULTS.accumulation_steps
+    precision: str = SWEEP_DEFAULTS.precision
+    grad_clip: float | None = SWEEP_DEFAULTS.grad_clip
+    check_every: int | None = SWEEP_DEFAULTS.check_every
 
     def __post_init__(self) -> None:
         if self.steps < 2:
@@ -63,10 +63,6 @@ class SweepOptions:
             raise ValueError("grad_clip must be positive and finite")
         if self.check_every is not None and self.check_every < 1:
             raise ValueError("check_every must be at least 1")
-
-    def lr_for(self, step: int) -> float:
-        """Return the LR of optimizer step ``step``."""
-        return lr_at(step, self.steps, self.start_lr, self.end_lr, self.mode)
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,16 @@ always puts the model, optimizer, RNG and data order back exactly as they were.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import torch
 
-from lrfind.analysis.refine import (
-    REFINE_EXTRA_TRIALS,
-    REFINE_STEPS_PER_SWEEP_STEP,
-    choose_refined,
-    next_refine_candidate,
-    refine_candidates,
-)
+from lrfind.analysis.budget import TrialPlan
 from lrfind.analysis.suggest import METHODS, analyze
+from lrfind.config.schema import DEFAULT_BUDGET, LR_SCALE_KEY, SWEEP_DEFAULTS
 from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.engine.device import resolve_device, versions
 from lrfind.engine.loop import sweep_loop
@@ -34,9 +30,10 @@ from lrfind.engine.options import (
 )
 from lrfind.engine.state import StateSnapshot, parameters_changed, restore_state, snapshot_state
 from lrfind.engine.steps import make_compute_loss
-from lrfind.engine.trials import run_trial
+from lrfind.engine.trials import TrialEvent, TrialRunner
 from lrfind.errors import SweepError
 from lrfind.results import (
+    Analysis,
     History,
     RangeTestResult,
     Refinement,
@@ -47,6 +44,9 @@ from lrfind.results import (
 
 RefineMode = Literal["auto", "on", "off"]
 
+#: What ``range_test(progress=...)`` receives: sweep steps, the trial plan, finished trials.
+ProgressEvent = StepEvent | TrialPlan | TrialEvent
+
 
 def _describe_loss(loss_fn: Any, step_fn: Any) -> str:
     target = step_fn if step_fn is not None else loss_fn
@@ -54,6 +54,19 @@ def _describe_loss(loss_fn: Any, step_fn: Any) -> str:
         return target
     name = getattr(target, "__name__", None) or type(target).__name__
     return str(name)
+
+
+def _lr_scales(optimizer: torch.optim.Optimizer) -> tuple[float, ...]:
+    """Each param group's multiplier of the swept LR (``lr_scale``, default 1), in order."""
+    return tuple(float(group.get(LR_SCALE_KEY, 1.0)) for group in optimizer.param_groups)
+
+
+def _length(loader: Iterable[Any]) -> int | None:
+    """Batches per epoch, or None for a loader without a length."""
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 def _reseed(seed: int, loaders: Iterable[Any]) -> None:
@@ -143,69 +156,25 @@ class RangeTest:
         restore_state(snapshot, self.model, self.optimizer)
         return history, outcome.notes
 
-    def refine(
+    def after_sweep(
         self,
         history: History,
-        analysis: Any,
+        analysis: Analysis,
         options: SweepOptions,
         snapshot: StateSnapshot,
-        *,
-        steps: int,
-        candidates: int,
-        stop: StopFlag | None = None,
-        on_trial: Callable[[int, int, Trial], None] | None = None,
-    ) -> tuple[Any, Refinement | None]:
-        """Run short constant-LR trials; the analysis chooses. Returns (analysis, refinement)."""
-        lrs = refine_candidates(history, analysis, candidates)
-        if not lrs:
-            return analysis, None
-        started = time.perf_counter()
-        trials: list[Trial] = []
-        planned = len(lrs)
-        interrupted = False
-        next_lr: float | None = lrs[0]
-        while next_lr is not None:
-            if stop is not None and stop.requested:
-                interrupted = True
-                break
-            trial = run_trial(
-                self.model,
-                self.optimizer,
-                self.compute_loss,
-                self.train_loader,
-                self.val_loader,
-                next_lr,
-                steps,
-                snapshot,
-                options,
-                self.device,
-                reduce=self.reduce,
-                stop=stop,
-            )
-            trials.append(trial)
-            if len(trials) < len(lrs):
-                next_lr = lrs[len(trials)]
-            elif len(trials) < len(lrs) + REFINE_EXTRA_TRIALS:
-                # The window did not bracket the choice: extend it one grid step at a time.
-                next_lr = next_refine_candidate(history, analysis, trials)
-            else:
-                next_lr = None
-            planned = max(planned, len(trials) + (next_lr is not None))
-            if on_trial is not None:
-                on_trial(len(trials) - 1, planned, trial)
-        restore_state(snapshot, self.model, self.optimizer)
-        # A stop during the last trial cuts it short too: its score would not be comparable.
-        if interrupted or (stop is not None and stop.requested):
-            return analysis, None
-        refined = choose_refined(history, analysis, trials)
-        refinement = Refinement(
-            trials=tuple(trials),
-            chosen_lr=refined.suggestion.lr,
-            steps_per_trial=steps,
-            seconds=time.perf_counter() - started,
-            metric="val_loss" if self.val_loader is not None else "train_loss",
+        **kwargs: Any,
+    ) -> tuple[Analysis, Refinement | None]:
+        """Run the refine or search stage after the sweep (``TrialRunner.after_sweep``)."""
+        runner = TrialRunner(
+            self.model,
+            self.optimizer,
+            self.compute_loss,
+            self.train_loader,
+            self.val_loader,
+            self.device,
+            self.reduce,
         )
-        return refined, refinement
+        return runner.after_sweep(history, analysis, options, snapshot, **kwargs)
 
     def run(
         self,
@@ -214,19 +183,24 @@ class RangeTest:
         method: str = "lrfind",
         refine: RefineMode = "auto",
         refine_steps: int | None = None,
-        refine_candidates: int = 5,
+        refine_candidates: int | None = None,
+        budget: float = DEFAULT_BUDGET,
         repeats: int = 1,
         seed: int | None = None,
         info: RunInfo | None = None,
         progress: Callable[[StepEvent], None] | None = None,
         on_trial: Callable[[int, int, Trial], None] | None = None,
+        stage_events: Callable[[TrialPlan | TrialEvent], None] | None = None,
         stop: StopFlag | None = None,
         reinitialize: Callable[[int], None] | None = None,
     ) -> RangeTestResult:
         """Run the full range test; see ``range_test`` for the meaning of each option.
 
-        ``reinitialize(seed)``, when given, re-draws the model's initial weights before each
-        repeat after the first (the CLI passes one so repeats vary the init as well).
+        ``on_trial(index, count, trial)`` reports each refine/search trial; ``stage_events``
+        receives the stage's TrialPlan before its first trial (``plan.describe()`` is a line
+        for people), then a TrialEvent per trial. ``reinitialize(seed)``, when given, re-draws
+        the model's initial weights before each repeat after the first (the CLI passes one so
+        repeats vary the init as well).
         """
         if method not in METHODS:
             raise ValueError(
@@ -234,6 +208,8 @@ class RangeTest:
             )
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
+        if not (1 <= budget < math.inf):
+            raise ValueError(f"budget must be a finite number of sweeps >= 1, got {budget!r}")
         started = time.perf_counter()
         stop = stop or StopFlag()
         initial = snapshot_state(self.model, self.optimizer, self._loaders())
@@ -261,15 +237,17 @@ class RangeTest:
             wants_refine = refine == "on" or (refine == "auto" and self.val_loader is not None)
             complete = history.stop_reason != "interrupted"
             if wants_refine and complete:
-                analysis, refinement = self.refine(
+                analysis, refinement = self.after_sweep(
                     history,
                     analysis,
                     options,
                     initial,
-                    steps=refine_steps or REFINE_STEPS_PER_SWEEP_STEP * options.steps,
+                    budget=budget,
                     candidates=refine_candidates,
+                    steps=refine_steps,
                     stop=stop,
-                    on_trial=on_trial,
+                    on_plan=stage_events,
+                    on_trial=_trial_reporter(on_trial, stage_events),
                 )
                 complete = not stop.requested
         finally:
@@ -295,6 +273,8 @@ class RangeTest:
                 "diverge_factor": options.diverge_factor,
                 "seconds": time.perf_counter() - started,
                 "versions": base_info.versions or versions(),
+                "lr_scales": base_info.lr_scales or _lr_scales(self.optimizer),
+                "batches_per_epoch": base_info.batches_per_epoch or _length(self.train_loader),
             }
         )
         return RangeTestResult(
@@ -309,6 +289,23 @@ class RangeTest:
         )
 
 
+def _trial_reporter(
+    on_trial: Callable[[int, int, Trial], None] | None,
+    stage_events: Callable[[TrialPlan | TrialEvent], None] | None,
+) -> Callable[[TrialEvent], None] | None:
+    """One TrialEvent callback that feeds both ways of listening to trials."""
+    if on_trial is None and stage_events is None:
+        return None
+
+    def report(event: TrialEvent) -> None:
+        if on_trial is not None:
+            on_trial(event.index, event.count, event.trial)
+        if stage_events is not None:
+            stage_events(event)
+
+    return report
+
+
 def range_test(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -316,16 +313,17 @@ def range_test(
     train_loader: Iterable[Any],
     *,
     val_loader: Iterable[Any] | None = None,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    steps: int = 100,
-    mode: Literal["exp", "linear"] = "exp",
-    smoothing: float = 0.98,
-    diverge_factor: float = 4.0,
+    start_lr: float = SWEEP_DEFAULTS.start_lr,
+    end_lr: float = SWEEP_DEFAULTS.end_lr,
+    steps: int = SWEEP_DEFAULTS.steps,
+    mode: Literal["exp", "linear"] = SWEEP_DEFAULTS.mode,
+    smoothing: float = SWEEP_DEFAULTS.smoothing,
+    diverge_factor: float = SWEEP_DEFAULTS.diverge_factor,
     method: str = "lrfind",
     refine: RefineMode = "auto",
     refine_steps: int | None = None,
-    refine_candidates: int = 5,
+    refine_candidates: int | None = None,
+    budget: float = DEFAULT_BUDGET,
     repeats: int = 1,
     accumulation_steps: int = 1,
     precision: Literal["fp32", "bf16", "fp16"] = "fp32",
@@ -337,7 +335,7 @@ def range_test(
     targets_key: str | None = None,
     output_key: OutputKey | None = None,
     seed: int | None = None,
-    progress: Callable[[StepEvent], None] | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
     stop: StopFlag | None = None,
 ) -> RangeTestResult:
     """Run an LR range test and return its result; model and optimizer are restored afterwards.
@@ -349,11 +347,18 @@ def range_test(
     returns an object or dict); ``loss_fn="model"`` uses the loss the model computes itself from
     the whole batch (``outputs.loss``; a dict batch is passed as keyword arguments);
     alternatively ``step_fn(model, batch) -> loss``. The model must
-    already be on ``device`` (default: its parameters' device). With a ``val_loader``, the refine
-    stage (``refine="auto"``) trains ``refine_candidates`` short constant-LR trials from the same
-    initial weights (``refine_steps`` each, default twice ``steps``; up to 3 more trials extend
-    the window when the choice sits on its edge) and picks by validation loss. ``repeats > 1``
-    reruns the sweep with reseeded data order (seed+1, seed+2...) and analyses the mean curve.
+    already be on ``device`` (default: its parameters' device). ``repeats > 1`` reruns the sweep
+    with reseeded data order (seed+1, seed+2...) and analyses the mean curve.
+
+    With a ``val_loader`` (or ``refine="on"``), short constant-LR trials from the same initial
+    weights follow the sweep: the refine stage tries grid LRs around the sweep's answer (3 by
+    default, one more past an edge holding the best); after a flat sweep the search stage tries
+    LRs a decade apart across the range it showed stable, then bisects towards the best. Both
+    choose by the rule in ``lrfind.analysis.choose``: the lowest LR tied with the best trial
+    within one paired standard error. ``budget`` caps the whole recommendation at that many
+    sweeps' compute (trials are sized to fit; ``refine_steps`` / ``refine_candidates`` override
+    the automatic sizes). ``progress`` receives a StepEvent per sweep step, the stage's
+    TrialPlan before its first trial, and a TrialEvent per trial.
 
     Returns:
         RangeTestResult with ``.suggestion``, ``.lr_range``, ``.confidence``, ``.history``,
@@ -363,7 +368,8 @@ def range_test(
         SweepError: the step cannot run (non-scalar loss, no trainable parameters, frozen model,
             model/data mismatch on the first step, unavailable device).
         DataError: a loader yields no batches.
-        ValueError: invalid options (start_lr >= end_lr, steps < 2, unknown method...).
+        ValueError: invalid options (start_lr >= end_lr, steps < 2, unknown method, budget
+            below 1...).
     """
     options = SweepOptions(
         start_lr=start_lr,
@@ -395,8 +401,10 @@ def range_test(
         refine=refine,
         refine_steps=refine_steps,
         refine_candidates=refine_candidates,
+        budget=budget,
         repeats=repeats,
         seed=seed,
         progress=progress,
+        stage_events=progress,
         stop=stop,
     )

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import torch
 
+from lrfind.analysis.budget import MAX_VAL_BATCHES, Stage, TrialPlan, plan_trials
+from lrfind.analysis.refine import (
+    choose_refined,
+    choose_searched,
+    next_refine_candidate,
+    refine_candidates,
+)
+from lrfind.analysis.search import next_search_lr, search_candidates, stable_window
+from lrfind.config.schema import DEFAULT_BUDGET
 from lrfind.data.batches import BatchStream, batch_size_of, move_to_device
 from lrfind.engine.options import PRECISION_DTYPES, ComputeLoss, Reducer, StopFlag, SweepOptions
 from lrfind.engine.state import StateSnapshot, _without_ddp, restore_state
@@ -22,14 +34,38 @@ from lrfind.engine.steps import (
 from lrfind.errors import (
     DataError,
 )
-from lrfind.results import Trial
+from lrfind.results import Analysis, History, Refinement, Trial
 
-if TYPE_CHECKING:
-    from lrfind.engine.options import StopFlag
+
+@dataclass(frozen=True)
+class TrialEvent:
+    """Progress report for one finished trial of the refine or search stage.
+
+    ``count`` is the number of trials planned so far: it grows when the stage extends its
+    window, never beyond its plan (``lrfind.analysis.budget.TrialPlan``).
+    """
+
+    stage: str
+    index: int
+    count: int
+    trial: Trial
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One validation pass: the sample-weighted mean loss and each batch's mean loss and size.
+
+    The per-batch lists are empty when they could not be recorded (under torch.distributed
+    without a ``max_batches`` to align every rank's batches on).
+    """
+
+    loss: float
+    batch_losses: tuple[float, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_batches(
     model: torch.nn.Module,
     compute_loss: ComputeLoss,
     loader: Iterable[Any],
@@ -38,11 +74,11 @@ def evaluate(
     precision: str = "fp32",
     max_batches: int | None = None,
     reduce: Reducer | None = None,
-) -> float:
-    """Return the sample-weighted mean loss of ``model`` over ``loader`` (eval mode, no grad).
+) -> Evaluation:
+    """Return the validation pass of ``model`` over ``loader`` (eval mode, no grad).
 
-    Under torch.distributed (``reduce`` given) the sums are all-reduced once at the end, so the
-    value is the mean over every rank's samples and the same on every rank.
+    Under torch.distributed (``reduce`` given) the per-batch sums are all-reduced once at the
+    end, batch k of every rank together, so the values are the same on every rank.
 
     Raises:
         DataError: the loader yields no batches (on every rank).
@@ -51,8 +87,8 @@ def evaluate(
     module = _without_ddp(model)
     module.eval()
     dtype = PRECISION_DTYPES.get(precision)
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    count = torch.zeros((), dtype=torch.float64, device=device)
+    sums: list[torch.Tensor] = []
+    sizes: list[int] = []
     try:
         for index, batch in enumerate(loader):
             if max_batches is not None and index >= max_batches:
@@ -66,17 +102,59 @@ def evaluate(
             )
             with context:
                 loss = compute_loss(module, batch)
-            total += loss.detach().double().reshape(()) * size
-            count += size
+            sums.append(loss.detach().double().reshape(()) * size)
+            sizes.append(size)
     finally:
         model.train(was_training)
+    if not sums and reduce is None:
+        raise DataError("the validation data yields no batches")
+    # One (sum, count) slot per batch; under torch.distributed every rank sends the same
+    # shape (max_batches slots, or a single total without a cap) and batch k of every rank
+    # shares slot k.
+    per_batch = reduce is None or max_batches is not None
+    slots = len(sums) if reduce is None else (max_batches if max_batches is not None else 1)
+    table = torch.zeros((2, max(slots, 1)), dtype=torch.float64, device=device)
+    for index, (total, size) in enumerate(zip(sums, sizes, strict=True)):
+        slot = index if per_batch else 0
+        table[0, slot] += total
+        table[1, slot] += size
     if reduce is not None:
-        both = reduce(torch.stack([total, count]))
-        total, count = both[0], both[1]
-    samples = float(count.item())
+        table = reduce(table)
+    totals, counts = table.cpu().tolist()
+    samples = sum(counts)
     if samples == 0:
         raise DataError("the validation data yields no batches")
-    return float(total.item()) / samples
+    mean = sum(totals) / samples
+    if not per_batch:
+        return Evaluation(mean)
+    kept = [(t / c, max(1, round(c))) for t, c in zip(totals, counts, strict=True) if c > 0]
+    return Evaluation(mean, tuple(v for v, _ in kept), tuple(c for _, c in kept))
+
+
+def evaluate(
+    model: torch.nn.Module,
+    compute_loss: ComputeLoss,
+    loader: Iterable[Any],
+    device: torch.device,
+    *,
+    precision: str = "fp32",
+    max_batches: int | None = None,
+    reduce: Reducer | None = None,
+) -> float:
+    """Return the sample-weighted mean loss of ``model`` over ``loader`` (``evaluate_batches``).
+
+    Raises:
+        DataError: the loader yields no batches (on every rank).
+    """
+    return evaluate_batches(
+        model,
+        compute_loss,
+        loader,
+        device,
+        precision=precision,
+        max_batches=max_batches,
+        reduce=reduce,
+    ).loss
 
 
 def run_trial(
@@ -141,21 +219,228 @@ def run_trial(
         if stop.requested:
             break
     optimizer.zero_grad(set_to_none=True)
-    tail = recorded[-max(1, done // 10) :]
+    tail = tuple(recorded[-max(1, done // 10) :])
     train_loss = sum(tail) / len(tail) if tail else math.nan
     if diverged or not math.isfinite(train_loss):
         return Trial(lr=lr, train_loss=math.inf, val_loss=None, diverged=True, steps=done)
-    val_loss = None
-    if val_loader is not None:
-        val_loss = evaluate(
-            model,
-            compute_loss,
-            val_loader,
-            device,
-            precision=options.precision,
-            max_batches=max_val_batches,
-            reduce=reduce,
+    if val_loader is None:
+        return Trial(lr, train_loss, None, diverged=False, steps=done, train_tail=tail)
+    evaluation = evaluate_batches(
+        model,
+        compute_loss,
+        val_loader,
+        device,
+        precision=options.precision,
+        max_batches=max_val_batches,
+        reduce=reduce,
+    )
+    if not math.isfinite(evaluation.loss):
+        return Trial(lr=lr, train_loss=train_loss, val_loss=None, diverged=True, steps=done)
+    return Trial(
+        lr,
+        train_loss,
+        evaluation.loss,
+        diverged=False,
+        steps=done,
+        val_batch_losses=evaluation.batch_losses,
+        val_batch_sizes=evaluation.batch_sizes,
+        train_tail=tail,
+    )
+
+
+def start_trial(evaluation: Evaluation) -> Trial:
+    """Return the untrained model's validation pass as a Trial at LR 0 with 0 steps.
+
+    Compared with the trials batch by batch, it tells whether any trial trained at all.
+    """
+    return Trial(
+        lr=0.0,
+        train_loss=math.nan,
+        val_loss=evaluation.loss,
+        diverged=False,
+        steps=0,
+        val_batch_losses=evaluation.batch_losses,
+        val_batch_sizes=evaluation.batch_sizes,
+    )
+
+
+@dataclass
+class TrialRunner:
+    """What every trial after a sweep shares: the model, optimizer, loss, data and device.
+
+    ``after_sweep`` runs the refine stage (the sweep answered) or the search stage (a flat
+    sweep), within the plan ``lrfind.analysis.budget`` makes for the budget.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    compute_loss: ComputeLoss
+    train_loader: Iterable[Any]
+    val_loader: Iterable[Any] | None
+    device: torch.device
+    reduce: Reducer | None = None
+
+    def _val_batches_available(self) -> int | None:
+        """Batches the validation data holds (0 when it cannot tell; None without it)."""
+        if self.val_loader is None:
+            return None
+        try:
+            return len(self.val_loader)  # type: ignore[arg-type]
+        except TypeError:
+            return 0
+
+    def plan(
+        self,
+        stage: Stage,
+        history: History,
+        options: SweepOptions,
+        *,
+        budget: float,
+        candidates: int | None = None,
+        steps: int | None = None,
+    ) -> TrialPlan | None:
+        """Return the trial plan for ``stage`` after ``history`` (``plan_trials``)."""
+        return plan_trials(
+            stage,
+            sweep_steps=max(history.steps, 1),
+            budget=budget,
+            val_batches=self._val_batches_available(),
+            val_batch_cost=1 / options.accumulation_steps,
+            candidates=candidates,
+            steps=steps,
         )
-        if not math.isfinite(val_loss):
-            return Trial(lr=lr, train_loss=train_loss, val_loss=None, diverged=True, steps=done)
-    return Trial(lr=lr, train_loss=train_loss, val_loss=val_loss, diverged=False, steps=done)
+
+    def run_stage(
+        self,
+        plan: TrialPlan,
+        first: list[float],
+        next_lr: Callable[[list[Trial]], float | None],
+        options: SweepOptions,
+        snapshot: StateSnapshot,
+        *,
+        stop: StopFlag,
+        on_trial: Callable[[TrialEvent], None] | None = None,
+    ) -> tuple[list[Trial], float]:
+        """Run ``first`` then ``next_lr(trials)`` while the plan allows; return trials and cost.
+
+        Every trial starts from the snapshot; the model is restored afterwards. The cost is in
+        sweep steps (training steps plus validation batches, see ``lrfind.analysis.budget``).
+        """
+        queue = first[: plan.trials]
+        trials: list[Trial] = []
+        cost = 0.0
+        planned = len(queue)
+        while queue and not stop.requested:
+            trial = run_trial(
+                self.model,
+                self.optimizer,
+                self.compute_loss,
+                self.train_loader,
+                self.val_loader,
+                queue.pop(0),
+                plan.steps,
+                snapshot,
+                options,
+                self.device,
+                reduce=self.reduce,
+                max_val_batches=plan.val_batches or MAX_VAL_BATCHES,
+                stop=stop,
+            )
+            trials.append(trial)
+            batches = len(trial.val_batch_losses) or (
+                (plan.val_batches or 0) if trial.val_loss is not None else 0
+            )
+            cost += trial.steps + batches * plan.val_batch_cost
+            if not queue and len(trials) < plan.trials:
+                extra = next_lr(trials)
+                queue = [] if extra is None else [extra]
+            planned = max(planned, len(trials) + len(queue))
+            if on_trial is not None:
+                on_trial(TrialEvent(plan.stage, len(trials) - 1, planned, trial))
+        restore_state(snapshot, self.model, self.optimizer)
+        return trials, cost
+
+    def _start(self, history: History, options: SweepOptions, plan: TrialPlan) -> Trial | float:
+        """The metric before training: a validation pass of the initial model, else the mean
+        training loss of the sweep's first tenth (its LRs are too small to have trained)."""
+        if self.val_loader is None:
+            head = [v for v in history.losses[: max(3, history.steps // 10)] if math.isfinite(v)]
+            return sum(head) / len(head) if head else math.nan
+        evaluation = evaluate_batches(
+            self.model,
+            self.compute_loss,
+            self.val_loader,
+            self.device,
+            precision=options.precision,
+            max_batches=plan.val_batches or MAX_VAL_BATCHES,
+            reduce=self.reduce,
+        )
+        return start_trial(evaluation)
+
+    def after_sweep(
+        self,
+        history: History,
+        analysis: Analysis,
+        options: SweepOptions,
+        snapshot: StateSnapshot,
+        *,
+        budget: float = DEFAULT_BUDGET,
+        candidates: int | None = None,
+        steps: int | None = None,
+        stop: StopFlag | None = None,
+        on_plan: Callable[[TrialPlan], None] | None = None,
+        on_trial: Callable[[TrialEvent], None] | None = None,
+    ) -> tuple[Analysis, Refinement | None]:
+        """Run the refine stage (the sweep answered) or the search stage (a flat sweep).
+
+        Returns the final analysis and the stage's record; (analysis, None) when no stage
+        applies, the budget affords no trial, or a stop cut the stage short.
+        """
+        stop = stop or StopFlag()
+        stage: Stage = "refine" if analysis.suggestion.lr is not None else "search"
+        if stage == "search" and stable_window(history) is None:
+            return analysis, None
+        plan = self.plan(stage, history, options, budget=budget, candidates=candidates, steps=steps)
+        if plan is None:
+            return analysis, None
+        if stage == "refine":
+            first = refine_candidates(history, analysis, plan.first)
+            next_lr = partial(next_refine_candidate, history, analysis)
+        else:
+            first = search_candidates(history, plan.first)
+            next_lr = partial(next_search_lr, history)
+        if not first:
+            return analysis, None
+        if on_plan is not None:
+            on_plan(plan)
+        started = time.perf_counter()
+        restore_state(snapshot, self.model, self.optimizer)
+        start = self._start(history, options, plan) if stage == "search" else None
+        trials, cost = self.run_stage(
+            plan, first, next_lr, options, snapshot, stop=stop, on_trial=on_trial
+        )
+        # A stop during the last trial cuts it short too: its score would not be comparable.
+        if stop.requested:
+            return analysis, None
+        if stage == "refine":
+            final = choose_refined(history, analysis, trials)
+        else:
+            final = choose_searched(history, analysis, trials, start)
+        start_score = start.val_loss if isinstance(start, Trial) else start
+        if isinstance(start, Trial):
+            batches = len(start.val_batch_losses) or plan.val_batches or 0
+            cost += batches * plan.val_batch_cost
+        refinement = Refinement(
+            trials=tuple(trials),
+            chosen_lr=final.suggestion.lr,
+            steps_per_trial=plan.steps,
+            seconds=time.perf_counter() - started,
+            metric="val_loss" if self.val_loader is not None else "train_loss",
+            stage=stage,
+            val_batches=plan.val_batches,
+            cost_steps=cost,
+            sweep_steps=plan.sweep_steps,
+            budget=budget,
+            start_score=start_score,
+        )
+        return final, refinement

@@ -155,11 +155,6 @@ def history_from_csv(text: str, stop_reason: str = "completed") -> History:
     )
 
 
-def result_to_json(result: RangeTestResult) -> str:
-    """Return the ``result.json`` text (strict JSON: non-finite numbers become null)."""
-    return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
-
-
 def write_json(path: Path, document: Mapping[str, Any]) -> Path:
     """Write ``document`` as indented JSON atomically; returns the path. Raises OutputError."""
     return atomic_write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")

@@ -61,7 +61,17 @@ def _render_python(plan: SchedulePlan) -> str:
         f"from {_MODULE} import {', '.join(classes)}",
         "",
     ]
-    if plan.optimizer_lr is not None:
+    if isinstance(plan.optimizer_lr, tuple):
+        lrs = _python_value(list(plan.optimizer_lr))
+        lines += [
+            _with_note(
+                f"for group, lr in zip(optimizer.param_groups, {lrs}, strict=True):",
+                plan.optimizer_lr_note,
+            ),
+            '    group["lr"] = lr',
+            "",
+        ]
+    elif plan.optimizer_lr is not None:
         lines += [
             "for group in optimizer.param_groups:",
             _with_note(
@@ -94,10 +104,12 @@ def _render_yaml(plan: SchedulePlan) -> str:
     when = "once per epoch, with the monitored metric" if plan.monitor else "after every batch"
     lines.append(f"# interval: when to call scheduler.step() ({when}).")
     if plan.optimizer_lr is not None:
+        per_group = isinstance(plan.optimizer_lr, tuple)
+        value = _yaml_value(list(plan.optimizer_lr) if per_group else plan.optimizer_lr)
+        where = "each param group's, in order, " if per_group else ""
         lines += [
             "optimizer:",
-            f"  lr: {_float_text(plan.optimizer_lr)}  # set before building the scheduler: "
-            f"{plan.optimizer_lr_note}",
+            f"  lr: {value}  # set {where}before building the scheduler: {plan.optimizer_lr_note}",
         ]
     lines.append("lr_scheduler:")
     lines += _yaml_scheduler(plan.scheduler, "  ")
@@ -117,7 +129,11 @@ def _json_scheduler(spec: SchedulerSpec) -> dict[str, Any]:
 def _render_json(plan: SchedulePlan) -> str:
     document: dict[str, Any] = {
         "kind": plan.kind,
-        "optimizer": {"lr": plan.optimizer_lr},
+        "optimizer": {
+            "lr": list(plan.optimizer_lr)
+            if isinstance(plan.optimizer_lr, tuple)
+            else plan.optimizer_lr
+        },
         "lr_scheduler": {
             **_json_scheduler(plan.scheduler),
             "interval": plan.interval,

@@ -7,17 +7,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrfind.config.schema import Config
+from lrfind.config.schema import EXPECT_DEFAULTS, Config
 from lrfind.errors import ConfigError, NoReliableSuggestion, OutputError
 from lrfind.format import format_lr
 from lrfind.outputs import runs
-from lrfind.outputs.report.summary import CheckOutcome
-from lrfind.results import RangeTestResult
+from lrfind.results import CheckOutcome, RangeTestResult
 from lrfind.workflows.sweep import Reporter, SweepRun, result_json, sweep
 
 if TYPE_CHECKING:
     from lrfind.engine.options import StopFlag
-    from lrfind.outputs.report.summary import CheckOutcome
+    from lrfind.results import CheckOutcome
 
 CONFIDENCE_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
 
@@ -225,7 +224,11 @@ def expectations_for(
     baseline_path = baseline
     if baseline_path is None and expect is not None and expect.baseline:
         baseline_path = config.base_dir / expect.baseline
-    chosen_tolerance = tolerance if tolerance is not None else (expect.tolerance if expect else 2.0)
+    chosen_tolerance = (
+        tolerance
+        if tolerance is not None
+        else (expect.tolerance if expect else EXPECT_DEFAULTS.tolerance)
+    )
     if chosen_tolerance <= 1:
         raise ConfigError(f"--tolerance must be a factor above 1, got {chosen_tolerance:g}")
     low = lr_min if lr_min is not None else (expect.lr_min if expect else None)
@@ -244,7 +247,8 @@ def expectations_for(
         baseline_lr=baseline_lr,
         baseline_path=baseline_path,
         tolerance=chosen_tolerance,
-        min_confidence=min_confidence or (expect.min_confidence if expect else "low"),
+        min_confidence=min_confidence
+        or (expect.min_confidence if expect else EXPECT_DEFAULTS.min_confidence),
     )
 
 

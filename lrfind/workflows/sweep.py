@@ -196,6 +196,7 @@ def sweep(
             device=device,
             inputs_key=task.inputs_key,
             targets_key=task.targets_key,
+            output_key=task.output_key,
             reduce=context.reduce,
         )
         description = task.description

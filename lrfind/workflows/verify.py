@@ -366,7 +366,9 @@ def run_trials(
     device = resolve_device(config.device)
     task = build_task(config, device)
     probe_task(task, device)
-    compute_loss = make_compute_loss(task.loss_fn, task.step_fn, task.inputs_key, task.targets_key)
+    compute_loss = make_compute_loss(
+        task.loss_fn, task.step_fn, task.inputs_key, task.targets_key, task.output_key
+    )
     loaders = [loader for loader in (task.train_loader, task.val_loader) if loader is not None]
     snapshot = snapshot_state(task.model, task.optimizer, loaders)
     options = sweep_options(config)

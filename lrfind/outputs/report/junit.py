@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from lrfind.format import NO_SUGGESTION
-from lrfind.outputs.report.summary import CheckOutcome, format_expected, summary_rows
-from lrfind.results import RangeTestResult
+from lrfind.outputs.report.summary import format_expected, summary_rows
+from lrfind.results import CheckOutcome, RangeTestResult
 
 # XML 1.0 forbids most C0 control characters even when escaped; ElementTree does not strip them.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -7,8 +7,8 @@ import re
 from urllib.parse import quote
 
 from lrfind.format import format_lr
-from lrfind.outputs.report.summary import CheckOutcome, format_expected, summary_rows
-from lrfind.results import RangeTestResult
+from lrfind.outputs.report.summary import format_expected, summary_rows
+from lrfind.results import CheckOutcome, RangeTestResult
 
 # Inline Markdown syntax; "(" and "!" are harmless once "[" and "]" are escaped.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")

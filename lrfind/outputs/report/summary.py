@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lrfind.format import NO_SUGGESTION, NO_VALUE, format_lr, format_range
-from lrfind.results import RangeTestResult
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """The verdict of ``lrfind check``: is the suggestion inside [expected_min, expected_max]?"""
-
-    passed: bool
-    message: str
-    expected_min: float | None = None
-    expected_max: float | None = None
+from lrfind.results import CheckOutcome, RangeTestResult
 
 
 def one_line_summary(result: RangeTestResult, where: str | None = None) -> str:
