@@ -15,6 +15,8 @@ from lrfind.config.schema import (
     BUILTIN_MODELS,
     BUILTIN_OPTIMIZERS,
     NAME_PATTERN,
+    SUGGEST_DEFAULTS,
+    SWEEP_DEFAULTS,
     is_import_path,
 )
 from lrfind.errors import ConfigError
@@ -209,10 +211,20 @@ optimizer:
 {args}
 {groups}"""
 
-_SWEEP = """\
+
+def _yaml_scalar(value: object) -> str:
+    """A default as YAML writes it (null, true/false, numbers and plain strings as they are)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_SWEEP_TEMPLATE = """\
 # --- loss ---------------------------------------------------------------------------------------
 # auto = cross_entropy for classes and sequences, mse for regression. Built-ins: cross_entropy,
-# nll, mse, l1, smooth_l1, huber, bce_with_logits; or {target: name, args: {...}}, or your own
+# nll, mse, l1, smooth_l1, huber, bce_with_logits; or {{target: name, args: {{...}}}}, or your own
 # "pkg.module:fn" called as fn(outputs, targets).
 loss: auto
 # step: pkg.module:fn     # instead of model + loss: fn(model, batch) -> scalar loss
@@ -220,11 +232,11 @@ loss: auto
 # --- sweep: the LR ladder and when to stop -----------------------------------------------------
 sweep:
   start_lr: 1.0e-6
-  end_lr: 10.0
-  steps: 100              # one optimizer step per LR
-  mode: exp               # exp (even in log LR) | linear
-  smoothing: 0.98         # EMA of the loss the stop rule and the suggestion read
-  diverge_factor: 4.0     # stop once the smoothed loss exceeds 4x its best
+  end_lr: {sweep[end_lr]}
+  steps: {sweep[steps]:<17}# one optimizer step per LR
+  mode: {sweep[mode]:<18}# exp (even in log LR) | linear
+  smoothing: {sweep[smoothing]:<13}# EMA of the loss the stop rule and the suggestion read
+  diverge_factor: {sweep[diverge_factor]:<8}# stop once the smoothed loss exceeds this x its best
   precision: fp32         # fp32 | bf16 | fp16
   accumulation_steps: 1
   grad_clip: null
@@ -232,9 +244,9 @@ sweep:
 
 # --- suggest: how the LR is picked from the curve ----------------------------------------------
 suggest:
-  method: lrfind          # lrfind | steepest | minimum | valley
-  refine: auto            # auto | on | off: short runs at candidate LRs, judged on validation loss
-  refine_candidates: 5
+  method: {suggest[method]:<16}# lrfind | steepest | minimum | valley
+  refine: {suggest[refine]:<16}# auto | on | off: short runs at candidate LRs, scored on val loss
+  refine_candidates: {suggest[refine_candidates]}
 
 # --- expect: what `lrfind check` compares the suggestion with (for CI) -------------------------
 # expect:
@@ -245,6 +257,12 @@ suggest:
 output:
   dir: runs               # each sweep writes runs/<name>-<timestamp>/
 """
+
+#: The loss, sweep, suggest and output sections, with the schema's defaults filled in.
+_SWEEP = _SWEEP_TEMPLATE.format(
+    sweep={key: _yaml_scalar(value) for key, value in SWEEP_DEFAULTS.model_dump().items()},
+    suggest={key: _yaml_scalar(value) for key, value in SUGGEST_DEFAULTS.model_dump().items()},
+)
 
 
 def _default_name(model: str, dataset: str) -> str:
