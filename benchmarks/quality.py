@@ -14,7 +14,9 @@ Primary metric, the *noise-aware band*: with m(lr) the mean over seeds of the fi
 where SE(lr) is the standard error of the mean per-seed paired difference L_s(lr) - L_s(b)
 (std with ddof=1 over sqrt(seeds)); unpaired seeds would use sqrt(se(lr)**2 + se(b)**2).
 Off the grid, m and SE are interpolated linearly in log10(lr) between the neighbouring grid
-points. Secondary: the *5% band* (regret (m(lr) - m(b)) / m(b) <= 5%), the median regret, and
+points. Guard: with 5+ paired seeds, an LR where every seed is worse than at b is significantly
+worse whatever the SE (a sign test, p <= 1/32; against heavy-tailed blow-ups).
+Secondary: the *5% band* (regret (m(lr) - m(b)) / m(b) <= 5%), the median regret, and
 for the one-cycle curve the share of max_lr values in its 5% band. No answer is a miss with
 infinite regret.
 
@@ -26,11 +28,14 @@ recorded smoothed losses, and ``lrfind+refine`` (the range test's answer). The c
 divides a rule's compute by the plain sweep's: in steps (training steps plus validation
 batches, each counted as one step) and in wall time.
 
+    OMP_NUM_THREADS=1 is recommended: every process uses one torch thread anyway.
+
     python benchmarks/quality.py                       # score against the cached ground truth
     python benchmarks/quality.py --json runs/q.json    # ... and write every case (and trial)
     python benchmarks/quality.py --rescore runs/q.json # reprint the tables from such a file
     python benchmarks/quality.py --regenerate --tasks text-gru --schedules constant
     python benchmarks/quality.py --tasks digits-mlp --seeds 0 1
+    python benchmarks/quality.py --seed-offset 100     # range tests on seeds the truth never saw
 """
 
 from __future__ import annotations
@@ -444,24 +449,25 @@ def load_ground_truth(path: Path = GROUND_TRUTH_PATH) -> dict[str, Truth]:
 # --------------------------------------------------------------------------- fastai's rules
 
 
-def _fastai_curve(history: Any, planned_steps: int) -> tuple[list[float], list[float]]:
+def _fastai_curve(history: Any, planned_steps: int | None) -> tuple[list[float], list[float]]:
     """fastai 2.7 ``Learner.lr_find``: the recorded (smoothed) losses ``[num_it//10:-5]``,
-    cut at the first NaN (non-finite here)."""
-    lrs = list(history.lrs[planned_steps // 10 : -5])
-    losses = list(history.smoothed_losses[planned_steps // 10 : -5])
+    cut at the first NaN (non-finite here); num_it is the planned steps (else those recorded)."""
+    start = (planned_steps or history.steps) // 10
+    lrs = list(history.lrs[start:-5])
+    losses = list(history.smoothed_losses[start:-5])
     for index, loss in enumerate(losses):
         if not math.isfinite(loss):
             return lrs[:index], losses[:index]
     return lrs, losses
 
 
-def fastai_minimum(history: Any, planned_steps: int) -> float | None:
+def fastai_minimum(history: Any, planned_steps: int | None) -> float | None:
     """fastai's ``minimum``: the LR of the lowest smoothed loss, divided by 10."""
     lrs, losses = _fastai_curve(history, planned_steps)
     return lrs[int(np.argmin(losses))] / 10 if losses else None
 
 
-def fastai_valley(history: Any, planned_steps: int) -> float | None:
+def fastai_valley(history: Any, planned_steps: int | None) -> float | None:
     """fastai's ``valley`` (its default), line for line: the longest decreasing subsequence of
     the smoothed loss, then the point about half-way along it."""
     lrs, losses = _fastai_curve(history, planned_steps)
@@ -554,6 +560,29 @@ def _trial_batches(
     return found
 
 
+def _refinement_record(
+    refinement: Any, passes: Sequence[list[tuple[float, int]]]
+) -> dict[str, Any] | None:
+    """The refine (or search) stage as lrfind records it, every trial with its per-batch
+    validation losses: lrfind's own when it keeps them, else those recorded here."""
+    if refinement is None:
+        return None
+    record: dict[str, Any] = refinement.to_dict()
+    record.setdefault("seconds", round(refinement.seconds, 3))
+    for trial, item, batches in zip(
+        refinement.trials, record["trials"], _trial_batches(refinement.trials, passes), strict=True
+    ):
+        if getattr(trial, "val_batch_losses", ()):
+            item["val_batch_losses"] = [float(f"{v:.7g}") for v in trial.val_batch_losses]
+            item["val_batch_sizes"] = list(trial.val_batch_sizes)
+        elif batches:
+            item["val_batch_losses"] = [float(f"{loss:.7g}") for loss, _ in batches]
+            item["val_batch_sizes"] = [size for _, size in batches]
+        else:
+            item["val_batch_losses"] = item["val_batch_sizes"] = None
+    return record
+
+
 @dataclass(frozen=True)
 class Case:
     """One task x seed: each row's suggestion and max_lr, its seconds and cost, and the record.
@@ -616,33 +645,21 @@ def run_case(job: tuple[str, int, int]) -> Case:
         analysis = analyze(history, method)
         lrs[method] = analysis.suggestion.lr
         max_lrs[method] = analysis.lr_range.max_lr
-    planned = result.info.planned_steps
+    planned = result.info.planned_steps or history.steps
     lrs["fastai-minimum"] = fastai_minimum(history, planned)
     lrs["fastai-valley"] = fastai_valley(history, planned)
     max_lrs["fastai-minimum"] = max_lrs["fastai-valley"] = None
     lrs[REFINE_ROW] = result.suggestion.lr
     max_lrs[REFINE_ROW] = result.lr_range.max_lr
 
-    trials: list[dict[str, Any]] = []
-    refine_steps = 0
-    if refinement is not None:
-        for trial, batches in zip(
-            refinement.trials, _trial_batches(refinement.trials, val_loader.passes), strict=True
-        ):
-            refine_steps += trial.steps + (len(val_loader) if trial.val_loss is not None else 0)
-            trials.append(
-                {
-                    **trial.to_dict(),
-                    "val_batch_losses": (
-                        [float(f"{loss:.7g}") for loss, _ in batches] if batches else None
-                    ),
-                    "val_batch_sizes": [size for _, size in batches] if batches else None,
-                }
-            )
+    # Cost in steps, counted here rather than trusted: the trials' training steps plus every
+    # validation batch lrfind read (each counted as one step), over the sweep's steps.
+    trial_steps = sum(t.steps for t in refinement.trials) if refinement is not None else 0
+    val_batches = sum(len(batches) for batches in val_loader.passes)
     seconds = {row: sweep_seconds for row in lrs}
     seconds[REFINE_ROW] = total
     cost_steps = {row: 1.0 for row in lrs}
-    cost_steps[REFINE_ROW] = (sweep_steps + refine_steps) / sweep_steps
+    cost_steps[REFINE_ROW] = (sweep_steps + trial_steps + val_batches) / sweep_steps
     cost_wall = {row: 1.0 for row in lrs}
     cost_wall[REFINE_ROW] = total / sweep_seconds if sweep_seconds > 0 else math.nan
     record = {
@@ -655,16 +672,8 @@ def run_case(job: tuple[str, int, int]) -> Case:
             "planned_steps": planned,
             "seconds": round(sweep_seconds, 3),
         },
-        "refinement": None
-        if refinement is None
-        else {
-            "chosen_lr": refinement.chosen_lr,
-            "steps_per_trial": refinement.steps_per_trial,
-            "metric": refinement.metric,
-            "seconds": round(refinement.seconds, 3),
-            "val_batches_per_evaluation": len(val_loader),
-            "trials": trials,
-        },
+        "refinement": _refinement_record(refinement, val_loader.passes),
+        "val_batches_read": val_batches,
         "min_lr": result.lr_range.min_lr,
         "confidence_reasons": list(result.confidence.reasons),
     }
@@ -840,6 +849,36 @@ def case_results(case: Case, truths: dict[str, Truth]) -> dict[str, Any]:
     return {"task": case.task, "seed": case.seed, "methods": methods}
 
 
+def lrfind_source() -> dict[str, Any]:
+    """Which lrfind was measured: its version, the checkout's commit (and whether lrfind/ had
+    uncommitted changes) and a sha256 over its .py sources."""
+    import hashlib
+    import subprocess
+
+    import lrfind
+
+    root = Path(lrfind.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    info: dict[str, Any] = {"version": lrfind.__version__, "sources_sha256": digest.hexdigest()}
+    try:
+        git = ["git", "-C", str(root.parent)]
+        info["commit"] = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            [*git, "status", "--porcelain", "--", root.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        info["uncommitted_changes"] = bool(status.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
 def write_json(
     path: Path, cases: Sequence[Case], truths: dict[str, Truth], settings: dict[str, Any]
 ) -> None:
@@ -915,15 +954,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_score:
             return 0
     truths = load_ground_truth(args.truth)
+    measured: dict[str, Any] = {}
+    offset = args.seed_offset
     if args.rescore is not None:
         saved = json.loads(args.rescore.read_text())
+        measured = saved.get("settings", {}).get("lrfind", {})
+        offset = saved.get("settings", {}).get("seed_offset", offset)
         cases = [Case.from_dict(item) for item in saved["cases"]]
         cases = [c for c in cases if c.task in {t.name for t in tasks} and c.seed in seeds]
     else:
         missing = [task.name for task in tasks if task.name not in truths]
         if missing:
             parser.error(f"no ground truth for {', '.join(missing)}: run with --regenerate")
-        jobs = [(task.name, seed, args.seed_offset) for task in tasks for seed in seeds]
+        measured = lrfind_source()  # before the run: the checkout may change under it
+        jobs = [(task.name, seed, offset) for task in tasks for seed in seeds]
         started = time.perf_counter()
         cases = []
         for case in _map(run_case, jobs, args.workers):
@@ -938,7 +982,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         settings = {
             "seeds": list(seeds),
-            "seed_offset": args.seed_offset,
+            "seed_offset": offset,
             "truth": str(args.truth),
             "torch": torch.__version__,
             "python": platform.python_version(),
@@ -946,6 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "noise_standard_errors": NOISE_STANDARD_ERRORS,
             "paired_seeds": PAIRED_SEEDS,
             "band": BAND,
+            "lrfind": measured,
         }
         write_json(args.json, cases, truths, settings)
         print(f"wrote {args.json}", file=sys.stderr)

@@ -41,3 +41,19 @@ def did_you_mean(name: object, options: Iterable[object], n: int = 1) -> str:
     if not close:
         return ""
     return f" (did you mean {', '.join(repr(match) for match in close)}?)"
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type's name when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def raised_at(error: BaseException) -> str:
+    """' (file.py:12)' for the innermost frame of ``error``'s traceback, or ''."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    return f" ({frames[-1].filename}:{frames[-1].lineno})"

@@ -16,6 +16,7 @@ from lrfind.analysis.grid import GRID_STEP, grid_exponent, grid_lr
 from lrfind.analysis.refine import choose_refined, next_refine_candidate, refine_candidates
 from lrfind.analysis.suggest import DEFAULT_METHOD, METHODS, analyze, suggest
 from lrfind.engine.ladder import lr_ladder
+from lrfind.format import format_lr
 from lrfind.results import Analysis, History, Trial
 
 # The clean curve: plateau at 2.3, sigmoid descent (in log10 lr) centred on 1e-3 with a quarter
@@ -379,14 +380,25 @@ def test_choose_refined_picks_the_clear_best_and_keeps_the_methods() -> None:
     assert refined.lr_range.max_lr == pytest.approx(lrs[2] * 10**0.5)
 
 
+def noisy_trial(lr: float, val: float, seed: int) -> Trial:
+    """A trial whose 8 validation batches average ``val``, each off by about 0.01."""
+    batches = val + np.random.default_rng(seed).normal(0.0, 0.01, 8)
+    batches += val - batches.mean()
+    return Trial(lr, 1.0, val, False, 100, tuple(float(b) for b in batches), (16,) * 8)
+
+
 def test_choose_refined_prefers_the_lower_lr_when_scores_are_within_noise() -> None:
     history = make_history(clean_loss)
     base = analyze(history)
     lrs = refine_candidates(history, base, 5)
-    # lrs[4] scores best, but lrs[3] is within 5% once neighbours are averaged in: it wins;
-    # lrs[2] sits next to a poor score and is out.
-    trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.5, 0.302, 0.301, 0.300], strict=True)]
-    assert choose_refined(history, base, trials).suggestion.lr == lrs[3]
+    # lrs[4] scores best; lrs[2] and lrs[3] are within one standard error of it (the per-batch
+    # noise is ~0.01 / sqrt(8) per trial): the lowest of them wins; lrs[1] is clearly worse.
+    scores = [0.9, 0.5, 0.302, 0.301, 0.300]
+    trials = [noisy_trial(lr, val, i) for i, (lr, val) in enumerate(zip(lrs, scores, strict=True))]
+    assert choose_refined(history, base, trials).suggestion.lr == lrs[2]
+    # Without per-batch records there is no noise estimate: the best trial wins.
+    plain = [trial(lr, val) for lr, val in zip(lrs, scores, strict=True)]
+    assert choose_refined(history, base, plain).suggestion.lr == lrs[4]
 
 
 def test_choose_refined_ignores_diverged_trials_and_orders_by_lr() -> None:
@@ -413,7 +425,9 @@ def test_choose_refined_uses_train_loss_without_validation() -> None:
     trials = [trial(lr, None, train=t) for lr, t in zip(lrs, [0.2, 0.9, 0.9], strict=True)]
     refined = choose_refined(history, base, trials)
     assert refined.suggestion.lr == lrs[0]
-    assert any("lowest refine candidate" in reason for reason in refined.confidence.reasons)
+    assert refined.confidence.reasons[-1] == (
+        f"the lowest trial ({format_lr(lrs[0])}) had the best train loss: try lower LRs too"
+    )
 
 
 def test_choose_refined_with_every_trial_diverged_has_no_answer() -> None:
@@ -435,15 +449,15 @@ def test_choose_refined_handles_negative_scores() -> None:
     assert choose_refined(history, base, trials).suggestion.lr == lrs[2]
 
 
-def test_next_refine_candidate_extends_down_while_the_lowest_trial_is_chosen() -> None:
+def test_next_refine_candidate_extends_down_while_the_lowest_trial_is_best() -> None:
     history = make_history(clean_loss)
     base = analyze(history)
     lrs = refine_candidates(history, base, 5)
     low = grid_exponent(lrs[0])
-    # The lowest candidate is within 5% of the best: a lower LR might qualify too.
-    trials = [trial(lr, val) for lr, val in zip(lrs, [0.31, 0.30, 0.30, 0.5, 0.9], strict=True)]
+    # The lowest candidate is the best: a lower LR might do better still.
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.29, 0.30, 0.30, 0.5, 0.9], strict=True)]
     assert next_refine_candidate(history, base, trials) == grid_lr(low - 1)
-    # One step lower is worse by more than the tolerance: the choice is bracketed.
+    # One step lower is worse: the best is bracketed.
     trials.append(trial(grid_lr(low - 1), 0.34))
     assert next_refine_candidate(history, base, trials) is None
     assert choose_refined(history, base, trials).suggestion.lr == lrs[0]
@@ -597,3 +611,102 @@ def test_constants_keep_the_documented_relations() -> None:
     assert curve.MIN_SIGNIFICANCE < curve.NOISY_SIGNIFICANCE
     assert 0 < suggest_module.DESCENT_BEGINS < suggest_module.MAX_LR_FRACTION < 1
     assert math.isclose(GRID_STEP, 10**0.25)
+
+
+def drifting_flat_history(seed: int) -> History:
+    """A small ResNet under SGD at 100 steps: 2.30 -> 2.45 over four decades, then a blow-up."""
+    rng = np.random.default_rng(seed)
+    lrs = np.logspace(-5, math.log10(0.15), 100)
+    losses = 2.30 + 0.035 * (np.log10(lrs) + 5) + rng.normal(0, 0.04, 100)
+    losses[-4:] += [0.3, 0.8, 2.0, 6.0]
+    return History(tuple(lrs), tuple(losses), tuple(ema_smooth(losses, 0.98)), "diverged")
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_flat_noisy_curve_is_not_called_an_immediate_divergence(seed: int) -> None:
+    """Bug: a flat curve that rose only at the end read "diverged immediately: start lower"."""
+    result = analyze(drifting_flat_history(seed))
+    reason = result.suggestion.reason
+    assert result.suggestion.lr is None
+    assert not reason.startswith("diverged immediately")
+    assert "sweep.steps" in reason
+    assert result.confidence.try_range is None  # a lower start_lr will not help
+
+
+def test_flat_reason_names_the_flat_stretch_and_the_remedy() -> None:
+    reasons = {analyze(drifting_flat_history(seed)).suggestion.reason for seed in range(10)}
+    flat = [r for r in reasons if r.startswith("flat:")]
+    assert flat
+    assert flat[0].startswith("flat: the loss stayed within 10% of its start from 1.00e-05 to ")
+    assert flat[0].endswith(
+        "then rose: the model needs more steps per LR to show a descent; raise sweep.steps "
+        "(e.g. 3x), a lower start_lr will not help"
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_loss_climbing_within_the_first_decade_diverged_immediately(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lrs = np.logspace(-5, -3.5, 40)
+    losses = 2.3 * np.exp(0.5 * (np.log10(lrs) + 5)) + rng.normal(0, 0.04, 40)
+    history = History(tuple(lrs), tuple(losses), tuple(ema_smooth(losses, 0.98)), "diverged")
+    result = analyze(history)
+    assert result.suggestion.reason == "diverged immediately: the loss rose from the first steps"
+    assert result.confidence.try_range is not None
+    assert result.confidence.try_range[0] < lrs[0]
+
+
+# --- the answer stays inside the sweep; interrupted and too-narrow sweeps say so --------------
+
+
+def test_an_interrupted_sweep_is_reported_as_interrupted_not_diverged() -> None:
+    full = make_history(lambda x: 2.0 + 0.3 * (x + 7), steps=100)  # rises from the start
+    history = History(
+        lrs=full.lrs[:11],
+        losses=full.losses[:11],
+        smoothed_losses=full.smoothed_losses[:11],
+        stop_reason="interrupted",
+    )
+    result = analyze(history)
+    assert result.suggestion.lr is None
+    assert result.suggestion.reason.startswith("interrupted after 11 step(s) at lr ")
+    assert "diverged" not in result.suggestion.reason
+    assert result.confidence.level == "none" and result.confidence.try_range is None
+
+
+def test_a_sliver_of_lrs_gives_no_answer_and_a_wider_range_to_try() -> None:
+    history = make_history(clean_loss, start_lr=1e-3, end_lr=1.0000001e-3, noise=0.01)
+    for method in METHODS:
+        result = analyze(history, method)
+        assert result.suggestion.lr is None, method
+        assert result.suggestion.reason.startswith("too narrow: the sweep spans")
+        assert result.confidence.level == "none"
+        assert result.confidence.try_range is not None
+        low, high = result.confidence.try_range
+        assert low < 1e-3 < high and high / low >= 1e3
+
+
+def test_a_pick_below_the_swept_range_is_moved_inside_with_low_confidence() -> None:
+    # The descent is 80% done under half a decade above start_lr: lrfind's max_lr / 10**0.5
+    # (9.7e-4) lies below the first swept LR.
+    history = make_history(
+        lambda x: 2.3 - 2.0 / (1 + np.exp(-(x + 2.8) / 0.1)) + 0.3 * np.exp(3 * (x + 0.5)),
+        start_lr=1e-3,
+        end_lr=10.0,
+        noise=0.01,
+    )
+    result = analyze(history, "lrfind")
+    assert result.suggestion.lr == history.lrs[0] and result.suggestion.index == 0
+    assert result.confidence.level == "low"
+    assert any("outside the swept LRs: moved to start_lr" in r for r in result.confidence.reasons)
+    assert result.confidence.try_range == (history.lrs[0] / 100, history.lrs[-1])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_every_suggestion_lies_inside_the_swept_lrs(history: History) -> None:
+    for method in METHODS:
+        for suggestion in analyze(history, method).methods.values():
+            if suggestion.lr is not None:
+                finite = [lr for lr in history.lrs if math.isfinite(lr) and lr > 0]
+                assert min(finite) <= suggestion.lr <= max(finite)

@@ -96,19 +96,17 @@ def test_missing_config(tmp_path: Path) -> None:
     )
 
 
-def test_nan_from_first_step_exits_3_and_still_writes_the_run(
+def test_nan_from_first_step_is_a_data_error_and_leaves_no_run(
     tiny_config: Path, tmp_path: Path
 ) -> None:
+    # At the initial weights no LR can cause a NaN: a data or model problem (exit 2).
     (tmp_path / "nanloss.py").write_text(
         "def make(outputs, targets):\n    return outputs.sum() * float('nan')\n"
     )
     result = invoke("sweep", str(tiny_config), "-q", "--set", "loss={target: 'nanloss:make'}")
-    assert result.exit_code == 3, result.stderr
-    (run_dir,) = run_dirs(tiny_config)
-    document = json.loads((run_dir / "result.json").read_text())
-    assert document["suggestion"]["lr"] is None
-    assert document["stop_reason"] == "non_finite"
-    assert document["confidence"]["level"] == "none"
+    assert result.exit_code == 2, result.stderr
+    assert "NaN/inf on the first training batch at the initial weights" in result.stderr
+    assert run_dirs(tiny_config) == []
 
 
 def test_a_config_that_cannot_build_leaves_no_run_dir(tiny_config: Path) -> None:

@@ -51,7 +51,7 @@ def test_report_writes_next_to_the_run_and_refuses_to_overwrite(run_dir: Path) -
 def test_report_overlay_and_html(run_dir: Path, tmp_path: Path) -> None:
     other = save_run(tmp_path / "other", make_result(name="other", shift=1.0), TINY_CONFIG)
     png, page = tmp_path / "both.png", tmp_path / "both.html"
-    code, out, err = invoke("report", run_dir, other, "--out", png, "--html", page)
+    code, out, err = invoke("report", run_dir, other, "--png", png, "--html", page)
     assert (code, out) == (0, "")
     assert err == f"runs: tiny; other\nwrote {png}\nwrote {page}\n"
     assert png.read_bytes().startswith(b"\x89PNG")

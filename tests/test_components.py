@@ -27,6 +27,7 @@ from lrfind.config.schema import (
     Config,
     ParamGroupRule,
 )
+from lrfind.data.model_outputs import MODEL_LOSS
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError, DataError, SweepError
 
@@ -434,7 +435,7 @@ def test_optimizer_errors(optimizer: dict[str, Any], message: str) -> None:
 
 def test_registries_match_the_config_schema() -> None:
     assert set(optim.OPTIMIZERS) == set(BUILTIN_OPTIMIZERS)
-    assert {*losses.LOSSES, "auto"} == set(BUILTIN_LOSSES)
+    assert {*losses.LOSSES, "auto", MODEL_LOSS} == set(BUILTIN_LOSSES)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])

@@ -351,7 +351,7 @@ def test_broken_override_values_are_refused(override: str, phrase: str) -> None:
         (("seed=99999999999999999999999",), "--set: seed: Input should be less than or equal"),
         (("data.batch_size=99999999999999999999",), "--set: data.batch_size: Input should be"),
         (("model.args.hidden=[.inf]",), "--set: model.args.hidden.0 must be a finite number"),
-        (("data.args.size=1e400",), "--set: data.args.size must be a finite number"),
+        (("data.args.size=1.0e+400",), "--set: data.args.size must be a finite number"),
         (("sweep.end_lr=1e300",), "--set: sweep.end_lr: must be between 1e-12 and 1e+06"),
         (("sweep.steps=5",), "--set: sweep.steps: Input should be greater than or equal to 10"),
     ],
@@ -375,7 +375,7 @@ def test_a_label_names_the_option_that_set_a_key(tmp_path: Path) -> None:
 
 
 def test_file_problems_keep_their_line_beside_overrides(tmp_path: Path) -> None:
-    (problem,) = problems(tmp_path, MINIMAL + "seed: 1e400\n", ("sweep.steps=50",))
+    (problem,) = problems(tmp_path, MINIMAL + "seed: 1.0e+400\n", ("sweep.steps=50",))
     assert problem.startswith("line 6: seed")
 
 

@@ -109,15 +109,41 @@ def test_nan_loss_stops_with_non_finite_reason() -> None:
     assert math.isnan(outcome.history.losses[-1])
 
 
-def test_nan_from_first_step_is_reported() -> None:
+def test_nan_from_first_step_is_a_data_or_model_error() -> None:
     task = regression_task()
     compute = make_compute_loss(lambda o, t: nn.functional.mse_loss(o, t) * float("nan"))
+    with pytest.raises(DataError, match="NaN/inf on the first step, before any update"):
+        sweep_loop(task.model, task.optimizer, compute, task.train_loader, SweepOptions(), CPU)
+
+
+def test_nan_in_a_later_batch_before_the_weights_move_names_the_batch() -> None:
+    inputs = torch.randn(64, 5)
+    inputs[8 * 3 + 2, 1] = float("nan")  # in batch 3
+    loader = DataLoader(TensorDataset(inputs, torch.randn(64, 1)), batch_size=8)
+    torch.manual_seed(0)
+    model = nn.Linear(5, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    initial = snapshot_state(model, optimizer)
+    # An LR far too small to move float32 weights: the NaN cannot be the LR's fault.
+    options = SweepOptions(start_lr=1e-30, end_lr=1e-29, steps=20, smoothing=0)
+    compute = make_compute_loss(nn.functional.mse_loss)
+    with pytest.raises(DataError, match=r"at step 3 .*check training batch 3"):
+        sweep_loop(model, optimizer, compute, loader, options, CPU, initial=initial)
+
+
+def test_nan_after_the_weights_moved_is_left_to_the_analysis() -> None:
+    task = regression_task()
+    initial = snapshot_state(task.model, task.optimizer)
     outcome = sweep_loop(
-        task.model, task.optimizer, compute, task.train_loader, SweepOptions(), CPU
+        task.model,
+        task.optimizer,
+        make_compute_loss(nn.functional.mse_loss),
+        task.train_loader,
+        SweepOptions(start_lr=1e-2, end_lr=1e6, steps=60),
+        CPU,
+        initial=initial,
     )
-    assert outcome.history.steps == 1
-    assert outcome.history.stop_reason == "non_finite"
-    assert any("first step" in note for note in outcome.notes)
+    assert outcome.history.stop_reason in ("diverged", "non_finite")
 
 
 def test_accumulation_records_mean_of_micro_batches_and_changes_lr_once_per_step() -> None:

@@ -157,6 +157,20 @@ class Output:
     start_logits: torch.Tensor | None = None
 
 
+@dataclass
+class Hidden:
+    states: torch.Tensor
+
+
+class NoLogitsNet(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x):
+        return Hidden(self.linear(x))
+
+
 class ObjectNet(nn.Module):
     def __init__(self, in_features, out_features):
         super().__init__()
@@ -166,6 +180,12 @@ class ObjectNet(nn.Module):
         logits = self.linear(x)
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
         return Output(logits=logits, loss=loss, start_logits=2 * logits)
+
+
+class WrongLogitsNet(ObjectNet):
+    def forward(self, x, labels=None):
+        logits = self.linear(x)
+        return Output(logits=torch.zeros(x.shape[0], 7, 7), start_logits=logits)
 
 
 def make_object_net(in_features, out_features):
@@ -276,12 +296,53 @@ def test_config_loss_model_with_dict_batches(tmp_path: Path) -> None:
 
 def test_config_loss_model_without_labels_fails_in_the_probe(tmp_path: Path) -> None:
     with pytest.raises(SweepError, match="whose loss is None: give it the targets"):
-        build_from(tmp_path, loss="model", data={"target": "objmodels:make_unlabelled_data"})
+        build_from(
+            tmp_path,
+            loss="model",
+            model={"args": {"in_features": 6, "out_features": 2}},
+            data={"target": "objmodels:make_unlabelled_data"},
+        )
+
+
+def test_an_object_without_logits_names_model_output_key(tmp_path: Path) -> None:
+    """Bug: the hint said "check model.args.out_features" for an object output."""
+    with pytest.raises(SweepError) as caught:
+        build_from(tmp_path, model={"target": "objmodels:NoLogitsNet"})
+    message = str(caught.value)
+    assert "model.args.out_features" not in message
+    assert message.endswith(
+        "(the model returns a Hidden: set model.output_key to the output the loss should read, "
+        "or use loss: model for the model's own loss)"
+    )
+    task = build_from(tmp_path, model={"target": "objmodels:NoLogitsNet", "output_key": "states"})
+    assert task.description["model"] == "NoLogitsNet"
 
 
 def test_config_loss_model_takes_no_arguments(tmp_path: Path) -> None:
     with pytest.raises(ComponentError, match="loss 'model' takes no arguments"):
         build_from(tmp_path, loss={"target": "model", "args": {"weight": 1}})
+
+
+def test_the_sweep_workflow_reads_output_key(tmp_path: Path) -> None:
+    """model.output_key reaches the engine, not only the probe (verify and sweep alike)."""
+    import lrfind
+
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    (task_dir / "objmodels.py").write_text(USER_MODULE, encoding="utf-8")
+    config = task_dir / "c.yaml"
+    config.write_text(
+        "name: objects\ndevice: cpu\n"
+        "model: {target: objmodels:WrongLogitsNet, args: {in_features: 6, out_features: 2},"
+        " output_key: start_logits}\n"
+        "data: {target: objmodels:make_tensor_data, batch_size: 16}\n"
+        "loss: cross_entropy\nsweep: {start_lr: 1.0e-4, end_lr: 10, steps: 20}\n"
+        "suggest: {refine: 'off'}\n",
+        encoding="utf-8",
+    )
+    run = lrfind.sweep(config, out=tmp_path / "run")
+    assert run.result.history.steps >= 10
+    assert run.result.info.model == "WrongLogitsNet"
 
 
 # --- a real transformers model (optional dev extra) ------------------------------------------
@@ -343,3 +404,24 @@ def test_gpt2_from_config(tmp_path: Path, loss: str) -> None:
     result = sweep_task(task)
     assert result.history.steps >= 10
     assert all(math.isfinite(v) for v in result.history.losses[:10])
+
+
+def test_gpt2_sweep_names_the_class_in_the_summary_and_title(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    import lrfind
+    from lrfind.outputs.plot.style import _run_title
+
+    (tmp_path / "gpt2_task.py").write_text(GPT2_MODULE, encoding="utf-8")
+    config = tmp_path / "gpt2.yaml"
+    config.write_text(
+        "name: gpt2\ndevice: cpu\nmodel: {target: gpt2_task:make_model}\n"
+        "data: {target: gpt2_task:make_data, batch_size: 8}\nloss: model\n"
+        "optimizer: {name: adamw, args: {weight_decay: 0.01, betas: [0.9, 0.95]}}\n"
+        "sweep: {start_lr: 1.0e-5, end_lr: 1.0, steps: 20}\nsuggest: {refine: 'off'}\n",
+        encoding="utf-8",
+    )
+    run = lrfind.sweep(config, out=tmp_path / "run")
+    assert run.result.info.model == "GPT2LMHeadModel"
+    assert run.result.info.loss == "model"
+    assert _run_title(run.result.info).startswith("gpt2: GPT2LMHeadModel · AdamW(")
+    assert run.run_dir is not None and (run.run_dir / "lr_finder.png").is_file()

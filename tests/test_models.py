@@ -104,6 +104,15 @@ def test_descriptions(name: str, info: DataInfo, description: str) -> None:
     assert build_builtin_model(name, {}, info)[1] == description
 
 
+@pytest.mark.parametrize(
+    ("hidden", "description"),
+    [([64] * 8, "mlp(8×64)"), ([128, 64, 64, 64], "mlp(128, 3×64)"), ([32, 32], "mlp(32, 32)")],
+)
+def test_deep_stacks_stay_one_short_title(hidden: list[int], description: str) -> None:
+    """Bug: mlp(64, 64, 64, 64, 64, 64, 64, 64) wrapped the plot title."""
+    assert build_builtin_model("mlp", {"hidden": hidden}, TABULAR)[1] == description
+
+
 def test_unknown_argument_lists_the_accepted_ones() -> None:
     with pytest.raises(ComponentError) as caught:
         build("mlp", TABULAR, hiden=[3])

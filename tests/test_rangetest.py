@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from lrfind import RangeTestResult, plot_result, range_test
-from lrfind.analysis import refine
+from lrfind.analysis import budget as budget_module
+from lrfind.analysis.budget import TrialPlan, plan_trials
 from lrfind.analysis.grid import grid_lr
-from lrfind.engine import rangetest
+from lrfind.engine import trials as trials_module
+from lrfind.engine.trials import TrialEvent
 from lrfind.errors import SweepError
 from tests.tasks import classification_task
 
@@ -53,22 +56,81 @@ def test_range_test_with_refine_returns_everything_and_restores_state() -> None:
     assert document["batch_size"] == 32
 
 
-def test_refine_trials_default_to_twice_the_sweep_and_extend_a_window_set_too_high(
+def test_refine_trials_fit_the_budget_and_extend_a_window_set_too_high(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     task = classification_task()
-    # A window far above any usable LR: its lowest trial is the choice (or none survives), so the
-    # stage extends it downwards one grid step at a time, REFINE_EXTRA_TRIALS times at most.
+    # A window far above any usable LR: every trial diverges within a few steps, so the stage
+    # extends it downwards one grid step at a time, as long as the budget affords a full trial.
     window = [grid_lr(k) for k in (8, 9, 10)]
-    monkeypatch.setattr(rangetest, "refine_candidates", lambda history, result, count: window)
+    monkeypatch.setattr(trials_module, "refine_candidates", lambda history, result, count: window)
     result = range_test(
         task.model, task.optimizer, task.loss_fn, task.train_loader,
-        val_loader=task.val_loader, steps=30, refine="on", refine_candidates=3,
+        val_loader=task.val_loader, steps=30, refine="on",
+    )  # fmt: skip
+    refinement = result.refinement
+    assert refinement is not None
+    plan = plan_trials(
+        "refine", sweep_steps=result.history.steps, budget=4.0, val_batches=len(task.val_loader)
+    )
+    assert plan is not None and refinement.steps_per_trial == plan.steps
+    lrs = [t.lr for t in refinement.trials]
+    assert lrs[:3] == window and len(lrs) > 4
+    assert lrs[3:] == [grid_lr(k) for k in range(7, 7 - (len(lrs) - 3), -1)]
+    assert refinement.cost_multiple is not None and refinement.cost_multiple <= 4.0
+
+
+class CountingLoss(torch.nn.Module):
+    """Counts training batches (grad on) and validation batches (grad off) it is applied to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.CrossEntropyLoss()
+        self.train_batches = 0
+        self.val_batches = 0
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            self.train_batches += 1
+        else:
+            self.val_batches += 1
+        return self.inner(outputs, targets)
+
+
+@pytest.mark.parametrize("budget", [4.0, 2.5])
+@pytest.mark.parametrize("end_lr", [10.0, 1e-5])
+def test_the_whole_recommendation_stays_within_its_budget(budget: float, end_lr: float) -> None:
+    """Counted at the loss function: every training and validation batch of sweep and trials."""
+    task = classification_task()
+    loss = CountingLoss()
+    events: list[object] = []
+    result = range_test(
+        task.model, task.optimizer, loss, task.train_loader, val_loader=task.val_loader,
+        start_lr=1e-7, end_lr=end_lr, steps=40, budget=budget, progress=events.append,
     )  # fmt: skip
     assert result.refinement is not None
-    assert result.refinement.steps_per_trial == 60
-    extra = [grid_lr(k) for k in (7, 6, 5)][: refine.REFINE_EXTRA_TRIALS]
-    assert [t.lr for t in result.refinement.trials] == window + extra
+    sweep = result.history.steps
+    assert (loss.train_batches + loss.val_batches) / sweep <= budget + 1e-9
+    assert result.refinement.cost_multiple == pytest.approx(
+        (loss.train_batches + loss.val_batches) / sweep
+    )
+    plans = [e for e in events if isinstance(e, TrialPlan)]
+    trial_events = [e for e in events if isinstance(e, TrialEvent)]
+    assert len(plans) == 1 and plans[0].multiple <= budget + 1e-9
+    assert events.index(plans[0]) == sweep  # after the sweep's steps, before any trial
+    assert [e.trial for e in trial_events] == list(result.refinement.trials)
+    assert all(e.stage == result.refinement.stage for e in trial_events)
+
+
+def test_a_budget_of_one_sweep_runs_no_trials_and_a_bad_budget_is_refused() -> None:
+    task = classification_task()
+    result = range_test(
+        task.model, task.optimizer, task.loss_fn, task.train_loader,
+        val_loader=task.val_loader, steps=30, budget=1.0,
+    )  # fmt: skip
+    assert result.refinement is None and result.suggestion.method == "lrfind"
+    with pytest.raises(ValueError, match="budget must be a finite number of sweeps >= 1"):
+        range_test(task.model, task.optimizer, task.loss_fn, task.train_loader, budget=0.5)
 
 
 def test_plain_sweep_without_validation_skips_refine_by_default() -> None:
@@ -141,7 +203,7 @@ def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
     task = classification_task()
     before = state_of(task)
     stop = StopFlag()
-    real_trial = rangetest.run_trial
+    real_trial = trials_module.run_trial
     calls: list[float] = []
 
     def interrupted_at_the_last(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -151,8 +213,8 @@ def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
             stop.request("SIGINT")  # as if Ctrl-C arrived during the last trial
         return trial
 
-    monkeypatch.setattr(rangetest, "REFINE_EXTRA_TRIALS", 0)
-    monkeypatch.setattr(rangetest, "run_trial", interrupted_at_the_last)
+    monkeypatch.setattr(budget_module, "REFINE_EXTRA_TRIALS", 0)
+    monkeypatch.setattr(trials_module, "run_trial", interrupted_at_the_last)
     result = range_test(
         task.model, task.optimizer, task.loss_fn, task.train_loader, val_loader=task.val_loader,
         start_lr=1e-5, end_lr=10.0, steps=40, refine="on", refine_candidates=3, refine_steps=5,
@@ -161,3 +223,59 @@ def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
     assert len(calls) == 3
     assert result.refinement is None
     assert_same_state(task, before)
+
+
+@pytest.mark.parametrize("mode", ["eval", "mixed"])
+def test_train_and_eval_modes_of_every_submodule_come_back(mode: str) -> None:
+    task = classification_task(batchnorm=True, dropout=0.1)
+    if mode == "eval":
+        task.model.eval()
+    else:  # a training model with a frozen BatchNorm, as fine-tuning code often leaves it
+        task.model.train()
+        task.model[1].eval()
+    before = [module.training for module in task.model.modules()]
+    range_test(task.model, task.optimizer, task.loss_fn, task.train_loader, steps=20, refine="off")
+    assert [module.training for module in task.model.modules()] == before
+
+
+def noisy_regression() -> tuple[torch.nn.Module, torch.optim.Optimizer, DataLoader, DataLoader]:
+    """A weak signal under heavy label noise: the sweep's per-step losses show no clear descent,
+    but trials evaluated on the same validation batches tell the LRs apart."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(2048, 10, generator=generator)
+    targets = 0.5 * inputs[:, :1] + 3.0 * torch.randn(2048, 1, generator=generator)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(10, 1)
+    train = DataLoader(
+        TensorDataset(inputs[:1024], targets[:1024]),
+        batch_size=32,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    val = DataLoader(TensorDataset(inputs[1024:], targets[1024:]), batch_size=64)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01), train, val
+
+
+def test_a_flat_sweep_is_answered_by_a_search_within_the_budget() -> None:
+    model, optimizer, train, val = noisy_regression()
+    events: list[object] = []
+    result = range_test(
+        model, optimizer, torch.nn.MSELoss(), train, val_loader=val, steps=40, start_lr=1e-5,
+        progress=events.append,
+    )  # fmt: skip
+    assert result.analysis.methods["lrfind"].lr is None  # the sweep alone has no answer
+    refinement = result.refinement
+    assert refinement is not None and refinement.stage == "search"
+    assert result.suggestion.method == "search"
+    assert result.suggestion.lr is not None
+    assert result.confidence.level in ("low", "medium")
+    assert result.confidence.reasons[0].startswith("the sweep showed no clear descent")
+    assert refinement.start_score is not None
+    chosen = next(t for t in refinement.trials if t.lr == result.suggestion.lr)
+    assert chosen.val_loss is not None and chosen.val_loss < refinement.start_score
+    assert refinement.cost_multiple is not None and refinement.cost_multiple <= 4.0
+    plans = [e for e in events if isinstance(e, TrialPlan)]
+    assert len(plans) == 1 and plans[0].describe().startswith("search planned: 3 trials")
+    document = result.to_dict()
+    assert document["refine"]["stage"] == "search"
+    assert json.loads(json.dumps(document, allow_nan=False)) == document

@@ -140,3 +140,60 @@ def test_python_ci_gate_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     exec(compile(gate, "README.md", "exec"), namespace)
     assert namespace["run"].outcome is not None
     assert (tmp_path / "reports" / "lrfind.xml").exists()
+
+
+def _config_cells(path: Path) -> tuple[str, str, str, str]:
+    """The data, model, optimizer and loss cells the README's configs table shows for ``path``."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data, model = document["data"], document["model"]
+    args = data.get("args") or {}
+    data_cell = data["target"]
+    if data_cell == "sklearn":
+        data_cell += f" {args['name']}" + (" (as images)" if args.get("as_image") else "")
+    elif data_cell in ("csv", "npz", "pt"):
+        data_cell += f" {Path(args['path']).name}"
+    optimizer = document.get("optimizer") or {}
+    optimizer_cell = optimizer.get("name", "sgd")
+    matches = [rule["match"] for rule in optimizer.get("param_groups") or []]
+    if matches:
+        optimizer_cell += ", " + ", ".join(f"`{match}`" for match in matches) + " groups"
+    loss = document.get("loss", "auto")
+    loss_cell = loss if isinstance(loss, str) else loss["target"]
+    return data_cell, model["target"], optimizer_cell, loss_cell
+
+
+def test_configs_table_matches_the_configs() -> None:
+    """Bug: the table named AdamW/Adagrad/SGD where the configs used SGD/AdamW/Adagrad."""
+    rows = re.findall(r"^\| `([^`]+\.yaml)` \| (.*?) \|$", README, flags=re.MULTILINE)
+    table = {name: [cell.strip() for cell in cells.split(" | ")] for name, cells in rows}
+    shipped = sorted(
+        str(path.relative_to(ROOT / "configs")) for path in (ROOT / "configs").rglob("*.yaml")
+    )
+    assert sorted(table) == shipped
+    for name, cells in table.items():
+        expected = _config_cells(ROOT / "configs" / name)
+        assert tuple(cells[:4]) == expected, f"README row for {name} should read {expected}"
+
+
+def test_result_json_example_is_a_real_quickstart_run(tmp_path: Path) -> None:
+    """Bug: the example's refine.steps_per_trial was not what a quickstart run records."""
+    import json
+
+    import lrfind
+
+    example_text = code_blocks(section("Outputs and result.json"), "json")[0]
+    example = json.loads(example_text)
+    run = lrfind.sweep(
+        ROOT / "configs" / "quickstart.yaml", overrides=["device=cpu"], out=tmp_path / "r"
+    )
+    assert run.run_dir is not None
+    real = json.loads((run.run_dir / "result.json").read_text(encoding="utf-8"))
+    assert set(example) == set(real)
+    assert set(example["refine"]) == set(real["refine"])
+    assert set(example["refine"]["trials"][0]) == set(real["refine"]["trials"][0])
+    for key in ("steps", "stop_reason", "model", "optimizer", "loss", "batch_size", "sweep"):
+        assert example[key] == real[key], key
+    for key in ("steps_per_trial", "val_batches", "sweep_steps", "stage", "metric"):
+        assert example["refine"][key] == real["refine"][key], key
+    assert example["suggestion"]["lr"] == pytest.approx(real["suggestion"]["lr"], rel=5e-3)
+    assert example["batches_per_epoch"] == real["batches_per_epoch"]

@@ -190,9 +190,24 @@ def test_missing_or_invalid_run_dirs_are_one_line_errors(tmp_path: Path) -> None
 def test_output_problems_are_refused_before_drawing(tmp_path: Path) -> None:
     run_dir = save_run(tmp_path / "run", make_result(), TINY_CONFIG)
     with pytest.raises(OutputError, match=r"folder .*nowhere does not exist"):
-        report([run_dir], out=tmp_path / "nowhere" / "x.png")
+        report([run_dir], png=tmp_path / "nowhere" / "x.png")
     with pytest.raises(OutputError, match="is a directory"):
-        report([run_dir], out=tmp_path)
+        report([run_dir], png=tmp_path)
     with pytest.raises(OutputError, match="name the same file"):
-        report([run_dir], out=tmp_path / "x", html=tmp_path / "x")
+        report([run_dir], png=tmp_path / "x", html=tmp_path / "x")
+    with pytest.raises(ConfigError, match="--out is the folder for report.png and report.html"):
+        report([run_dir], out=tmp_path / "x.png")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutputError, match="exists and is not a directory"):
+        report([run_dir], out=tmp_path / "a-file")
     assert not (run_dir / "report.png").exists()
+
+
+def test_out_is_a_folder_for_both_files(tmp_path: Path) -> None:
+    """Bug: -o was a folder for sweep and a file for report."""
+    run_dir = save_run(tmp_path / "run", make_result(), TINY_CONFIG)
+    written = report([run_dir], out=tmp_path / "review" / "nested")
+    folder = tmp_path / "review" / "nested"
+    assert (written.png, written.html) == (folder / "report.png", folder / "report.html")
+    assert written.png.read_bytes().startswith(b"\x89PNG")
+    assert "<!DOCTYPE html>" in written.html.read_text(encoding="utf-8")

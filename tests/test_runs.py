@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -111,3 +112,22 @@ def test_load_run_rejects_non_runs(tmp_path: Path, files: dict[str, str], messag
 def test_load_run_missing_dir(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="no such run directory"):
         runs.load_run(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        written = runs.atomic_write_text(tmp_path / "result.json", "{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(written.stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "summary.md"
+    target.write_text("old")
+    target.chmod(0o640)
+    runs.atomic_write_text(target, "new")
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640

@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -389,3 +391,39 @@ def test_given_steps_per_epoch_win_over_the_run() -> None:
     plan = plan_schedule(result.with_updates(info=info), "onecycle", epochs=2, steps_per_epoch=5)
     assert plan.scheduler.kwargs()["total_steps"] == 10
     assert not any("as in the run" in line for line in plan.header)
+
+
+def test_epochs_from_a_real_run_directory(tiny_config: Path, tmp_path: Path) -> None:
+    """`lrfind schedule RUN --epochs N` needs no --steps-per-epoch: the run knows its loader."""
+    import lrfind
+
+    run = lrfind.sweep(tiny_config, out=tmp_path / "run")
+    assert run.run_dir is not None
+    batches = run.result.info.batches_per_epoch
+    assert batches == math.ceil(round(512 * 0.8) / 32)  # 410 training samples, batch 32
+    code = schedule(run.run_dir, "onecycle", "python", epochs=3)
+    assert f"total_steps={3 * batches}," in code
+    assert f"{batches} optimizer steps per epoch, as in the run ({batches} batches of 32)" in code
+
+
+def test_a_run_with_lr_scale_groups_exports_one_lr_per_group(
+    tiny_config: Path, tmp_path: Path
+) -> None:
+    """Bug: a group swept at 0.1x got the same max_lr / lr as the others, so it trained at 1x."""
+    import lrfind
+
+    groups = "optimizer.param_groups=[{match: 'layers\\.0\\.', lr_scale: 0.1}]"
+    run = lrfind.sweep(tiny_config, overrides=[groups], out=tmp_path / "run")
+    assert run.run_dir is not None
+    assert run.result.info.lr_scales == (0.1, 1.0)
+    code = schedule(run.run_dir, "onecycle", "python", total_steps=50)
+    assert "max_lr=[" in code
+    torch.manual_seed(0)
+    first, rest = torch.nn.Linear(8, 16), torch.nn.Linear(16, 3)
+    optimizer = torch.optim.SGD([{"params": first.parameters()}, {"params": rest.parameters()}])
+    scheduler = run_python(code, optimizer)
+    for _ in range(20):
+        low, high = group_lrs(optimizer)
+        assert low == pytest.approx(0.1 * high, rel=0.02)  # 3-digit rounding of each value
+        optimizer.step()
+        scheduler.step()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lrfind.analysis.choose import MARGIN, judge, metric_for
+from lrfind.analysis.choose import judge, metric_for
 from lrfind.errors import ConfigError, NoReliableSuggestion, OutputError
 from lrfind.results import Trial
 from lrfind.workflows.verify import auto_lrs, parse_lrs, verify, with_suggestion
@@ -74,19 +74,32 @@ def test_confirmed_when_the_suggestion_is_the_best_trial() -> None:
     assert verdict.confirmed is True
     assert verdict.metric == "val_loss"
     assert verdict.best_lr == 1e-3
-    assert verdict.message == (
-        "the suggested 1.00e-03 reached val loss 0.6, within 2% of the best trial"
-    )
+    assert verdict.message == ("the suggested 1.00e-03 reached val loss 0.6, the best trial")
     assert verdict.note is None
 
 
-def test_confirmed_within_the_margin_of_a_slightly_better_trial() -> None:
-    best = 0.6
-    trials = [trial(1e-3, 0.5, best * (1 + MARGIN * 0.9)), trial(3e-3, 0.5, best)]
-    verdict = judge(trials, 1e-3)
+def batched(lr: float, batches: tuple[float, ...]) -> Trial:
+    val = sum(batches) / len(batches)
+    return Trial(lr, val, val, False, 20, batches, (16,) * len(batches))
+
+
+def test_confirmed_within_one_standard_error_of_a_slightly_better_trial() -> None:
+    best = batched(3e-3, (0.5, 0.7, 0.6, 0.6))
+    # Per-batch differences 0.03, -0.01, 0.02, -0.02: mean 0.005, standard error 0.0119.
+    close = batched(1e-3, (0.53, 0.69, 0.62, 0.58))
+    verdict = judge([close, best], 1e-3)
     assert verdict.confirmed is True
     assert verdict.best_lr == 3e-3
-    assert "within 2% of the best trial 3.00e-03 (val loss 0.6)" in verdict.message
+    assert verdict.standard_error == pytest.approx(0.0119, abs=1e-4)
+    assert verdict.message == (
+        "the suggested 1.00e-03 reached val loss 0.605, tied with the best trial 3.00e-03 "
+        "(val loss 0.6): 0.005 worse, within one standard error (0.012) of the paired difference"
+    )
+    # The same 0.005, on every batch alike: a real difference, not noise.
+    consistent = batched(1e-3, (0.505, 0.705, 0.605, 0.605))
+    verdict = judge([consistent, best], 1e-3)
+    assert verdict.confirmed is False
+    assert verdict.message.startswith("3.00e-03 did better: val loss 0.6 vs 0.605")
 
 
 def test_not_confirmed_names_the_better_lr_and_by_how_much() -> None:
@@ -134,18 +147,18 @@ def test_no_suggestion_gives_no_verdict_but_names_the_best() -> None:
 
 def test_trials_too_short_to_train_get_a_note() -> None:
     trials = [trial(1e-5, 1.1, 1.1), trial(1e-4, 1.1, 1.095)]
-    verdict = judge(trials, 1e-5, start_score=1.1)
-    assert verdict.confirmed is True
+    verdict = judge(trials, 1e-5, start=1.095)
+    assert verdict.confirmed is False
     assert verdict.note == (
-        "no trial lowered the val loss by more than 2% from its start (1.1) in 20 steps: "
-        "give them more --steps"
+        "no trial lowered the val loss below its start (1.095) by more than the noise in 20 "
+        "steps: give them more --steps"
     )
-    assert judge(trials, 1e-5, start_score=1.5).note is None
+    assert judge(trials, 1e-5, start=1.5).note is None
 
 
-def test_negative_losses_use_the_margin_of_the_absolute_best() -> None:
-    trials = [trial(1e-3, -0.99, -0.99), trial(3e-3, -1.0, -1.0)]
-    assert judge(trials, 1e-3).confirmed is True
+def test_negative_losses_compare_by_their_difference() -> None:
+    tied = [batched(1e-3, (-0.98, -1.0, -1.0)), batched(3e-3, (-1.0, -0.99, -1.0))]
+    assert judge(tied, 1e-3).confirmed is True
     trials = [trial(1e-3, -0.9, -0.9), trial(3e-3, -1.0, -1.0)]
     assert judge(trials, 1e-3).confirmed is False
 

@@ -20,6 +20,10 @@ Stage = Literal["refine", "search"]
 #: quarter-decade step either side (the band the sweep alone cannot resolve).
 REFINE_CANDIDATES = 3
 
+#: A budget that affords the longest trials for more candidates widens the first window up to
+#: this many (the sweep's answer +-2 grid steps: half a decade either way).
+MAX_CANDIDATES = 5
+
 #: ... plus at most this many trials that extend the window one grid step past an edge
 #: holding the best trial (``next_refine_candidate``).
 REFINE_EXTRA_TRIALS = 1
@@ -87,15 +91,15 @@ class TrialPlan:
         return 1 + self.cost_steps / max(self.sweep_steps, 1)
 
     def describe(self) -> str:
-        """One line for people, e.g. ``refine planned: up to 4 trials x 60 steps ...``."""
+        """One line for people: what the stage will run and the most it can cost."""
         validation = f" + {self.val_batches} val batches" if self.val_batches is not None else ""
-        count = f"{self.first} trials" if self.trials == self.first else f"{self.first}-"
-        if self.trials != self.first:
-            count += f"{self.trials} trials"
+        extra = self.trials - self.first
+        more = f" (+{extra} if needed)" if extra > 0 else ""
+        start = " and a validation pass before training" if self.start_cost > 0 else ""
         return (
-            f"{self.stage} planned: {count} x {self.steps} steps{validation}, "
-            f"at most ~{math.ceil(self.cost_steps)} steps ({self.multiple:.1f}x the sweep, "
-            f"budget {self.budget:g}x)"
+            f"{self.stage} planned: {self.first} trials{more} x {self.steps} steps"
+            f"{validation}{start}, at most ~{math.ceil(self.cost_steps)} steps "
+            f"({self.multiple:.1f}x the sweep's compute with it; budget {self.budget:g}x)"
         )
 
 
@@ -115,10 +119,12 @@ def plan_trials(
     unknown length: up to MAX_VAL_BATCHES). Auto (``steps`` None): the stage's candidates plus
     its extra trials share ``(budget - 1) x sweep_steps``, each trial spending at most
     VALIDATION_SHARE of its cost on validation and training at most
-    REFINE_STEPS_PER_SWEEP_STEP x the sweep; when that leaves trials shorter than
-    MIN_TRIAL_FRACTION of the sweep, the extra trials go first, then candidates (never fewer
-    than two). Explicit ``candidates`` / ``steps`` are honoured as given; the budget then only
-    bounds the extra trials (so the plan may cost more than the budget: it says so).
+    REFINE_STEPS_PER_SWEEP_STEP x the sweep. A budget that affords trials of that longest
+    length for more candidates widens the first window (up to MAX_CANDIDATES); one that leaves
+    trials shorter than MIN_TRIAL_FRACTION of the sweep drops the extra trials first, then
+    candidates (never fewer than two). Explicit ``candidates`` / ``steps`` are honoured as
+    given; the budget then only bounds the extra trials (so the plan may cost more than the
+    budget: it says so).
 
     Raises:
         ValueError: ``budget`` below 1, ``sweep_steps`` below 1, ``candidates`` below 1 or
@@ -168,13 +174,16 @@ def plan_trials(
         return plan(first, first + max(0, min(extra, fits)), steps, batches)
     shortest = max(1, math.ceil(MIN_TRIAL_FRACTION * sweep_steps))
     longest = REFINE_STEPS_PER_SWEEP_STEP * sweep_steps
-    shapes = [(first, first + e) for e in range(extra, -1, -1)]
+    # Widest first: more candidates only while every trial still gets the longest length.
+    wide = range(MAX_CANDIDATES, first, -1) if candidates is None else range(0)
+    shapes = [(n, n + extra, longest) for n in wide]
+    shapes += [(first, first + e, shortest) for e in range(extra, -1, -1)]
     if candidates is None:
-        shapes += [(n, n) for n in range(first - 1, 1, -1)]
-    for count, trials in shapes:
+        shapes += [(n, n, shortest) for n in range(first - 1, 1, -1)]
+    for count, trials, needed in shapes:
         per_trial = (allowance - start_cost) / trials
         batches = validation(per_trial)
         length = min(longest, math.floor(per_trial - (batches or 0) * val_batch_cost + 1e-9))
-        if length >= shortest:
+        if length >= needed:
             return plan(count, trials, length, batches)
     return None

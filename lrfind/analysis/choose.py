@@ -302,5 +302,9 @@ def judge(
 
 
 def _standard_errors_text(error: float) -> str:
-    count = "one standard error" if TIE_STANDARD_ERRORS == 1 else "standard errors"
-    return f"{count} ({error:.2g}) of the paired difference"
+    if TIE_STANDARD_ERRORS == 1:
+        return f"one standard error ({error:.2g}) of the paired difference"
+    return (
+        f"{TIE_STANDARD_ERRORS:g} standard errors ({TIE_STANDARD_ERRORS * error:.2g}) of the "
+        "paired difference"
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from lrfind.format import format_lr
 from lrfind.results import (
     MIN_CURVE_POINTS,
     History,
@@ -33,6 +34,13 @@ BOTTOM_TOLERANCE = 0.05
 
 #: The divergence region starts where the trend climbs back this fraction of the drop.
 RISE_FRACTION = 0.5
+
+#: A curve without descent is flat (needs more steps per LR) rather than rising from the start
+#: when its loss stays within this fraction of its starting level (or 3 noise standard
+#: deviations, if more) for at least FLAT_DECADES of the sweep before it rises.
+FLAT_FRACTION = 0.1
+
+FLAT_DECADES = 1.0
 
 
 def ema_smooth(losses: Sequence[float], beta: float) -> np.ndarray:
@@ -306,6 +314,9 @@ def _describe(history: History) -> CurveShape:
     )
     if lowest <= max(2, count // 20) or drop <= 1e-9 * scale:
         if lowest <= max(2, count // 20) and rise_index is not None and x[lowest] - x[0] < 1.0:
+            flat_end = _flat_end(losses, start_level, noise)
+            if x[flat_end] - x[0] >= FLAT_DECADES:
+                return _with_problem(shape, _flat(shape, flat_end, start_level, noise))
             return _with_problem(shape, "diverged immediately: the loss rose from the first steps")
         return _with_problem(shape, _no_descent("the loss never fell below its start", shape))
     if significance < MIN_SIGNIFICANCE:
@@ -314,11 +325,42 @@ def _describe(history: History) -> CurveShape:
     return shape
 
 
+def _flat_tolerance(start_level: float, noise: float) -> float:
+    return max(FLAT_FRACTION * abs(start_level), 3 * noise)
+
+
+def _flat_end(losses: np.ndarray, start_level: float, noise: float) -> int:
+    """Last index before a 5-point running median of the raw losses leaves the flat band.
+
+    The raw losses, not the trend: the trend is fitted to losses clipped near the start level
+    when there is no descent, so it cannot show how soon the loss climbed.
+    """
+    limit = start_level + _flat_tolerance(start_level, noise)
+    padded = np.concatenate(([losses[0]] * 2, losses, [losses[-1]] * 2))
+    windows = np.stack([padded[i : i + len(losses)] for i in range(5)])
+    local = np.median(windows, axis=0)
+    above = np.flatnonzero(local > limit)
+    if above.size == 0:
+        return len(losses) - 1
+    return max(int(above[0]) - 1, 0)
+
+
+def _flat(shape: CurveShape, flat_end: int, start_level: float, noise: float) -> str:
+    """A curve that stayed level for decades, then rose: too few steps per LR, not too high."""
+    band = _flat_tolerance(start_level, noise)
+    share = f"{band / abs(start_level):.0%} " if start_level != 0 else ""
+    return (
+        f"flat: the loss stayed within {share}of its start from {format_lr(float(shape.lrs[0]))} "
+        f"to {format_lr(float(shape.lrs[flat_end]))}, then rose: the model needs more steps per "
+        "LR to show a descent; raise sweep.steps (e.g. 3x), a lower start_lr will not help"
+    )
+
+
 def _no_descent(detail: str, shape: CurveShape) -> str:
     if shape.rise_index is not None:
         return (
-            f"no clear descent: {detail}, then rose at high LRs "
-            "(the model may need more steps per LR)"
+            f"no clear descent: {detail}, then rose at high LRs: the model may need more steps "
+            "per LR (raise sweep.steps)"
         )
     return f"no clear descent: {detail}"
 

@@ -154,7 +154,7 @@ def choose_searched(
     ]
     level = 2
     window = stable_window(history)
-    edge = _edge_reason(choice, *(window or (None, None)))
+    edge = _edge_reason(choice, window.low if window else None, window.ceiling if window else None)
     if edge is not None:
         reasons.append(edge)
         level = 1

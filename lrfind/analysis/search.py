@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from lrfind.analysis.choose import Choice, choose
-from lrfind.analysis.curve import CurveShape, describe_curve
+from lrfind.analysis.curve import MIN_SIGNIFICANCE, describe_curve
 from lrfind.analysis.grid import GRID_PER_DECADE, grid_exponent, grid_lr
 from lrfind.results import History, Trial
 
@@ -30,8 +33,9 @@ def next_bracket_lr(
     steps above it. Once it has tried neighbours on both sides (or the edge it sits on is
     ``floor`` / ``ceiling``, inclusive; None is unbounded), the next LR halves the larger gap
     to a neighbour, on the side of the better-scoring neighbour when both gaps can be halved.
-    Every trial diverged: ``stride`` below the lowest. None when the best is bracketed at one
-    grid step on both sides, or every move would leave ``floor``..``ceiling`` or repeat a trial.
+    Every trial diverged: ``stride`` below the lowest. No move goes below ``floor``, none goes
+    above ``ceiling`` except downwards from a window set above it. None when the best is
+    bracketed at one grid step on both sides, or every move is ruled out or repeats a trial.
     """
     if not trials:
         return None
@@ -39,9 +43,10 @@ def next_bracket_lr(
     tried = {grid_exponent(t.lr) for t in trials}
 
     def allowed(k: int) -> bool:
-        return (
-            k not in tried and (floor is None or k >= floor) and (ceiling is None or k <= ceiling)
-        )
+        return k not in tried and (floor is None or k >= floor)
+
+    def below_ceiling(k: int) -> bool:
+        return allowed(k) and (ceiling is None or k <= ceiling)
 
     if choice.best is None:
         below = min(tried) - stride
@@ -51,7 +56,7 @@ def next_bracket_lr(
     upper = [k for k in tried if k > best]
     if not lower and allowed(best - stride):
         return grid_lr(best - stride)
-    if not upper and allowed(best + stride):
+    if not upper and below_ceiling(best + stride):
         return grid_lr(best + stride)
     options: list[tuple[float, int]] = []
     if lower and best - max(lower) > 1:
@@ -61,7 +66,7 @@ def next_bracket_lr(
         gap = min(upper) - best
         options.append((_score_at(choice, min(upper)), best + gap // 2))
     for _, k in sorted(options):
-        if allowed(k):
+        if below_ceiling(k):
             return grid_lr(k)
     return None
 
@@ -74,27 +79,59 @@ def _score_at(choice: Choice, exponent: int) -> float:
     return math.inf
 
 
-def stable_window(history: History) -> tuple[int, int] | None:
-    """Return the grid exponents (lowest, highest) of the range a flat sweep showed stable.
+@dataclass(frozen=True)
+class StableWindow:
+    """The grid exponents (``low``..``high``, inclusive) a flat sweep showed to be usable.
 
-    Only for a sweep whose curve has "no clear descent" (see ``describe_curve``): from the
-    first swept LR up to the last grid value strictly below where the loss started to rise
-    (or, without a rise, up to the last LR swept). None for any other sweep, or when the range
-    holds no grid value.
+    ``rose``: the loss rose above ``high`` (beyond it lies instability); else ``high`` is
+    simply the end of the sweep and higher LRs are untested.
+    """
+
+    low: int
+    high: int
+    rose: bool
+
+    @property
+    def ceiling(self) -> int | None:
+        """The highest grid exponent worth a trial (None: unbounded)."""
+        return self.high if self.rose else None
+
+
+def stable_window(history: History) -> StableWindow | None:
+    """Return the grid range a sweep without a clear descent showed stable, or None.
+
+    Only for a sweep whose curve has a problem other than an immediate blow-up and was long
+    enough to analyse (``describe_curve``): from the first swept LR up to the last grid value
+    at or below the last point before the loss rose. The rise: a 3-point running median of
+    the raw losses first exceeds the starting level (median of the first tenth) by more than
+    MIN_SIGNIFICANCE noise standard deviations -- significance read the same way as a descent.
+    None for a sweep with a clear descent (the refine stage's case), or when the range holds
+    no grid value.
     """
     shape = describe_curve(history)
-    if shape.problem is None or not shape.problem.startswith("no clear descent"):
+    problem = shape.problem
+    if problem is None or problem.startswith("diverged immediately") or shape.bandwidth <= 0:
         return None
-    return _window(shape)
-
-
-def _window(shape: CurveShape) -> tuple[int, int] | None:
+    if not np.all(np.isfinite(shape.losses)):
+        return None
+    top, rose = _stable_top(shape.losses, shape.noise)
     low = math.ceil(GRID_PER_DECADE * float(shape.x[0]) - _GRID_SLACK)
-    if shape.rise_index is not None:
-        high = math.ceil(GRID_PER_DECADE * float(shape.x[shape.rise_index]) - _GRID_SLACK) - 1
-    else:
-        high = math.floor(GRID_PER_DECADE * float(shape.x[-1]) + _GRID_SLACK)
-    return (low, high) if high >= low else None
+    high = math.floor(GRID_PER_DECADE * float(shape.x[top]) + _GRID_SLACK)
+    return StableWindow(low, high, rose) if high >= low else None
+
+
+def _stable_top(losses: np.ndarray, noise: float) -> tuple[int, bool]:
+    """The last index before the losses rose (see ``stable_window``), and whether they did."""
+    count = len(losses)
+    padded = np.concatenate(([losses[0]], losses, [losses[-1]]))
+    local = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    head = max(3, count // 10)
+    start = float(np.median(losses[:head]))
+    level = start + MIN_SIGNIFICANCE * noise + _GRID_SLACK * abs(start)
+    above = np.flatnonzero(local[head:] > level)
+    if above.size == 0:
+        return count - 1, False
+    return max(head + int(above[0]) - 1, 0), True
 
 
 def search_candidates(history: History, count: int) -> list[float]:
@@ -107,9 +144,8 @@ def search_candidates(history: History, count: int) -> list[float]:
     window = stable_window(history)
     if window is None or count < 1:
         return []
-    low, high = window
-    exponents = [high - GRID_PER_DECADE * i for i in range(count)]
-    return [grid_lr(k) for k in sorted(k for k in exponents if k >= low)]
+    exponents = [window.high - GRID_PER_DECADE * i for i in range(count)]
+    return [grid_lr(k) for k in sorted(k for k in exponents if k >= window.low)]
 
 
 def next_search_lr(history: History, trials: Sequence[Trial]) -> float | None:
@@ -117,4 +153,4 @@ def next_search_lr(history: History, trials: Sequence[Trial]) -> float | None:
     window = stable_window(history)
     if window is None:
         return None
-    return next_bracket_lr(trials, GRID_PER_DECADE, window[0], window[1])
+    return next_bracket_lr(trials, GRID_PER_DECADE, window.low, window.ceiling)

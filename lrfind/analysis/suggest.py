@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 
 from lrfind.analysis.curve import NOISY_SIGNIFICANCE, CurveShape, describe_curve
 from lrfind.analysis.grid import GRID_STEP
+from lrfind.format import format_lr
 from lrfind.results import (
     Analysis,
     Confidence,
@@ -27,6 +31,40 @@ SUGGESTION_BELOW_MAX = 0.5
 
 #: min_lr: the LR at which the trend has completed this fraction of its descent.
 DESCENT_BEGINS = 0.1
+
+#: A completed sweep over fewer decades than this is too narrow to read a descent from.
+MIN_SPAN_DECADES = 1.0
+
+
+def _read_curve(history: History) -> CurveShape:
+    """The curve's shape, with the problems only the whole history shows.
+
+    An interrupted sweep is not a complete one that went wrong: if its curve cannot be read it
+    says so, rather than "diverged immediately". A completed sweep over a sliver of LRs
+    (1e-3 to 1.0000001e-3) has no curve to read, whatever its losses did.
+    """
+    shape = describe_curve(history)
+    if history.stop_reason == "interrupted" and shape.problem is not None:
+        at = f" at lr {format_lr(history.lrs[-1])}" if history.lrs else ""
+        return replace(
+            shape,
+            problem=(
+                f"interrupted after {history.steps} step(s){at}: the sweep stopped before its "
+                "curve could be read; run it to the end"
+            ),
+        )
+    first, last = (history.lrs[0], history.lrs[-1]) if history.lrs else (0.0, 0.0)
+    if history.stop_reason == "completed" and first > 0 and last > 0:
+        span = math.log10(last / first) if last >= first else 0.0
+        if span < MIN_SPAN_DECADES:
+            return replace(
+                shape,
+                problem=(
+                    f"too narrow: the sweep spans {span:.2g} decades ({format_lr(first)} to "
+                    f"{format_lr(last)}); a descent needs at least {MIN_SPAN_DECADES:g} to read"
+                ),
+            )
+    return shape
 
 
 def _trim(count: int) -> tuple[int, int]:
@@ -83,6 +121,29 @@ def _nearest_index(x: np.ndarray, value: float) -> int:
 
 
 def _method_suggestion(shape: CurveShape, method: str) -> Suggestion:
+    """The method's pick, moved inside the swept LRs when the rule reaches outside them."""
+    suggestion = _rule_suggestion(shape, method)
+    if suggestion.lr is None:
+        return suggestion
+    lowest, highest = float(shape.lrs[0]), float(shape.lrs[-1])
+    if lowest <= suggestion.lr <= highest:
+        return suggestion
+    inside = min(max(suggestion.lr, lowest), highest)
+    index = 0 if inside == lowest else shape.points - 1
+    return replace(suggestion, lr=inside, index=index)
+
+
+def _outside_range(shape: CurveShape, method: str) -> float | None:
+    """The rule's own pick when it lies outside the swept LRs (and so was moved), else None."""
+    if shape.problem is not None:
+        return None
+    raw = _rule_suggestion(shape, method).lr
+    if raw is None or float(shape.lrs[0]) <= raw <= float(shape.lrs[-1]):
+        return None
+    return raw
+
+
+def _rule_suggestion(shape: CurveShape, method: str) -> Suggestion:
     if shape.problem is not None:
         return Suggestion(method=method, lr=None, reason=shape.problem)
     if method == "lrfind":
@@ -112,7 +173,7 @@ def suggest(history: History, method: str = DEFAULT_METHOD) -> Suggestion:
         ValueError: ``method`` is not one of METHODS.
     """
     _check_method(method)
-    return _method_suggestion(describe_curve(history), method)
+    return _method_suggestion(_read_curve(history), method)
 
 
 def _lr_range(shape: CurveShape, lr: float | None) -> LRRange:
@@ -135,7 +196,9 @@ def _ordered_range(min_lr: float, max_lr: float, lr: float | None) -> LRRange:
     return LRRange(min_lr, max_lr)
 
 
-def _confidence(shape: CurveShape, history: History, suggestion: Suggestion) -> Confidence:
+def _confidence(
+    shape: CurveShape, history: History, suggestion: Suggestion, method: str
+) -> Confidence:
     first = float(history.lrs[0]) if history.lrs and history.lrs[0] > 0 else None
     last = float(history.lrs[-1]) if history.lrs and history.lrs[-1] > 0 else None
     if shape.problem is not None:
@@ -172,6 +235,16 @@ def _confidence(shape: CurveShape, history: History, suggestion: Suggestion) -> 
         level = min(level, 2)
         if first is not None and last is not None and try_range is None:
             try_range = (first / 10, last * 10)
+    outside = _outside_range(shape, method)
+    if outside is not None:
+        edge = "start_lr" if suggestion.index == 0 else "end_lr"
+        reasons.append(
+            f"the {method} rule points at {format_lr(outside)}, outside the swept LRs: "
+            f"moved to {edge}; sweep {'lower' if edge == 'start_lr' else 'higher'}"
+        )
+        level = min(level, 1)
+        if first is not None and last is not None:
+            try_range = (first / 100, last) if edge == "start_lr" else (first, last * 100)
     names: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
     return Confidence(names[level], tuple(reasons), try_range)
 
@@ -181,8 +254,11 @@ def _problem_try_range(
 ) -> tuple[float, float] | None:
     """The sweep to run instead of one that gave no answer (None: more LRs will not help)."""
     problem = shape.problem or ""
-    if first is None or last is None:
+    if first is None or last is None or problem.startswith("interrupted"):
         return None
+    if problem.startswith("too narrow"):
+        middle = math.sqrt(first * last)
+        return (middle / 100, middle * 100)
     if problem.startswith("diverged immediately"):
         blew_up = float(shape.lrs[-1]) if shape.points else first * 10
         return (first / 1000, max(blew_up, first * 10))
@@ -200,12 +276,12 @@ def analyze(history: History, method: str = DEFAULT_METHOD) -> Analysis:
         ValueError: ``method`` is not one of METHODS.
     """
     _check_method(method)
-    shape = describe_curve(history)
+    shape = _read_curve(history)
     methods = {name: _method_suggestion(shape, name) for name in METHODS}
     suggestion = methods[method]
     return Analysis(
         suggestion=suggestion,
         lr_range=_lr_range(shape, suggestion.lr),
-        confidence=_confidence(shape, history, suggestion),
+        confidence=_confidence(shape, history, suggestion, method),
         methods=methods,
     )

@@ -8,7 +8,6 @@ import importlib.machinery
 import inspect
 import re
 import sys
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -16,23 +15,21 @@ from typing import Any
 
 from lrfind.errors import ComponentError, LrfindError
 from lrfind.format import did_you_mean
+from lrfind.format import first_line as _first_line
+from lrfind.format import raised_at as _where
 
 #: Top-level module name -> the config/current folder it was imported from by resolve_import.
 _LOADED_FROM: dict[str, Path] = {}
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def _exit_error(error: SystemExit, doing: str) -> ComponentError:
+    """A ``sys.exit()`` in user code is a broken component, not lrfind's exit status.
 
-
-def _where(error: BaseException) -> str:
-    """' (file.py:12)' for the innermost frame of ``error``'s traceback, or ''."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f" ({frame.filename}:{frame.lineno})"
+    Left alone it would end lrfind with the user's code (0 looks like success, 1 like a failed
+    check) and no run; KeyboardInterrupt is not caught: it stays an interruption.
+    """
+    code = "" if error.code is None else repr(error.code)
+    return ComponentError(f"{doing} called sys.exit({code}){_where(error)}")
 
 
 def _search_dirs(base_dir: Path) -> list[Path]:
@@ -125,6 +122,8 @@ def _import_module(name: str, search: Sequence[Path], key: str) -> ModuleType:
         ) from None
     except LrfindError:
         raise
+    except SystemExit as error:
+        raise _exit_error(error, f"{key}: importing module '{name}'") from error
     except Exception as error:
         raise ComponentError(
             f"{key}: importing module '{name}' raised {type(error).__name__}: "
@@ -252,6 +251,8 @@ def _call_user(
         return target(**args)
     except LrfindError:
         raise
+    except SystemExit as error:
+        raise _exit_error(error, f"{section}.target: {path!r}") from error
     except Exception as error:
         raise error_type(
             f"{section}.target: {path!r} raised {type(error).__name__}: "

@@ -18,7 +18,7 @@ from lrfind.config.schema import (
 )
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError
-from lrfind.format import did_you_mean
+from lrfind.format import did_you_mean, first_line
 
 
 def _flat_features(info: DataInfo) -> int | None:
@@ -51,14 +51,30 @@ def _describe_linear(name: str) -> Callable[[nn.Module], str]:
     return describe
 
 
+def _runs(sizes: list[int]) -> str:
+    """``[128, 64, 64, 64]`` -> ``"128, 3×64"``: a deep stack stays one short title."""
+    parts: list[str] = []
+    index = 0
+    while index < len(sizes):
+        end = index
+        while end + 1 < len(sizes) and sizes[end + 1] == sizes[index]:
+            end += 1
+        count = end - index + 1
+        parts.append(
+            f"{count}×{sizes[index]}" if count > 2 else ", ".join([str(sizes[index])] * count)
+        )
+        index = end + 1
+    return ", ".join(parts)
+
+
 def _describe_mlp(model: nn.Module) -> str:
     assert isinstance(model, MLP)
-    return f"mlp({', '.join(map(str, model.hidden))})"
+    return f"mlp({_runs(list(model.hidden))})"
 
 
 def _describe_cnn(model: nn.Module) -> str:
     assert isinstance(model, CNN)
-    return f"cnn({', '.join(map(str, model.channels))})"
+    return f"cnn({_runs(list(model.channels))})"
 
 
 def _describe_gru(model: nn.Module) -> str:
@@ -161,6 +177,11 @@ def build_builtin_model(
         raise ComponentError(
             f"model.args: model '{name}' rejected its arguments: {error}; "
             f"accepted: {', '.join(model_arguments(name))}"
+        ) from None
+    except (RuntimeError, MemoryError) as error:  # torch's "can't allocate memory" included
+        raise ComponentError(
+            f"model.args: building model '{name}' failed: {type(error).__name__}: "
+            f"{first_line(error)} (check the sizes in model.args)"
         ) from None
     return model, entry.describe(model)
 

@@ -10,7 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrfind.build.imports import _check_arguments, _first_line, _short_name, _where, resolve_import
+from lrfind.build.imports import (
+    _check_arguments,
+    _exit_error,
+    _first_line,
+    _short_name,
+    _where,
+    resolve_import,
+)
 from lrfind.config.schema import (
     LR_SCALE_KEY,
     OptimizerSpec,
@@ -175,6 +182,8 @@ def build_optimizer(
         raise ComponentError(
             f"optimizer.args: {label} rejected its arguments: {_first_line(error)}"
         ) from None
+    except SystemExit as error:
+        raise _exit_error(error, f"optimizer.name: {label}") from error
     except Exception as error:
         raise ComponentError(
             f"optimizer.name: {label} raised {type(error).__name__}: {_first_line(error)}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from lrfind.build.imports import _first_line, _where
+from lrfind.build.imports import _exit_error, _first_line, _where
 from lrfind.build.losses import _shape
 from lrfind.build.task import BuiltTask
 from lrfind.data.batches import move_to_device, split_batch
@@ -125,11 +125,12 @@ def probe_task(task: BuiltTask, device: torch.device) -> None:
     sweep sees exactly what it would have seen without the probe.
 
     Raises:
-        DataError: the loader yields nothing or fails, or the inputs hold NaN/inf.
+        DataError: the loader yields nothing or fails, the inputs hold NaN/inf, or the loss is
+            NaN/inf (at the initial weights no learning rate can be the cause; later batches
+            are the sweep's to check).
         SweepError: the model does not fit the data, the loss fails or is not a floating
             point scalar, or ``loss: model`` finds no loss in the model's outputs (each message
-            names the config keys to check). A NaN/inf loss is left
-            to the sweep, which stops and reports that no LR can be trusted.
+            names the config keys to check).
     """
     saved_model = {k: v.detach().clone() for k, v in task.model.state_dict().items()}
     saved_rng = torch.get_rng_state()
@@ -149,7 +150,15 @@ def probe_task(task: BuiltTask, device: torch.device) -> None:
             ) from error
         batch = move_to_device(batch, device)
         with torch.no_grad():
-            _forward_loss(task, batch)
+            loss = _forward_loss(task, batch)
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise DataError(
+                "data: the loss is NaN/inf on the first training batch at the initial weights, "
+                "so no learning rate causes it: check that batch for NaN/inf inputs or targets, "
+                "and the model and loss for NaN outputs"
+            )
+    except SystemExit as error:
+        raise _exit_error(error, "the first batch (data, model, loss or step)") from error
     finally:
         task.model.load_state_dict(saved_model)
         torch.set_rng_state(saved_rng)

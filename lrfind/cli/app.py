@@ -9,7 +9,9 @@ import typer
 
 from lrfind._version import __version__
 from lrfind.cli.check import check_command
+from lrfind.cli.common import JsonReply
 from lrfind.cli.compare import compare_command
+from lrfind.cli.help import LrfindCommand
 from lrfind.cli.init import init_command
 from lrfind.cli.report import report_command
 from lrfind.cli.schedule import schedule_command
@@ -60,7 +62,7 @@ for command in (
     verify_command,
     schedule_command,
 ):
-    app.command(command.__name__.removesuffix("_command"))(command)
+    app.command(command.__name__.removesuffix("_command"), cls=LrfindCommand)(command)
 
 
 # Click's base error class, found through a public Typer class: Typer ships its own copy of
@@ -81,6 +83,10 @@ def main() -> None:
         message = " ".join(error.format_message().split())  # type: ignore[attr-defined]
         context = getattr(error, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        if "--json" in sys.argv[1:]:  # a bad option value is an outcome too: one document
+            reply = JsonReply(True)
+            reply.fail(EXIT_USAGE, message)
+            reply.emit()
         sys.stderr.write(f"error: {message}{hint}\n")
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

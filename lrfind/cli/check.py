@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,11 +9,11 @@ from typing import Annotated
 import typer
 
 from lrfind.cli.common import (
+    JsonReply,
     guarded,
     launch_if_requested,
     load,
     make_cli_console,
-    print_json,
     stop_on_signals,
 )
 from lrfind.cli.options import (
@@ -27,6 +26,7 @@ from lrfind.cli.options import (
     QuietOpt,
     SetOpt,
 )
+from lrfind.config.schema import EXPECT_DEFAULTS
 from lrfind.errors import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
@@ -38,37 +38,48 @@ def check_command(
     expect_min: Annotated[
         float | None,
         typer.Option(
-            "--expect-min", help="Fail if the suggested LR is below this.", show_default=False
+            "--expect-min",
+            metavar="LR",
+            help="Fail if the suggested LR is below this.",
+            show_default="the config's expect.lr_min",
         ),
     ] = None,
     expect_max: Annotated[
         float | None,
         typer.Option(
-            "--expect-max", help="Fail if the suggested LR is above this.", show_default=False
+            "--expect-max",
+            metavar="LR",
+            help="Fail if the suggested LR is above this.",
+            show_default="the config's expect.lr_max",
         ),
     ] = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
             "--baseline",
+            metavar="RUN_DIR|FILE",
             help="A baseline result.json (or run dir) to stay within --tolerance of.",
-            show_default=False,
+            show_default="the config's expect.baseline",
         ),
     ] = None,
     tolerance: Annotated[
         float | None,
         typer.Option(
             "--tolerance",
-            help="Allowed factor between the suggestion and the baseline (default 2.0).",
-            show_default=False,
+            metavar="FACTOR",
+            help="Allowed factor between the suggestion and the baseline.",
+            show_default=f"the config's expect.tolerance, else {EXPECT_DEFAULTS.tolerance:g}",
         ),
     ] = None,
     min_confidence: Annotated[
         str | None,
         typer.Option(
             "--min-confidence",
-            help="Exit 3 below this confidence: low (default), medium, high.",
-            show_default=False,
+            metavar="LEVEL",
+            help="Exit 3 below this confidence: low, medium or high.",
+            show_default=(
+                f"the config's expect.min_confidence, else {EXPECT_DEFAULTS.min_confidence}"
+            ),
         ),
     ] = None,
     update_baseline: Annotated[
@@ -77,11 +88,18 @@ def check_command(
     ] = False,
     summary_md: Annotated[
         Path | None,
-        typer.Option("--summary-md", help="Write a Markdown summary here.", show_default=False),
+        typer.Option(
+            "--summary-md",
+            metavar="FILE.md",
+            help="Write a Markdown summary here.",
+            show_default=False,
+        ),
     ] = None,
     junit: Annotated[
         Path | None,
-        typer.Option("--junit", help="Write a JUnit XML report here.", show_default=False),
+        typer.Option(
+            "--junit", metavar="FILE.xml", help="Write a JUnit XML report here.", show_default=False
+        ),
     ] = None,
     set_: SetOpt = None,
     out: OutOpt = None,
@@ -96,6 +114,7 @@ def check_command(
     Exit codes: 0 within expectations, 1 outside (by how much, which way), 2 bad
     usage/config/data, 3 no reliable answer (confidence too low), 130 interrupted.
     """
+    reply = JsonReply(json_output)
 
     def body() -> int:
         launch_if_requested(nproc)
@@ -131,8 +150,7 @@ def check_command(
             distributed.shutdown()
         if run.sweep.run_dir is None:
             return 0
-        if json_output:
-            print_json(json.dumps(run.to_dict(), indent=2, allow_nan=False))
+        reply.set(run.to_dict())
         if not quiet:
             files = {label: str(path) for label, path in run.sweep.files.items()}
             files.update({f"report {n + 1}": str(path) for n, path in enumerate(run.reports)})
@@ -143,7 +161,9 @@ def check_command(
         assert run.outcome is not None
         outcome = run.outcome
         console.print(("PASS: " if outcome.passed else "FAIL: ") + outcome.message, markup=False)
+        if not outcome.passed:
+            reply.fail(EXIT_CHECK_FAILED, outcome.message)
         return EXIT_OK if outcome.passed else EXIT_CHECK_FAILED
 
-    code = guarded(debug, body)
+    code = guarded(debug, body, reply)
     raise typer.Exit(code)

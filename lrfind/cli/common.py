@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -41,23 +43,101 @@ def fail(message: str, code: int, debug: bool) -> typer.Exit:
     return typer.Exit(code)
 
 
-def guarded(debug: bool, body: Callable[[], T]) -> T:
-    """Run ``body``; turn lrfind errors and surprises into one line on stderr and an exit code."""
+#: A config key at the start of an error message ("model.args: ...", "--set: data.target: ...").
+_KEY = re.compile(
+    r"^(?:line \d+(?: \([^)]*\))?: |--[a-z-]+: )?"
+    r"((?:name|seed|device|model|data|loss|optimizer|step|sweep|suggest|expect|output)"
+    r"(?:\.[A-Za-z0-9_]+)*)(?=[: ])"
+)
+
+
+def error_key(error: LrfindError) -> str | None:
+    """The config key an error is about, when its message starts with one."""
+    from lrfind.errors import ConfigError
+
+    text = error.problems[0] if isinstance(error, ConfigError) and error.problems else str(error)
+    found = _KEY.match(text)
+    return found.group(1) if found else None
+
+
+class JsonReply:
+    """The one JSON document a ``--json`` command prints on stdout, whatever the outcome.
+
+    The command ``set``s its document when it has one; ``guarded`` prints it once at the end,
+    adding ``"error": {"code", "message", "key"?}`` when the command failed (a failure before
+    any document exists prints the error object alone).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        # Under torchrun only rank 0 answers (the others would print copies of the document).
+        self.enabled = enabled and os.environ.get("RANK", "0") in ("", "0")
+        self.document: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.printed = False
+
+    def set(self, document: dict[str, Any]) -> None:
+        """Keep ``document`` as the command's answer (printed when the command ends)."""
+        self.document = document
+
+    def fail(self, code: int, message: str, key: str | None = None) -> None:
+        """Record the failure the document reports (exit ``code``, one-line ``message``)."""
+        self.error = {"code": code, "message": message}
+        if key:
+            self.error["key"] = key
+
+    def answered(self) -> None:
+        """The command printed its document itself (``schedule --json``'s snippet)."""
+        self.printed = True
+
+    def emit(self) -> None:
+        """Print the document (once); nothing when --json was not given."""
+        if not self.enabled or self.printed:
+            return
+        document = dict(self.document or {})
+        if self.error is not None:
+            document["error"] = self.error
+        print_json(json.dumps(document, indent=2, allow_nan=False, default=str))
+        self.printed = True
+
+
+def guarded(debug: bool, body: Callable[[], T], reply: JsonReply | None = None) -> T:
+    """Run ``body``; turn lrfind errors and surprises into one line on stderr and an exit code.
+
+    With a ``reply`` (``--json``), stdout gets exactly one JSON document in every outcome.
+    """
+    reply = reply or JsonReply(False)
     try:
-        return body()
+        code = body()
     except typer.Exit:
-        raise
+        raise  # --nproc: the launched processes printed their own answer
     except LrfindError as error:
+        reply.fail(error.exit_code, str(error), error_key(error))
+        reply.emit()
         raise fail(str(error), error.exit_code, debug) from None
     except KeyboardInterrupt:
+        reply.fail(EXIT_INTERRUPTED, "interrupted")
+        reply.emit()
         raise fail("interrupted", EXIT_INTERRUPTED, debug) from None
     except MemoryError:
+        reply.fail(EXIT_USAGE, "out of memory")
+        reply.emit()
         raise fail("out of memory", EXIT_USAGE, debug) from None
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+        reply.fail(EXIT_USAGE, f"unexpected error: {text}")
+        reply.emit()
         hint = "" if debug else " (run with --debug for the traceback)"
         raise fail(f"unexpected error: {text}{hint}", EXIT_USAGE, debug) from None
+    reply.emit()
+    return code
+
+
+#: What the first Ctrl-C (or SIGTERM) prints, at once.
+STOPPING = (
+    "stopping: after the current step, or once the data/model set-up returns "
+    "(partial results are kept); press Ctrl-C again to abort now\n"
+)
 
 
 @contextmanager
@@ -72,6 +152,10 @@ def stop_on_signals() -> Iterator[Any]:
         if flag.requested:
             raise KeyboardInterrupt
         flag.request(signal.Signals(signum).name)
+        # Said at once, even while a slow data factory runs: os.write is safe in a handler,
+        # where the console (mid-print) might not be.
+        with suppress(OSError):
+            os.write(2, STOPPING.encode())
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         # signal.signal raises ValueError off the main thread (e.g. inside some test runners).
@@ -89,7 +173,8 @@ def load(config_path: Path, overrides: list[str] | None, method: str | None = No
     from lrfind.config.load import load_config
 
     extra = [f"suggest.method={method}"] if method else []
-    return load_config(config_path, [*(overrides or []), *extra])
+    labels = {override: "--method" for override in extra}
+    return load_config(config_path, [*(overrides or []), *extra], labels=labels)
 
 
 def launch_if_requested(nproc: int | None) -> None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lrfind.cli.common import (
+    JsonReply,
     _say,
     _say_table,
     guarded,
     make_cli_console,
-    print_json,
     stop_on_signals,
 )
 from lrfind.cli.options import ConfigArg, DebugOpt, FolderOutOpt, QuietOpt, SetOpt
@@ -56,6 +55,7 @@ def compare_command(
     Exit codes: 0 every variant ran and at least one gave a suggestion, 2 bad usage/config or
     any variant failed, 3 no variant gave a reliable suggestion, 130 interrupted.
     """
+    reply = JsonReply(json_output)
 
     def body() -> int:
         from lrfind.cli.console import SweepProgress
@@ -73,14 +73,13 @@ def compare_command(
                 ),
                 stop=stop,
             )
-        if json_output:
-            document = comparison.to_dict()
-            document["compare_dir"] = str(comparison.compare_dir)
-            print_json(json.dumps(document, indent=2, allow_nan=False))
+        document = comparison.to_dict()
+        document["compare_dir"] = str(comparison.compare_dir)
+        reply.set(document)
         _print_comparison(console, comparison, quiet)
-        return _compare_exit_code(console, comparison)
+        return _compare_exit_code(console, comparison, reply)
 
-    raise typer.Exit(guarded(debug, body))
+    raise typer.Exit(guarded(debug, body, reply))
 
 
 def _print_comparison(console: Any, comparison: Comparison, quiet: bool) -> None:
@@ -103,20 +102,21 @@ def _print_comparison(console: Any, comparison: Comparison, quiet: bool) -> None
             _say(console, f"  {path.name}")
 
 
-def _compare_exit_code(console: Any, comparison: Comparison) -> int:
+def _compare_exit_code(console: Any, comparison: Comparison, reply: JsonReply) -> int:
     """0 ok, 2 any variant failed, 3 no variant answered; raise Interrupted after a stop."""
     status = comparison.status
     if status == "interrupted":
         raise Interrupted(f"interrupted; partial results in {comparison.compare_dir}")
     failed = [o.variant.name for o in comparison.outcomes if o.status == "failed"]
     if failed:
-        _say(
-            console,
-            f"error: {len(failed)} of {len(comparison.outcomes)} variants failed: "
-            + ", ".join(failed),
+        message = f"{len(failed)} of {len(comparison.outcomes)} variants failed: " + ", ".join(
+            failed
         )
+        _say(console, f"error: {message}")
+        reply.fail(EXIT_USAGE, message)
         return EXIT_USAGE
     if status == "no_answer":
         _say(console, "no variant gave a reliable suggestion")
+        reply.fail(EXIT_NO_ANSWER, "no variant gave a reliable suggestion")
         return EXIT_NO_ANSWER
     return EXIT_OK

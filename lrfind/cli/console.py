@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import IO, Any
 
 from rich.console import Console
@@ -19,6 +20,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -46,8 +48,23 @@ def make_console(file: IO[str] | None = None, width: int | None = None) -> Conso
     )
 
 
+#: How the closing line names a sweep's stop reason.
+_STOPPED = {
+    "diverged": "the loss diverged",
+    "non_finite": "the loss became NaN/inf",
+    "interrupted": "interrupted",
+    "blew_up": "the loss blew up",
+}
+
+
 class SweepProgress:
-    """Reports sweep steps and refine trials: a live bar on a terminal, 10% lines otherwise."""
+    """Reports the sweep and the trials after it: live bars on a terminal, plain lines otherwise.
+
+    The sweep gets a bar (or a line every 10%) with the LR, the loss and the time remaining,
+    and a closing line when it ends (saying so when it stopped early). The refine/search stage
+    gets the same: its plan, a bar over its trials with the time remaining, and one line per
+    trial; a trial past the first planned ones reads "trial 6 (window extended)".
+    """
 
     def __init__(self, console: Console, enabled: bool = True, label: str = "sweep") -> None:
         self.console = console
@@ -56,7 +73,12 @@ class SweepProgress:
         self.live = enabled and console.is_terminal
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._stage_task: TaskID | None = None
         self._last_decile = -1
+        self._last_step: tuple[int, int, float] | None = None
+        self._sweep_open = False
+        self._plan: Any = None
+        self._stage_started = 0.0
 
     def __enter__(self) -> SweepProgress:
         if self.live:
@@ -64,8 +86,10 @@ class SweepProgress:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("lr {task.fields[lr]}  loss {task.fields[loss]}"),
+                TextColumn("{task.fields[detail]}"),
                 TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
             )
@@ -80,33 +104,115 @@ class SweepProgress:
     def phase(self, message: str) -> None:
         """Print a one-line status message (e.g. "building model")."""
         if self.enabled:
-            self.console.print(message)
+            self.console.print(message, markup=False)
 
     def step(self, step: int, steps: int, lr: float, loss: float, smoothed: float) -> None:
         """Report one recorded sweep step."""
         if not self.enabled:
             return
+        if step == 0 and self._sweep_open:
+            self._close_sweep(None)  # a repeat starts a new sweep
+        if step == 0:
+            self._last_decile = -1
+            if self._progress is not None and self._task is not None:
+                self._progress.reset(self._task, total=steps)
+        self._sweep_open = True
+        self._last_step = (step, steps, lr)
+        detail = f"lr {format_lr(lr)}  loss {smoothed:.4g}"
         if self._progress is not None:
             if self._task is None:
-                self._task = self._progress.add_task(self.label, total=steps, lr="-", loss="-")
-            self._progress.update(
-                self._task, completed=step + 1, lr=format_lr(lr), loss=f"{smoothed:.4g}"
-            )
+                self._task = self._progress.add_task(self.label, total=steps, detail="")
+            self._progress.update(self._task, completed=step + 1, detail=detail)
             return
         decile = (10 * (step + 1)) // steps
         if decile > self._last_decile and (decile > 0 or step == 0):
             self._last_decile = decile
             self.console.print(
-                f"{self.label}: step {step + 1}/{steps} ({10 * decile}%)  "
-                f"lr {format_lr(lr)}  loss {smoothed:.4g}"
+                f"{self.label}: step {step + 1}/{steps} ({10 * decile}%)  {detail}", markup=False
             )
 
+    def sweep_done(self, steps: int, planned: int, stop_reason: str) -> None:
+        """Close the sweep's progress with one line (called once the run has ended)."""
+        if self._sweep_open:
+            self._close_sweep(stop_reason)
+
+    def _close_sweep(self, stop_reason: str | None) -> None:
+        self._sweep_open = False
+        if not self.enabled or self._last_step is None:
+            return
+        step, steps, lr = self._last_step
+        if self._progress is not None and self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+        if step + 1 >= steps:
+            self.console.print(f"{self.label}: done, {steps} steps", markup=False)
+            return
+        why = f": {_STOPPED[stop_reason]}" if stop_reason in _STOPPED else ""
+        self.console.print(
+            f"{self.label}: stopped early at step {step + 1} of {steps}, lr {format_lr(lr)}{why}",
+            markup=False,
+        )
+
+    def stage(self, event: Any) -> None:
+        """Follow the refine/search stage: its plan (a TrialPlan), then each trial (TrialEvent)."""
+        if not self.enabled:
+            return
+        if hasattr(event, "describe"):
+            self._start_stage(event)
+            return
+        plan = self._plan
+        first = plan.first if plan is not None else event.count
+        name = getattr(event, "stage", "refine")
+        counter = (
+            f"trial {event.index + 1}/{first}"
+            if event.index < first
+            else f"trial {event.index + 1} (window extended)"
+        )
+        score = "diverged" if event.trial.diverged else _trial_score(event.trial)
+        if self._progress is not None and self._stage_task is not None:
+            self._progress.update(
+                self._stage_task,
+                total=max(first, event.index + 1),
+                completed=event.index + 1,
+                detail=f"lr {format_lr(event.trial.lr)}  {score}",
+            )
+        left = ""
+        if self._progress is None and event.index + 1 < first:
+            elapsed = time.perf_counter() - self._stage_started
+            remaining = elapsed / (event.index + 1) * (first - event.index - 1)
+            left = f"  (~{_duration(remaining)} left)" if remaining >= 1 else ""
+        self.console.print(
+            f"  {name} {counter}: lr {format_lr(event.trial.lr)} -> {score}{left}", markup=False
+        )
+
+    def _start_stage(self, plan: Any) -> None:
+        if self._sweep_open:
+            # Trials never follow an interrupted sweep: an early stop here was a blow-up.
+            self._close_sweep("blew_up")
+        self._plan = plan
+        self._stage_started = time.perf_counter()
+        self.console.print(plan.describe(), markup=False)
+        if self._progress is not None:
+            if self._stage_task is not None:
+                self._progress.remove_task(self._stage_task)
+            self._stage_task = self._progress.add_task(plan.stage, total=plan.first, detail="")
+
     def trial(self, index: int, count: int, trial: Trial) -> None:
-        """Report one finished refine/verify trial."""
+        """Report one finished trial of a fixed plan (verify's)."""
         if not self.enabled:
             return
         score = "diverged" if trial.diverged else _trial_score(trial)
-        self.console.print(f"  trial {index + 1}/{count}: lr {format_lr(trial.lr)} -> {score}")
+        self.console.print(
+            f"  trial {index + 1}/{count}: lr {format_lr(trial.lr)} -> {score}", markup=False
+        )
+
+
+def _duration(seconds: float) -> str:
+    """``"4 s"``, ``"2 min 5 s"``: a time remaining for a progress line."""
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
 
 
 def _trial_score(trial: Trial) -> str:

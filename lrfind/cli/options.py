@@ -53,8 +53,8 @@ MethodOpt = Annotated[
     typer.Option(
         "--method",
         metavar="NAME",
-        help="Suggestion rule: lrfind (default), steepest, minimum, valley.",
-        show_default=False,
+        help="Suggestion rule: lrfind, steepest, minimum or valley.",
+        show_default="the config's suggest.method, else lrfind",
     ),
 ]
 
@@ -63,6 +63,7 @@ NprocOpt = Annotated[
     typer.Option(
         "--nproc",
         metavar="N",
+        min=1,
         help="Launch N local processes with torchrun (DistributedDataParallel).",
         show_default=False,
     ),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lrfind.cli.common import _say, guarded, make_cli_console, print_json
+from lrfind.cli.common import JsonReply, _say, guarded, make_cli_console
 from lrfind.cli.options import DebugOpt, ForceOpt
 from lrfind.errors import (
     EXIT_OK,
@@ -32,10 +31,18 @@ def report_command(
         typer.Option(
             "--out",
             "-o",
-            metavar="FILE.png",
-            help="Write the PNG here. Default: <RUN_DIR>/report.png for one run, "
-            "./lrfind-report.png for several; no PNG when only --html is given.",
+            metavar="DIR",
+            help="Write report.png and report.html into this folder (created if missing).",
             show_default=False,
+        ),
+    ] = None,
+    png: Annotated[
+        Path | None,
+        typer.Option(
+            "--png",
+            metavar="FILE.png",
+            help="Write the PNG here.",
+            show_default="RUN_DIR/report.png; ./lrfind-report.png for several runs",
         ),
     ] = None,
     html: Annotated[
@@ -43,7 +50,8 @@ def report_command(
         typer.Option(
             "--html",
             metavar="FILE.html",
-            help="Also write one self-contained HTML page (plots embedded).",
+            help="Write one self-contained HTML page: plot, decision, trials, verify verdict, "
+            "config.",
             show_default=False,
         ),
     ] = None,
@@ -70,14 +78,14 @@ def report_command(
 
     Exit codes: 0 written, 2 missing/invalid run directory or output problem.
     """
+    reply = JsonReply(json_output)
 
     def body() -> int:
         from lrfind.workflows.report import report
 
-        written = report(run_dirs, out=out, html=html, title=title, force=force)
+        written = report(run_dirs, out=out, png=png, html=html, title=title, force=force)
         console = make_cli_console()
-        if json_output:
-            print_json(json.dumps(written.to_dict(), indent=2))
+        reply.set(written.to_dict())
         if len(written.labels) > 1:
             _say(console, "runs: " + "; ".join(written.labels))
         for path in (written.png, written.html):
@@ -85,4 +93,4 @@ def report_command(
                 _say(console, f"wrote {path}")
         return EXIT_OK
 
-    raise typer.Exit(guarded(debug, body))
+    raise typer.Exit(guarded(debug, body, reply))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lrfind.cli.common import guarded, print_json
+from lrfind.cli.common import JsonReply, guarded, print_json
 from lrfind.cli.options import DebugOpt
 from lrfind.errors import (
     EXIT_OK,
@@ -61,13 +61,20 @@ def schedule_command(
             metavar="N",
             min=1,
             help="Length of training in optimizer steps (onecycle and cosine need it, or "
-            "--epochs with --steps-per-epoch).",
+            "--epochs).",
             show_default=False,
         ),
     ] = None,
     epochs: Annotated[
         int | None,
-        typer.Option("--epochs", metavar="E", min=1, help="Training epochs.", show_default=False),
+        typer.Option(
+            "--epochs",
+            metavar="E",
+            min=1,
+            help="Training epochs; each is as many optimizer steps as the run's training loader "
+            "gives (its batches / accumulation), unless --steps-per-epoch says otherwise.",
+            show_default=False,
+        ),
     ] = None,
     steps_per_epoch: Annotated[
         int | None,
@@ -76,7 +83,7 @@ def schedule_command(
             metavar="S",
             min=1,
             help="Optimizer steps per epoch.",
-            show_default=False,
+            show_default="the run's batches per epoch / accumulation steps",
         ),
     ] = None,
     debug: DebugOpt = False,
@@ -86,6 +93,7 @@ def schedule_command(
     Exit codes: 0 printed, 2 bad options or run directory, 3 the run has no suggestion or
     range to build it from.
     """
+    reply = JsonReply(json_output or fmt is FormatChoice.json)
 
     def body() -> int:
         from lrfind.outputs.runs import load_run
@@ -101,6 +109,7 @@ def schedule_command(
             steps_per_epoch=steps_per_epoch,
         )
         print_json(snippet.rstrip("\n"))  # the snippet is this command's machine output
+        reply.answered()
         return EXIT_OK
 
-    raise typer.Exit(guarded(debug, body))
+    raise typer.Exit(guarded(debug, body, reply))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from lrfind.cli.common import (
+    JsonReply,
     guarded,
     launch_if_requested,
     load,
     make_cli_console,
-    print_json,
     stop_on_signals,
 )
 from lrfind.cli.options import (
@@ -42,6 +44,7 @@ def sweep_command(
 
     Exit codes: 0 done, 2 bad config/data/usage, 3 no reliable suggestion, 130 interrupted.
     """
+    reply = JsonReply(json_output)
 
     def body() -> int:
         launch_if_requested(nproc)
@@ -63,8 +66,7 @@ def sweep_command(
         if run.run_dir is None:
             return 0
         result = run.result
-        if json_output:
-            print_json(result_json(result))
+        reply.set(json.loads(result_json(result)))
         if quiet:
             console.print(one_line_summary(result, str(run.run_dir)), markup=False)
         else:
@@ -73,8 +75,9 @@ def sweep_command(
         if not result.complete:
             raise Interrupted(f"interrupted; partial results in {run.run_dir}")
         if result.suggestion.lr is None:
+            reply.fail(EXIT_NO_ANSWER, f"no reliable suggestion: {result.suggestion.reason}")
             return EXIT_NO_ANSWER
         return 0
 
-    code = guarded(debug, body)
+    code = guarded(debug, body, reply)
     raise typer.Exit(code)

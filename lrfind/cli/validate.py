@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from lrfind.cli.common import (
+    JsonReply,
     guarded,
     make_cli_console,
-    print_json,
 )
 from lrfind.cli.options import (
     ConfigArg,
@@ -32,30 +31,41 @@ def validate_command(
             help="Print the findings (valid, imports, files, problems) as JSON to stdout.",
         ),
     ] = False,
+    no_import: Annotated[
+        bool,
+        typer.Option(
+            "--no-import",
+            help="List the modules the config names without importing them (no user code runs).",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Check CONFIG without training: schema, import paths, files. Lists the modules it imports.
+    """Check CONFIG without training: schema, import paths, files.
 
-    Import paths in a config run code, like any Python file. Exit 0 valid, 2 invalid.
+    To check an import path, validate IMPORTS its module, which runs the module's top-level
+    code like running a Python file; --no-import lists the modules without importing them.
+    Exit 0 valid, 2 invalid.
     """
+    reply = JsonReply(json_output)
 
     def body() -> int:
         from lrfind.workflows.validate import invalid_document, raise_if_invalid, validate
 
         try:
-            report = validate(config, set_ or [])
+            report = validate(config, set_ or [], resolve=not no_import)
         except ConfigError as error:
-            if json_output:  # a CI step parsing stdout still gets a document
-                print_json(json.dumps(invalid_document(error), indent=2))
+            reply.set(invalid_document(error))  # a CI step parsing stdout still gets its fields
             raise
-        if json_output:
-            print_json(json.dumps(report.to_dict(), indent=2))
+        reply.set(report.to_dict())
         raise_if_invalid(report)
         if not json_output:
             console = make_cli_console()
             console.print(f"{config}: valid (run name '{report.config.name}')", markup=False)
+            if report.imports and no_import:
+                console.print("imports (not imported, --no-import; this code runs when used):")
+            elif report.imports:
+                console.print("imports (imported to check them: their top-level code ran):")
             if report.imports:
-                console.print("imports (this code runs when the config is used):")
                 for item in report.imports:
                     console.print(
                         f"  {item.key}: {item.path}  (module {item.module})", markup=False
@@ -66,5 +76,5 @@ def validate_command(
                 console.print(f"  {key}: {file}", markup=False)
         return 0
 
-    code = guarded(debug, body)
+    code = guarded(debug, body, reply)
     raise typer.Exit(code)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lrfind.cli.common import (
+    JsonReply,
     _say,
     _say_table,
     guarded,
     make_cli_console,
-    print_json,
     stop_on_signals,
 )
 from lrfind.cli.options import DebugOpt, QuietOpt, SetOpt
@@ -50,8 +49,8 @@ def verify_command(
         typer.Option(
             "--steps",
             metavar="N",
-            help="Training steps per trial (default: suggest.refine_steps, else 2 x sweep.steps).",
-            show_default=False,
+            help="Training steps per trial.",
+            show_default="the config's suggest.refine_steps, else 2 × sweep.steps",
         ),
     ] = None,
     set_: SetOpt = None,
@@ -82,6 +81,7 @@ def verify_command(
     suggestion diverged), 2 bad usage/config/data or output exists, 3 no suggestion to verify,
     130 interrupted.
     """
+    reply = JsonReply(json_output)
 
     def body() -> int:
         from lrfind.cli.console import SweepProgress
@@ -100,14 +100,16 @@ def verify_command(
                 reporter=progress,
                 stop=stop,
             )
-        if json_output:
-            print_json(json.dumps(run.to_dict(), indent=2, allow_nan=False))
+        reply.set(run.to_dict())
         _print_verify(console, run, quiet)
-        return {True: EXIT_OK, False: EXIT_CHECK_FAILED, None: EXIT_NO_ANSWER}[
+        code = {True: EXIT_OK, False: EXIT_CHECK_FAILED, None: EXIT_NO_ANSWER}[
             run.verdict.confirmed
         ]
+        if code != EXIT_OK:
+            reply.fail(code, run.verdict.message)
+        return code
 
-    raise typer.Exit(guarded(debug, body))
+    raise typer.Exit(guarded(debug, body, reply))
 
 
 def _print_verify(console: Any, run: VerifyRun, quiet: bool) -> None:

@@ -57,44 +57,49 @@ class _BoundedLoader(yaml.SafeLoader):
         self.alias_values = 0
         self.depth = 0
 
-    def _refuse(self, mark: yaml.Mark, problem: str) -> ConfigError:
-        return ConfigError(problem, source=f"{self.source}:{mark.line + 1}:{mark.column + 1}")
+    def _refuse(self, event: yaml.Event, problem: str) -> ConfigError:
+        """A ConfigError for ``problem`` ("{where}" in it becomes "line N"), at ``event``."""
+        mark = event.start_mark
+        line = mark.line + 1 if mark is not None else 0
+        where = f"{self.source}:{line}:{mark.column + 1}" if mark is not None else self.source
+        return ConfigError(problem.format(where=f"line {line}"), source=where)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             if event.anchor in self.open_anchors:
                 raise self._refuse(
-                    event.start_mark,
-                    f"recursive alias at line {event.start_mark.line + 1}: '*{event.anchor}' "
-                    f"refers to the node that contains it",
+                    event,
+                    f"recursive alias at {{where}}: '*{event.anchor}' refers to the node that "
+                    "contains it",
                 )
-            node: yaml.Node = super().compose_node(parent, index)
-            self.alias_values += self.sizes.get(id(node), 1)
+            aliased: yaml.Node | None = super().compose_node(parent, index)
+            assert aliased is not None
+            self.alias_values += self.sizes.get(id(aliased), 1)
             if self.alias_values > MAX_ALIAS_VALUES:
                 raise self._refuse(
-                    event.start_mark,
+                    event,
                     f"aliases expand this config to more than {MAX_ALIAS_VALUES:,} values "
-                    f"(alias '*{event.anchor}' at line {event.start_mark.line + 1}); "
-                    "write the values out, or nest fewer aliases",
+                    f"(alias '*{event.anchor}' at {{where}}); write the values out, or nest "
+                    "fewer aliases",
                 )
-            return node
+            return aliased
         anchor = getattr(event, "anchor", None)
         self.depth += 1
         if self.depth > MAX_NESTING:
             raise self._refuse(
-                event.start_mark,
-                f"the config nests more than {MAX_NESTING} levels deep "
-                f"(line {event.start_mark.line + 1})",
+                event, f"the config nests more than {MAX_NESTING} levels deep ({{where}})"
             )
         if anchor is not None:
             self.open_anchors.add(anchor)
         try:
-            node = super().compose_node(parent, index)
+            composed: yaml.Node | None = super().compose_node(parent, index)
         finally:
             self.depth -= 1
             if anchor is not None:
                 self.open_anchors.discard(anchor)
+        assert composed is not None
+        node = composed
         self.sizes[id(node)] = _weight(node, self.sizes)
         return node
 

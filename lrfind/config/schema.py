@@ -265,14 +265,26 @@ class SweepSpec(_Strict):
 SWEEP_DEFAULTS = SweepSpec()
 
 
+#: ``suggest.budget``: the whole recommendation (sweep plus refine or search trials, validation
+#: included) costs at most this many sweeps. 4 leaves three sweeps' worth of trials: enough for
+#: a three-LR window plus one extension at trials about as long as the sweep.
+DEFAULT_BUDGET = 4.0
+
+#: A budget above this many sweeps is a typo, not a plan.
+MAX_BUDGET = 1000.0
+
+
 class SuggestSpec(_Strict):
-    """``suggest:`` which rule picks the LR, and the validation-aware refine stage."""
+    """``suggest:`` which rule picks the LR, and the trials that refine or search for it."""
 
     method: Literal["lrfind", "steepest", "minimum", "valley"] = "lrfind"
     refine: Literal["auto", "on", "off"] = "auto"
-    # None: twice sweep.steps (the LR a short trial favours falls as the trial gets longer).
+    # None: the longest trials the budget affords (at most twice sweep.steps).
     refine_steps: int | None = Field(default=None, ge=1, le=MAX_REFINE_STEPS)
-    refine_candidates: int = Field(default=5, ge=2, le=20)
+    # None: 3 around the sweep's answer (+1 past an edge), fewer if the budget is tight.
+    refine_candidates: int | None = Field(default=None, ge=2, le=20)
+    # 1: the sweep alone (no trials).
+    budget: float = Field(default=DEFAULT_BUDGET, ge=1.0, le=MAX_BUDGET)
 
     @field_validator("refine", mode="before")
     @classmethod

@@ -255,7 +255,7 @@ suggest:
 #   min_confidence: medium
 
 output:
-  dir: runs               # each sweep writes runs/<name>-<timestamp>/
+  dir: runs               # each sweep writes runs/<name>/<UTC timestamp>/
 """
 
 #: The loss, sweep, suggest and output sections, with the schema's defaults filled in.

@@ -14,7 +14,13 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from lrfind.data.split import _check_fraction, _check_positive, _rng, _tensor_split
+from lrfind.data.split import (
+    _check_fraction,
+    _check_positive,
+    _check_volume,
+    _rng,
+    _tensor_split,
+)
 from lrfind.data.types import DataInfo, DataSplit, Task
 from lrfind.errors import ComponentError, DataError
 from lrfind.format import did_you_mean
@@ -190,6 +196,7 @@ def load_synthetic_classification(
     size = _check_positive(size, "data.args.size", 2)
     features = _check_positive(features, "data.args.features")
     classes = _check_positive(classes, "data.args.classes", 2)
+    _check_volume(size * max(features, classes), "size x max(features, classes)")
     noise = _check_fraction(noise, "data.args.noise")
     rng = _rng(seed, 0)
     x = rng.standard_normal((size, features))
@@ -232,6 +239,7 @@ def load_synthetic_regression(
     size = _check_positive(size, "data.args.size", 2)
     features = _check_positive(features, "data.args.features")
     outputs = _check_positive(outputs, "data.args.outputs")
+    _check_volume(size * max(features, outputs), "size x max(features, outputs)")
     if not float(noise) >= 0:
         raise DataError(f"data.args.noise must be >= 0, got {noise!r}")
     rng = _rng(seed, 0)
@@ -279,6 +287,9 @@ def load_sequence(
     length = _check_positive(length, "data.args.length", 2)
     vocab = _check_positive(vocab, "data.args.vocab", 2)
     branching = _check_positive(branching, "data.args.branching")
+    _check_volume(
+        max(size * (length + 1), vocab * branching), "size x length (or vocab x branching)"
+    )
     if branching > vocab:
         raise DataError(
             f"data.args.branching ({branching}) must not exceed data.args.vocab ({vocab})"

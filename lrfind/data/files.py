@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,9 @@ from lrfind.data.split import _tensor_split
 from lrfind.data.types import MAX_AUTO_CLASSES, TASKS, DataSplit, Task
 from lrfind.errors import DataError
 from lrfind.format import did_you_mean
+
+#: Fewest rows (samples) a file dataset may hold: one for training, one for validation.
+MIN_ROWS = 2
 
 
 def resolve_data_path(path: str | Path, base_dir: Path, key: str = "data.args.path") -> Path:
@@ -98,8 +102,10 @@ def load_csv(
     scale moves the LR an SGD sweep finds).
 
     Raises:
-        DataError: missing/unreadable/empty file, unknown column (with close matches), ragged
-            rows, empty cells, a non-numeric feature, or an invalid ``task``.
+        DataError: missing/unreadable/empty file, fewer than two data rows, unknown column (with
+            close matches), ragged rows, empty cells, a non-numeric feature, a NaN/inf cell
+            (naming its line and column), or an invalid ``task``. Numeric labels that are not
+            already 0..K-1 are renumbered with a warning.
     """
     if not target:
         raise DataError("data.args.target: name the target column of the CSV file")
@@ -119,6 +125,11 @@ def load_csv(
     body = [[cell.strip() for cell in row] for row in rows[1:]]
     if not body:
         raise DataError(f"data.args.path: {file} has a header but no data rows")
+    if len(body) < MIN_ROWS:
+        raise DataError(
+            f"data.args.path: {file.name} has only {len(body)} data row; a range test needs at "
+            f"least {MIN_ROWS} (and in practice many batches of them)"
+        )
     if target not in header:
         raise DataError(
             f"data.args.target: no column {target!r} in {file.name}{_close(target, header)}"
@@ -155,6 +166,11 @@ def load_csv(
                     f"data.args.features: column {name!r} is not numeric ({file.name} line {i + 2} "
                     f"has {what}); drop it from data.args.features or encode it as numbers"
                 )
+            if not math.isfinite(value):
+                raise DataError(
+                    f"data.args.path: {file.name} line {i + 2}, column {name!r}: {row[column]!r} "
+                    "is not a finite number; clean or drop that row"
+                )
             x[i, j] = value
     labels = [row[columns[target]] for row in body]
     empty = next((i for i, value in enumerate(labels) if not value), None)
@@ -162,11 +178,21 @@ def load_csv(
         raise DataError(
             f"data.args.target: column {target!r} has an empty value ({file.name} line {empty + 2})"
         )
+    numbers = [_parse_float(v) for v in labels]
+    infinite = next(
+        (i for i, n in enumerate(numbers) if n is not None and not math.isfinite(n)), None
+    )
+    if infinite is not None:
+        raise DataError(
+            f"data.args.path: {file.name} line {infinite + 2}, column {target!r}: "
+            f"{labels[infinite]!r} is not a finite number; clean or drop that row"
+        )
     chosen: Task = _auto_task(labels) if task == "auto" else task  # type: ignore[assignment]
+    warnings: list[str] = []
     if chosen == "classification":
         y = _class_labels(labels)
+        warnings = _renumbered(labels, y, target)
     else:
-        numbers = [_parse_float(v) for v in labels]
         bad = next((i for i, n in enumerate(numbers) if n is None), None)
         if bad is not None:
             raise DataError(
@@ -174,7 +200,7 @@ def load_csv(
                 f"has {labels[bad]!r}) but data.args.task is regression"
             )
         y = np.array(numbers, dtype=np.float64)
-    return _tensor_split(
+    split = _tensor_split(
         x,
         y,
         chosen,
@@ -184,6 +210,29 @@ def load_csv(
         standardize_y=standardize_target and chosen == "regression",
         description=f"csv({file.name})",
     )
+    split.warnings.extend(warnings)
+    return split
+
+
+def _renumbered(labels: Sequence[str], ids: np.ndarray, target: str) -> list[str]:
+    """A warning when numeric class labels are not already the ids 0..K-1 they become."""
+    numbers = [_parse_float(label) for label in labels]
+    if any(number is None for number in numbers):
+        return []  # text labels: numbering them is the documented behaviour
+    if all(
+        float(number or 0.0) == float(index) for number, index in zip(numbers, ids, strict=True)
+    ):
+        return []
+    mapping = dict(zip(labels, ids.tolist(), strict=True))
+    ordered = sorted(mapping.items(), key=lambda item: item[1])
+    shown = ", ".join(f"{label}->{index}" for label, index in ordered[:10])
+    more = ", ..." if len(ordered) > 10 else ""
+    rare = [label for label, index in ordered if int(np.sum(ids == index)) == 1]
+    note = f"; label {', '.join(rare[:3])} occurs in one row only (a typo?)" if rare else ""
+    return [
+        f"data.args.target: the labels of column {target!r} are not 0..{len(ordered) - 1}; "
+        f"they become class ids in sorted order ({shown}{more}){note}"
+    ]
 
 
 def _arrays_split(
@@ -195,10 +244,16 @@ def _arrays_split(
     val_fraction: float,
     standardize: bool,
     description: str,
+    classes: int | None = None,
 ) -> DataSplit:
-    """Shared by npz and pt: check shapes, infer the task, split."""
+    """Shared by npz and pt: check shapes and values, infer the task, split."""
     if len(x) == 0:
         raise DataError(f"data.args.path: {description} holds no samples")
+    if len(x) < MIN_ROWS:
+        raise DataError(
+            f"data.args.path: {description} holds only {len(x)} sample; a range test needs "
+            f"at least {MIN_ROWS} (and in practice many batches of them)"
+        )
     if len(x) != len(y):
         raise DataError(
             f"data.args: inputs have {len(x)} samples but targets {len(y)} ({description})"
@@ -209,11 +264,22 @@ def _arrays_split(
         )
     chosen = _array_task(x, y) if task == "auto" else task
     vocab_size: int | None = None
+    for name, array in (("inputs", x), ("targets", y)):
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = np.argwhere(~np.isfinite(array))[0]
+            raise DataError(
+                f"data.args.path: {description}: the {name} hold "
+                f"{int(np.sum(~np.isfinite(array)))} NaN/inf value(s), the first at sample "
+                f"{int(bad[0])}; clean the data"
+            )
     if chosen in ("classification", "sequence"):
         if not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
             raise DataError(f"data.args.task: {chosen} needs integer targets, got {y.dtype}")
         if y.min() < 0:
             raise DataError(f"data.args: class ids must be >= 0, found {int(y.min())}")
+    num_outputs: int | None = None
+    if chosen == "classification":
+        num_outputs = _class_count(y, classes, description)
     if chosen == "sequence":
         if not np.issubdtype(x.dtype, np.integer):
             raise DataError(f"data.args.task: sequence needs integer token inputs, got {x.dtype}")
@@ -229,10 +295,37 @@ def _arrays_split(
         seed=seed,
         val_fraction=val_fraction,
         standardize_x=standardize and np.issubdtype(x.dtype, np.floating),
-        num_outputs=vocab_size,
+        num_outputs=vocab_size or num_outputs,
         vocab_size=vocab_size,
         description=description,
     )
+
+
+def _class_count(y: np.ndarray, classes: int | None, description: str) -> int:
+    """The classifier's output count: ``classes`` when given, else the ids must be 0..K-1.
+
+    Ids with gaps ({0, 1, 7}) would silently build a head of largest id + 1 outputs: refused,
+    unless ``classes`` says how many there are (some classes may be absent from this file).
+    """
+    ids = np.unique(y).astype(np.int64)
+    if classes is not None:
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+            raise DataError(f"data.args.classes must be an integer >= 2, got {classes!r}")
+        if int(ids.max()) >= classes:
+            raise DataError(
+                f"data.args.classes is {classes} but {description} has class id "
+                f"{int(ids.max())}; ids must be 0..{classes - 1}"
+            )
+        return classes
+    if int(ids.max()) + 1 != len(ids):
+        missing = sorted(set(range(int(ids.max()) + 1)) - set(ids.tolist()))
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"data.args: {description} has {len(ids)} distinct class ids but the largest is "
+            f"{int(ids.max())} (ids {shown} never occur); class ids must be 0..K-1: renumber "
+            f"them, or set data.args.classes to the true number of classes"
+        )
+    return len(ids)
 
 
 def _array_task(x: np.ndarray, y: np.ndarray) -> Task:
@@ -263,16 +356,19 @@ def load_npz(
     y_key: str = "y",
     task: str = "auto",
     standardize: bool = False,
+    classes: int | None = None,
 ) -> DataSplit:
     """Arrays from a NumPy ``.npz`` file (``np.savez``): inputs under ``x_key``, targets ``y_key``.
 
     Loaded without pickle. Float inputs become float32 (standardized with the training statistics
     when ``standardize: true``), integer inputs int64 (tokens). ``task: auto`` reads float targets
     as regression, integer targets shaped like integer ``(N, T)`` inputs as a sequence, other
-    integer targets as class ids.
+    integer targets as class ids, which must be 0..K-1 unless ``classes`` gives the class count
+    (for a file in which some classes never occur).
 
     Raises:
-        DataError: missing/unreadable file, missing key (with the keys present), mismatched lengths.
+        DataError: missing/unreadable file, missing key (with the keys present), mismatched
+            lengths, fewer than two samples, NaN/inf values, class ids with gaps.
     """
     file = resolve_data_path(path, base_dir)
     try:
@@ -290,6 +386,7 @@ def load_npz(
         seed=seed,
         val_fraction=val_fraction,
         standardize=standardize,
+        classes=classes,
         description=f"npz({file.name})",
     )
 
@@ -304,6 +401,7 @@ def load_pt(
     y_key: str = "y",
     task: str = "auto",
     standardize: bool = False,
+    classes: int | None = None,
 ) -> DataSplit:
     """Tensors from a ``torch.save``'d ``(inputs, targets)`` tuple/list or a dict with x_key/y_key.
 
@@ -311,7 +409,8 @@ def load_pt(
     task rules as ``npz``.
 
     Raises:
-        DataError: missing/unreadable file, another structure, or a missing key.
+        DataError: missing/unreadable file, another structure, a missing key, or any of npz's
+            value checks.
     """
     file = resolve_data_path(path, base_dir)
     try:
@@ -340,5 +439,6 @@ def load_pt(
         seed=seed,
         val_fraction=val_fraction,
         standardize=standardize,
+        classes=classes,
         description=f"pt({file.name})",
     )

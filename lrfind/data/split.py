@@ -85,8 +85,10 @@ def _tensor_split(
     x_train, x_val = x[train_idx], x[val_idx]
     y_train, y_val = y[train_idx], y[val_idx]
     if standardize_x:
-        flat_train = x_train.reshape(len(x_train), -1)
-        flat_val = x_val.reshape(len(x_val), -1)
+        # An explicit width: reshape(0, -1) fails on an empty validation set.
+        width = int(np.prod(x.shape[1:]))
+        flat_train = x_train.reshape(len(x_train), width)
+        flat_val = x_val.reshape(len(x_val), width)
         flat_train, flat_val = standardize(flat_train, flat_val)
         x_train = flat_train.reshape(x_train.shape)
         x_val = flat_val.reshape(x_val.shape)
@@ -128,7 +130,22 @@ def _check_fraction(value: float, key: str) -> float:
     return float(value)
 
 
+#: Generated data sets hold at most this many values (size x features...): 800 MB of float64.
+MAX_GENERATED_VALUES = 100_000_000
+
+
 def _check_positive(value: int, key: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise DataError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    if value > MAX_GENERATED_VALUES:
+        raise DataError(f"{key} must be at most {MAX_GENERATED_VALUES:,}, got {value:,}")
     return value
+
+
+def _check_volume(values: int, what: str) -> None:
+    """Refuse generated data too large to hold, before allocating it."""
+    if values > MAX_GENERATED_VALUES:
+        raise DataError(
+            f"data.args: {what} = {values:,} values, more than generated data may hold "
+            f"({MAX_GENERATED_VALUES:,}); lower them"
+        )

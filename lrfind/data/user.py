@@ -19,6 +19,7 @@ from lrfind.data.batches import split_batch
 from lrfind.data.split import split_indices
 from lrfind.data.types import DataInfo, DataSplit
 from lrfind.errors import ComponentError, DataError
+from lrfind.format import first_line, raised_at
 
 
 def _is_data(value: Any) -> bool:
@@ -73,10 +74,31 @@ def from_user_data(
             f"{key} returned a {type(value).__name__}; expected a torch Dataset, a DataLoader, "
             f"or a (train, val) pair of them{hint}"
         )
-    info = infer_info(train, val, inputs_key, targets_key)
     if _sized(train) and _length(train) == 0:
         raise DataError(f"{key} returned an empty training set")
+    info = infer_info(train, val, inputs_key, targets_key, key=key)
+    if info.task == "classification":
+        warnings.extend(_class_gaps(train, val, key))
     return DataSplit(train, val, info, "", warnings)
+
+
+def _class_gaps(train: Any, val: Any, key: str) -> list[str]:
+    """A warning when tensor class ids are not 0..K-1: the head gets largest id + 1 outputs."""
+    found = [t[1] for t in (_base_tensors(train), _base_tensors(val)) if t is not None]
+    targets = [y for y in found if y.numel() and not y.is_floating_point()]
+    if not targets:
+        return []
+    ids = torch.unique(torch.cat([y.reshape(-1) for y in targets]))
+    largest = int(ids.max())
+    if largest + 1 == len(ids):
+        return []
+    missing = sorted(set(range(largest + 1)) - set(ids.tolist()))
+    shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+    return [
+        f"{key}: the targets hold {len(ids)} distinct class ids but the largest is {largest} "
+        f"(ids {shown} never occur): the model gets {largest + 1} outputs; renumber the ids "
+        "0..K-1 if those are not classes"
+    ]
 
 
 def _sized(data: Any) -> bool:
@@ -144,6 +166,8 @@ def infer_info(
     val: Dataset[Any] | DataLoader[Any] | None,
     inputs_key: str | None = None,
     targets_key: str | None = None,
+    *,
+    key: str = "data.target",
 ) -> DataInfo:
     """Infer what the models need from user data.
 
@@ -151,6 +175,10 @@ def infer_info(
     included. Otherwise the first sample (map-style dataset) or first batch (loader, iterable)
     gives the input shape and the task; the number of classes then stays unknown (None).
     Data whose samples are not ``(inputs, targets)`` pairs or dicts give an empty DataInfo.
+
+    Raises:
+        DataError: reading the first sample (or batch) raised: the message names ``key`` and
+            the real exception.
     """
     num_train, num_val = _length(train), (_length(val) if val is not None else 0)
     tensors = _base_tensors(train)
@@ -168,13 +196,24 @@ def infer_info(
                 info = replace(info, num_outputs=largest + 1)
         return info
     unknown = DataInfo((), None, None, None, num_train, num_val)
+    iterate = isinstance(train, DataLoader) or not _sized(train)
+    if not iterate and num_train == 0:
+        return unknown  # an empty set: the caller says so
     try:
-        if isinstance(train, DataLoader) or not _sized(train):
-            sample, batched = next(iter(train)), isinstance(train, DataLoader)
-        else:
-            sample, batched = train[0], False
+        sample = next(iter(train)) if iterate else train[0]  # type: ignore[index]
+    except StopIteration:
+        return unknown
+    except Exception as error:
+        # Hiding this would surface later as "cannot infer in_features", far from the cause.
+        what = "first batch" if isinstance(train, DataLoader) else "first sample"
+        raise DataError(
+            f"{key}: reading the {what} of the training data raised {type(error).__name__}: "
+            f"{first_line(error)}{raised_at(error)}"
+        ) from error
+    batched = isinstance(train, DataLoader)
+    try:
         inputs, targets = split_batch(sample, inputs_key, targets_key)
-    except Exception:  # inference is best effort; the probe reports real problems
+    except DataError:  # samples a step function unpacks itself: the probe checks them
         return unknown
     if isinstance(inputs, torch.Tensor) and isinstance(targets, (int, float)):
         targets = torch.tensor(targets)

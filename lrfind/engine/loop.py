@@ -51,6 +51,7 @@ from lrfind.engine.options import (
     SweepOptions,
     SweepOutcome,
 )
+from lrfind.engine.state import StateSnapshot, parameters_changed
 from lrfind.engine.steps import (
     _Chunk,
     _inspects_one_chunk_late,
@@ -63,7 +64,7 @@ from lrfind.engine.steps import (
     default_check_every,
     divergence_threshold,
 )
-from lrfind.errors import SweepError
+from lrfind.errors import DataError, SweepError
 from lrfind.results import History, StopReason
 
 
@@ -78,17 +79,21 @@ def sweep_loop(
     reduce: Reducer | None = None,
     progress: Callable[[StepEvent], None] | None = None,
     stop: StopFlag | None = None,
+    initial: StateSnapshot | None = None,
 ) -> SweepOutcome:
     """Run the LR sweep (without restoring state: see ``range_test`` for the full contract).
 
     Returns the history, cut at the first diverged or non-finite step (or the first step of a
     run of fp16 overflows), or at the step where a stop was requested. ``reduce`` (the mean
-    all-reduce under torch.distributed) is applied to each chunk of losses.
+    all-reduce under torch.distributed) is applied to each chunk of losses. ``initial`` is the
+    snapshot the sweep starts from: with it, a NaN/inf loss is blamed on the data or model
+    whenever the weights had not yet moved from it (without it, only on the first step).
 
     Raises:
         SweepError: no trainable parameters, a non-scalar or gradient-free loss, or a model
             that fails on the data.
-        DataError: the loader yields no batches.
+        DataError: the loader yields no batches, or the loss was NaN/inf while the weights
+            were still the initial ones (no learning rate can have caused it).
     """
     if not _trainable(optimizer):
         raise SweepError("the optimizer has no trainable parameters (all have requires_grad=False)")
@@ -150,8 +155,15 @@ def sweep_loop(
         return False
 
     chunk_start = 0
+    # Steps [0, unmoved) computed their loss with the initial weights; checked only until the
+    # first update moves them (usually one check).
+    unmoved, watching = 1, initial is not None
     try:
         for step in range(options.steps):
+            if watching and step > 0:
+                assert initial is not None
+                watching = not parameters_changed(initial, model)
+                unmoved = step + 1 if watching else unmoved
             reader.record(_take_step(stepper, stream, ladder[step], step))
             if fp16:
                 skipped.append(stepper.skipped)
@@ -168,6 +180,8 @@ def sweep_loop(
     finally:
         optimizer.zero_grad(set_to_none=True)
 
+    if stop_reason == "non_finite" and overflow_from is None and len(losses) <= unmoved:
+        raise _untouched_weights_error(len(losses) - 1, ladder, options)
     notes: list[str] = []
     if fp16:
         notes.extend(_fp16_notes(overflow, overflow_from, ladder))
@@ -180,6 +194,27 @@ def sweep_loop(
         stop_reason=stop_reason,
     )
     return SweepOutcome(history=history, notes=tuple(notes))
+
+
+def _untouched_weights_error(
+    step: int, ladder: Sequence[float], options: SweepOptions
+) -> DataError:
+    """A NaN/inf loss at the initial weights: the data or the model, not the learning rate."""
+    first = step * options.accumulation_steps
+    last = first + options.accumulation_steps - 1
+    batches = f"training batch {first}" if first == last else f"training batches {first}-{last}"
+    when = "on the first step" if step == 0 else f"at step {step} (lr {ladder[step]:.3g})"
+    precision = ""
+    if options.precision == "fp16":
+        precision = (
+            "; under fp16 autocast the forward pass may overflow (fp16 overflows above 65504): "
+            "try precision bf16 or fp32"
+        )
+    return DataError(
+        f"the loss was NaN/inf {when}, before any update had changed the weights, so no "
+        f"learning rate caused it: check {batches} (counted from 0 in the loader's order) for "
+        f"NaN/inf inputs or targets, and the model and loss for NaN outputs{precision}"
+    )
 
 
 def _fp16_notes(
@@ -222,6 +257,4 @@ def _non_finite_notes(
             "the loss became NaN/inf under fp16 autocast (fp16 overflows above 65504); "
             "try precision bf16 or fp32"
         )
-    if steps_done == 1:
-        notes.append("the loss was NaN/inf from the very first step")
     return notes

@@ -142,6 +142,7 @@ class RangeTest:
             reduce=self.reduce,
             progress=progress,
             stop=stop,
+            initial=snapshot,
         )
         history = outcome.history
         if (
@@ -367,7 +368,8 @@ def range_test(
     Raises:
         SweepError: the step cannot run (non-scalar loss, no trainable parameters, frozen model,
             model/data mismatch on the first step, unavailable device).
-        DataError: a loader yields no batches.
+        DataError: a loader yields no batches, or the loss is NaN/inf before any update has
+            moved the weights (a data or model problem: the message names the step and batch).
         ValueError: invalid options (start_lr >= end_lr, steps < 2, unknown method, budget
             below 1...).
     """

@@ -6,13 +6,10 @@ import copy
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -28,6 +25,9 @@ class StateSnapshot:
     generator_states: list[tuple[torch.Generator, torch.Tensor]] = field(default_factory=list)
     #: (sampler, epoch, seed) of each DistributedSampler-like sampler: its data order.
     sampler_states: list[tuple[Any, int, Any]] = field(default_factory=list)
+    #: (module, training flag) of the model and every submodule: a model handed over in eval
+    #: mode (or with a frozen BatchNorm in eval inside a training model) comes back that way.
+    training_modes: list[tuple[torch.nn.Module, bool]] = field(default_factory=list)
 
 
 def _loader_generators(loader: Iterable[Any]) -> list[torch.Generator]:
@@ -72,13 +72,20 @@ def snapshot_state(
         python_rng=random.getstate(),
         generator_states=generators,
         sampler_states=samplers,
+        training_modes=[(module, module.training) for module in model.modules()],
     )
 
 
 def restore_state(
     snapshot: StateSnapshot, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> None:
-    """Put the model, optimizer, RNGs and data order back exactly as they were at the snapshot."""
+    """Put the model, optimizer, RNGs and data order back exactly as they were at the snapshot.
+
+    Train/eval mode included, module by module (not ``model.train(flag)``, which would set
+    every submodule alike).
+    """
+    for module, training in snapshot.training_modes:
+        module.training = training
     with torch.no_grad():
         current = model.state_dict()
         for key, saved in snapshot.model_state.items():

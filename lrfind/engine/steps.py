@@ -67,6 +67,7 @@ def make_compute_loss(
 
         return compute_model_loss
 
+    assert loss_fn is not None  # checked above: exactly one of loss_fn and step_fn
     loss: LossFn = loss_fn
 
     def compute(model: torch.nn.Module, batch: Any) -> torch.Tensor:

@@ -321,12 +321,15 @@ class TrialRunner:
         stop: StopFlag,
         on_trial: Callable[[TrialEvent], None] | None = None,
     ) -> tuple[list[Trial], float]:
-        """Run ``first`` then ``next_lr(trials)`` while the plan allows; return trials and cost.
+        """Run ``first`` then ``next_lr(trials)`` while the plan's cost allows; return the
+        trials and what they cost.
 
+        Another trial runs only while its full cost still fits the plan's trial allowance.
         Every trial starts from the snapshot; the model is restored afterwards. The cost is in
         sweep steps (training steps plus validation batches, see ``lrfind.analysis.budget``).
         """
         queue = first[: plan.trials]
+        allowance = plan.cost_steps - plan.start_cost
         trials: list[Trial] = []
         cost = 0.0
         planned = len(queue)
@@ -351,7 +354,9 @@ class TrialRunner:
                 (plan.val_batches or 0) if trial.val_loss is not None else 0
             )
             cost += trial.steps + batches * plan.val_batch_cost
-            if not queue and len(trials) < plan.trials:
+            # A diverged trial stops early and costs less than planned: what it leaves
+            # unspent pays for further trials.
+            if not queue and cost + plan.trial_cost <= allowance + 1e-9:
                 extra = next_lr(trials)
                 queue = [] if extra is None else [extra]
             planned = max(planned, len(trials) + len(queue))

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lrfind.config.load import parse_yaml
+from lrfind.errors import ConfigError
 from lrfind.outputs import runs
 
 #: Keys ignored when telling runs apart: the run name is what collided in the first place.
@@ -102,7 +102,8 @@ def read_saved_config(run_dir: Path) -> dict[str, Any] | None:
     """Return the run's config.yaml as a mapping, or None when it is missing or unreadable."""
     path = Path(run_dir) / runs.CONFIG_FILE
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        # The bounded loader: a saved config is a file anyone may have edited (alias bombs).
+        data, _ = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, ConfigError):
         return None
     return data if isinstance(data, dict) else None

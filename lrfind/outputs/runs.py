@@ -28,6 +28,9 @@ RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yaml"
 PLOT_FILE = "lr_finder.png"
+
+#: The formats a plot is written in, chosen by the file's suffix.
+PLOT_FORMATS = ("png", "svg", "pdf")
 HISTORY_COLUMNS = ("step", "lr", "loss", "smoothed_loss", "val_loss")
 
 
@@ -39,11 +42,35 @@ def _describe_os_error(path: Path, error: OSError) -> str:
     return f"cannot write {path}: {error.strerror or error}"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _file_mode(path: Path) -> int:
+    """The mode a file written at ``path`` gets: the existing file's, else 0666 less the umask.
+
+    ``mkstemp`` creates 0600 files; renamed into place as they are, teammates and CI artifact
+    servers could not read them. Every other tool's files follow the umask (0644 under 022).
+    """
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
 
-    Returns the path. On failure the temporary file is removed and any earlier file at ``path``
-    is left untouched.
+    Returns the path. The file gets the mode any tool would give it (0666 less the umask, or
+    the mode of the file it replaces). On failure the temporary file is removed and any earlier
+    file at ``path`` is left untouched.
 
     Raises:
         OutputError: the folder is missing or not writable, or the disk is full.
@@ -52,6 +79,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     tmp_name: str | None = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        Path(tmp_name).chmod(_file_mode(path))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -171,7 +199,7 @@ def load_run(run_dir: Path) -> RangeTestResult:
     history_path = run_dir / HISTORY_FILE
     if not run_dir.is_dir():
         raise OutputError(f"{run_dir}: no such run directory")
-    if not result_path.is_file() or not history_path.is_file():
+    if not result_path.is_file():
         raise OutputError(
             f"{run_dir}: not a run directory (needs {RESULT_FILE} and {HISTORY_FILE})"
         )
@@ -181,6 +209,20 @@ def load_run(run_dir: Path) -> RangeTestResult:
         raise OutputError(f"{result_path}: unreadable result ({error})") from error
     if not isinstance(document, dict):
         raise OutputError(f"{result_path}: not a result document")
+    status = document.get("status")
+    if status in ("running", "failed", "interrupted") and "suggestion" not in document:
+        # A status record, not a result: say what happened rather than draw an empty run.
+        why = document.get("error") or "it was killed, or failed while writing its files"
+        what = {
+            "failed": "the run failed",
+            "interrupted": "the run was interrupted before it had a result",
+            "running": "the run never finished (result.json still says running)",
+        }[str(status)]
+        raise OutputError(f"{run_dir}: {what}: {why}; there is nothing to report")
+    if not history_path.is_file():
+        raise OutputError(
+            f"{run_dir}: not a run directory (needs {RESULT_FILE} and {HISTORY_FILE})"
+        )
     try:
         history = history_from_csv(
             history_path.read_text(encoding="utf-8"),

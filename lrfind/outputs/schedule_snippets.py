@@ -104,8 +104,9 @@ def _render_yaml(plan: SchedulePlan) -> str:
     when = "once per epoch, with the monitored metric" if plan.monitor else "after every batch"
     lines.append(f"# interval: when to call scheduler.step() ({when}).")
     if plan.optimizer_lr is not None:
-        per_group = isinstance(plan.optimizer_lr, tuple)
-        value = _yaml_value(list(plan.optimizer_lr) if per_group else plan.optimizer_lr)
+        lr = plan.optimizer_lr
+        per_group = isinstance(lr, tuple)
+        value = _yaml_value(list(lr) if isinstance(lr, tuple) else lr)
         where = "each param group's, in order, " if per_group else ""
         lines += [
             "optimizer:",

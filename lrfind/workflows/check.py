@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,7 +172,7 @@ def write_ci_reports(
         OutputError: a report cannot be written.
     """
     from lrfind.outputs.report.junit import render_junit
-    from lrfind.outputs.report.markdown import render_markdown
+    from lrfind.outputs.report.markdown import render_markdown, render_step_summary
 
     summary_md, junit, step_summary = (
         None if path is None else Path(path) for path in (summary_md, junit, step_summary)
@@ -191,7 +192,8 @@ def write_ci_reports(
     if step_summary is not None:
         try:
             with step_summary.open("a", encoding="utf-8") as handle:
-                handle.write(markdown + "\n")
+                handle.write(render_step_summary(result, str(plot) if plot else None, outcome))
+                handle.write("\n")
         except OSError as error:
             raise OutputError(f"cannot append to {step_summary}: {error.strerror}") from None
         written.append(step_summary)
@@ -229,15 +231,15 @@ def expectations_for(
         if tolerance is not None
         else (expect.tolerance if expect else EXPECT_DEFAULTS.tolerance)
     )
-    if chosen_tolerance <= 1:
-        raise ConfigError(f"--tolerance must be a factor above 1, got {chosen_tolerance:g}")
+    if not (math.isfinite(chosen_tolerance) and chosen_tolerance > 1):
+        raise ConfigError(f"--tolerance must be a finite factor above 1, got {chosen_tolerance:g}")
+    for label, value in (("--expect-min", lr_min), ("--expect-max", lr_max)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{label} must be a positive finite number, got {value:g}")
     low = lr_min if lr_min is not None else (expect.lr_min if expect else None)
     high = lr_max if lr_max is not None else (expect.lr_max if expect else None)
     if low is not None and high is not None and low > high:
         raise ConfigError(f"expected minimum {low:g} exceeds expected maximum {high:g}")
-    for label, value in (("--expect-min", lr_min), ("--expect-max", lr_max)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"{label} must be positive, got {value:g}")
     baseline_lr = None
     if baseline_path is not None and read_baseline:
         baseline_lr = read_baseline_lr(baseline_path)
@@ -294,6 +296,15 @@ def check(
         min_confidence=min_confidence,
         read_baseline=not update_baseline,
     )
+    for path, option, example in (
+        (summary_md, "--summary-md", "summary.md"),
+        (junit, "--junit", "junit.xml"),
+    ):
+        if path is not None and Path(path).is_dir():
+            # Found now, not after the sweep: a report that cannot be written fails the job.
+            raise OutputError(
+                f"{option} {path}: is a directory; give a file name, e.g. {Path(path) / example}"
+            )
     if update_baseline and expectations.baseline_path is None:
         raise ConfigError(
             "--update-baseline needs a baseline path: --baseline FILE or expect.baseline"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from lrfind.config.load import load_config
 from lrfind.config.schema import Config
 from lrfind.config.variants import load_variants, parse_vary, variant_grid, variant_labels
-from lrfind.errors import LrfindError
+from lrfind.errors import Interrupted, LrfindError
 from lrfind.outputs import runs
 from lrfind.outputs.comparison import comparison_csv
 
@@ -98,6 +98,9 @@ def compare(
                 sweep_run = sweep(config, out=run_dir, reporter=reporter, stop=stop)
         except KeyboardInterrupt:
             raise
+        except Interrupted as error:  # stopped while setting up: no sweep, no run directory
+            outcomes.append(VariantOutcome(variant, "interrupted", error=_error_text(error)))
+            continue
         except Exception as error:  # one variant's failure must not lose the others
             outcomes.append(
                 VariantOutcome(
@@ -141,20 +144,25 @@ def write_comparison(comparison: Comparison, *, normalize: bool = False) -> Comp
     warnings = list(comparison.warnings)
     plotted = [o for o in comparison.outcomes if o.result is not None and o.result.history.steps]
     if plotted:
+        from lrfind.outputs.plot.guard import plot_or_warning
         from lrfind.outputs.plot.overlay import plot_overlay
 
         labels = variant_labels([o.variant for o in plotted])
         title = f"{comparison.name}: {', '.join(comparison.keys)} compared"
-        try:
-            files["overlay"] = plot_overlay(
+        overlay, problem = plot_or_warning(
+            lambda: plot_overlay(
                 [o.result for o in plotted if o.result is not None],
                 labels,
                 folder / OVERLAY_FILE,
                 title=title,
                 normalize=normalize,
-            )
-        except Exception as error:  # a plotting bug must not lose the table
-            warnings.append(f"overlay plot failed: {_error_text(error)}")
+            ),
+            "overlay plot",
+        )
+        if overlay is not None:
+            files["overlay"] = overlay
+        if problem is not None:
+            warnings.append(problem)
     comparison = Comparison(
         name=comparison.name,
         compare_dir=folder,

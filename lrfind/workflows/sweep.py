@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lrfind.config.schema import Config
-from lrfind.errors import LrfindError, OutputError
+from lrfind.errors import Interrupted, LrfindError, OutputError
 from lrfind.outputs import runs
 from lrfind.results import RangeTestResult, RunInfo, Trial
 
 if TYPE_CHECKING:
+    from lrfind.analysis.budget import TrialPlan
     from lrfind.engine.options import StepEvent, StopFlag
+    from lrfind.engine.trials import TrialEvent
 
 
 class Reporter(Protocol):
@@ -26,6 +28,18 @@ class Reporter(Protocol):
     def step(self, step: int, steps: int, lr: float, loss: float, smoothed: float) -> None: ...
 
     def trial(self, index: int, count: int, trial: Trial) -> None: ...
+
+
+class StageReporter(Reporter, Protocol):
+    """A reporter that also follows the refine/search stage: its plan, then each trial.
+
+    ``stage`` receives the stage's TrialPlan before its first trial, then a TrialEvent per
+    trial (instead of ``trial``); ``sweep_done`` is called once the sweep itself has ended.
+    """
+
+    def stage(self, event: TrialPlan | TrialEvent) -> None: ...
+
+    def sweep_done(self, steps: int, planned: int, stop_reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -118,14 +132,14 @@ def write_run_files(
     files["history"] = runs.atomic_write_text(
         run_dir / runs.HISTORY_FILE, runs.history_to_csv(result.history)
     )
+    from lrfind.outputs.plot.guard import plot_or_warning
     from lrfind.outputs.plot.single import plot_result
 
-    try:
-        files["plot"] = plot_result(result, run_dir / runs.PLOT_FILE)
-    except OutputError:
-        raise
-    except Exception as error:  # a plotting bug must not lose the numbers
-        result = result.with_updates(warnings=(*result.warnings, f"plot failed: {error}"))
+    plot, problem = plot_or_warning(lambda: plot_result(result, run_dir / runs.PLOT_FILE))
+    if plot is not None:
+        files["plot"] = plot
+    if problem is not None:
+        result = result.with_updates(warnings=(*result.warnings, problem))
     document = result.to_dict()
     document["status"] = "complete" if result.complete else "interrupted"
     if config is not None:
@@ -179,6 +193,9 @@ def sweep(
     # even take one step leaves nothing behind to clean up.
     task = build_task(config, device, context.rank, context.world_size)
     probe_task(task, device)
+    # One process only: under torch.distributed the ranks agree on a stop inside the sweep.
+    if stop is not None and stop.requested and context.world_size == 1:
+        raise Interrupted("interrupted while setting up, before the sweep started; nothing written")
     run_dir: Path | None = None
     if write and context.is_main:
         run_dir = new_run_dir(config, out)
@@ -210,6 +227,7 @@ def sweep(
             seed=config.seed,
         )
         progress: Callable[[StepEvent], None] | None = None
+        stage = getattr(reporter, "stage", None)
         if reporter is not None:
             progress = lambda e: reporter.step(e.step, e.steps, e.lr, e.loss, e.smoothed_loss)  # noqa: E731
         result = runner.run(
@@ -218,15 +236,21 @@ def sweep(
             refine=config.suggest.refine,
             refine_steps=config.suggest.refine_steps,
             refine_candidates=config.suggest.refine_candidates,
+            budget=config.suggest.budget,
             repeats=config.sweep.repeats,
             seed=config.seed,
             info=info,
             progress=progress,
-            on_trial=reporter.trial if reporter is not None else None,
+            on_trial=reporter.trial if reporter is not None and stage is None else None,
+            stage_events=stage,
             stop=stop,
             reinitialize=reinitializer(task.model),
         )
         context.unwrap_model(model)
+        sweep_done = getattr(reporter, "sweep_done", None)
+        if sweep_done is not None:
+            history = result.history
+            sweep_done(history.steps, config.sweep.steps, history.stop_reason)
         if task.warnings:
             result = result.with_updates(warnings=(*task.warnings, *result.warnings))
     except LrfindError as error:
@@ -243,7 +267,11 @@ def sweep(
         raise
     files: dict[str, Path] = {}
     if run_dir is not None:
-        files = write_run_files(result, config, run_dir)
+        try:
+            files = write_run_files(result, config, run_dir)
+        except OutputError as error:  # e.g. the disk filled up: the run did not complete
+            _mark_failed(run_dir, config, str(error))
+            raise
     return SweepRun(result=result, run_dir=run_dir, files=files, config=config)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lrfind.analysis.choose import MARGIN, Verdict, judge, score
+from lrfind.analysis.choose import TIE_STANDARD_ERRORS, Verdict, judge, score
 from lrfind.config.schema import Config
 from lrfind.errors import ConfigError, Interrupted, NoReliableSuggestion, OutputError
 from lrfind.format import format_lr
@@ -127,7 +127,8 @@ class VerifyRun:
             "confirmed": verdict.confirmed,
             "message": verdict.message,
             "metric": verdict.metric,
-            "margin": MARGIN,
+            "tie_standard_errors": TIE_STANDARD_ERRORS,
+            "standard_error": _finite(verdict.standard_error),
             "best_lr": verdict.best_lr,
             "best_score": verdict.best_score,
             "suggested_score": verdict.suggested_score,
@@ -264,7 +265,7 @@ def verify(
     started = time.perf_counter()
     ran = run_trials(config, chosen, trial_steps, reporter=reporter, stop=stop)
     trials = ran.trials
-    verdict = judge(trials, suggested, start_score=ran.start_score)
+    verdict = judge(trials, suggested, start=ran.start or ran.start_score)
     complete = len(trials) == len(chosen)
     run = VerifyRun(
         target=target,
@@ -303,22 +304,21 @@ def write_verify(run: VerifyRun, title: str | None = None) -> VerifyRun:
     Raises:
         OutputError: verify.json cannot be written.
     """
-    files: dict[str, Path] = {}
-    plot_error: str | None = None
-    try:
-        from lrfind.outputs.plot.trials import plot_trials
+    from lrfind.outputs.plot.guard import plot_or_warning
+    from lrfind.outputs.plot.trials import plot_trials
 
-        files["plot"] = plot_trials(
+    files: dict[str, Path] = {}
+    plot, plot_error = plot_or_warning(
+        lambda: plot_trials(
             run.trials,
             run.out_dir / VERIFY_PNG,
             run.verdict.suggested_lr,
             run.verdict.best_lr,
             title=title,
         )
-    except OutputError:
-        raise
-    except Exception as error:  # a plotting bug must not lose the numbers
-        plot_error = f"plot failed: {type(error).__name__}: {error}"
+    )
+    if plot is not None:
+        files["plot"] = plot
     run = replace(run, files=files)
     document = run.to_dict()
     if plot_error is not None:
@@ -335,6 +335,7 @@ class TrialSet:
 
     trials: tuple[Trial, ...]
     start_score: float | None
+    start: Trial | None = None
 
 
 def run_trials(
@@ -361,7 +362,7 @@ def run_trials(
     from lrfind.engine.options import sweep_options
     from lrfind.engine.state import restore_state, snapshot_state
     from lrfind.engine.steps import make_compute_loss
-    from lrfind.engine.trials import evaluate, run_trial
+    from lrfind.engine.trials import evaluate_batches, run_trial, start_trial
 
     device = resolve_device(config.device)
     task = build_task(config, device)
@@ -374,7 +375,7 @@ def run_trials(
     options = sweep_options(config)
     trials: list[Trial] = []
     try:
-        start_score = evaluate(
+        start = evaluate_batches(
             task.model,
             compute_loss,
             task.val_loader if task.val_loader is not None else task.train_loader,
@@ -405,4 +406,6 @@ def run_trials(
                 reporter.trial(index, len(lrs), trial)
     finally:
         restore_state(snapshot, task.model, task.optimizer)
-    return TrialSet(tuple(trials), start_score if math.isfinite(start_score) else None)
+    start_score = start.loss if math.isfinite(start.loss) else None
+    paired = start_trial(start) if task.val_loader is not None and start_score is not None else None
+    return TrialSet(tuple(trials), start_score, paired)

@@ -1,4 +1,4 @@
-"""One run's figure: loss vs LR, the trend, the suggestion, the range and the refine trials."""
+"""One run's figure: loss vs LR, the trend the suggestion reads, the range, and the trials panel."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 
+from lrfind.analysis.curve import describe_curve
 from lrfind.outputs.plot.style import (
     BLACK,
     BLUE,
     CONFIDENCE_COLORS,
+    DPI,
+    FIGSIZE,
     GREEN,
     GREY,
-    ORANGE,
+    LABEL_BOX,
     SKY,
     VERMILLION,
-    _clip_y,
     _finite,
     _Limits,
     _lr_bounds,
@@ -27,6 +32,7 @@ from lrfind.outputs.plot.style import (
     _message_box,
     _new_figure,
     _outside_legend,
+    _place_clear,
     _plain,
     _run_title,
     _save,
@@ -35,17 +41,48 @@ from lrfind.outputs.plot.style import (
     _styled,
     _value_at,
 )
-from lrfind.results import History, RangeTestResult, Trial
+from lrfind.outputs.plot.trials import draw_trials_panel
+from lrfind.results import History, RangeTestResult
+
+#: Figure size with the trials panel under the curve (the curve keeps most of the height).
+PANEL_FIGSIZE = (FIGSIZE[0], 6.8)
+
+#: Where a marker for something above the visible range sits: just inside the top edge.
+TOP_INSET = 0.965
+
+
+def trend_of(history: History) -> tuple[np.ndarray, bool]:
+    """The curve the suggestion is computed from, aligned with ``history.lrs``.
+
+    Returns (values, True) with the analysis' zero-lag trend over the finite part of the sweep
+    (NaN elsewhere), or (the running EMA, False) when the analysis could not fit a trend (too
+    few points). Past the point where the loss blew up the trend is left out: it was fitted to
+    losses clipped there, and would draw a plateau that never happened.
+    """
+    shape = describe_curve(history)
+    if shape.bandwidth <= 0 or shape.points == 0:
+        return _finite(history.smoothed_losses), False
+    values = np.full(history.steps, np.nan)
+    values[: shape.points] = shape.trend
+    if shape.rise_index is not None:
+        # The fit saturates at the clipping level: stop once it has climbed (almost) all the way.
+        after = shape.trend[shape.lowest :]
+        top = float(after.max())
+        level = shape.trend[shape.lowest] + 0.98 * (top - shape.trend[shape.lowest])
+        reached = np.flatnonzero(after >= level)
+        if reached.size:
+            values[shape.lowest + int(reached[0]) + 1 :] = np.nan
+    return values, True
 
 
 def _confidence_line(result: RangeTestResult) -> str:
     confidence = result.confidence
     text = f"confidence: {confidence.level}"
     if confidence.level != "high" and confidence.reasons:
-        text += f" — {_plain(confidence.reasons[0], 110)}"
+        text += f" — {_plain(confidence.reasons[0], 150)}"
     return textwrap.fill(
         text,
-        width=62,
+        width=70,
         max_lines=2,
         placeholder=" …",
         break_on_hyphens=False,
@@ -71,12 +108,12 @@ def _draw_repeats(ax: Axes, result: RangeTestResult) -> None:
     steps = result.history.steps
     stacked = np.full((len(result.repeats), steps), np.nan)
     for row, repeat in enumerate(result.repeats):
-        values = _finite(repeat.smoothed_losses[:steps])
+        values = trend_of(repeat)[0][:steps]
         stacked[row, : values.size] = values
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns past a repeat's end
         low, high = np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0)
-    label = f"repeats: min–max of {len(result.repeats)}"
+    label = f"repeats: min–max of {len(result.repeats)} trends"
     if result.spread is not None:
         label += f" (suggestion spread ×{result.spread:.2f})"
     ax.fill_between(
@@ -99,45 +136,51 @@ def _draw_repeats(ax: Axes, result: RangeTestResult) -> None:
         )
 
 
-def _draw_stop(ax: Axes, history: History, smoothed: np.ndarray) -> None:
+def _draw_stop(ax: Axes, history: History, curve: np.ndarray) -> None:
+    """A cross where the sweep stopped, inside the axes even when the loss there is off scale."""
     if history.stop_reason not in ("diverged", "non_finite") or not history.lrs:
         return
     stop_lr = history.lrs[-1]
     what = "diverged" if history.stop_reason == "diverged" else "non-finite loss"
     ax.axvline(stop_lr, color=BLACK, linestyle=":", linewidth=1.3, zorder=3)
-    finite = np.flatnonzero(np.isfinite(smoothed))
-    y = float(smoothed[finite[-1]]) if finite.size else ax.get_ylim()[1]
+    low, high = ax.get_ylim()
+    finite = np.flatnonzero(np.isfinite(curve))
+    y = float(curve[finite[-1]]) if finite.size else high
+    inset = low + TOP_INSET * (high - low)
+    if ax.get_yscale() == "log" and low > 0:
+        inset = low * (high / low) ** TOP_INSET
     ax.plot(
         [stop_lr],
-        [_clip_y(ax, y)],
+        [min(max(y, low), inset)],
         linestyle="none",
         marker="X",
         markersize=10,
         color=BLACK,
-        clip_on=False,
         zorder=7,
         label=f"stopped: {what} at {_short_lr(stop_lr)}",
     )
 
 
-def _draw_suggestion(ax: Axes, result: RangeTestResult, smoothed: np.ndarray) -> None:
+def _draw_suggestion(ax: Axes, result: RangeTestResult, curve: np.ndarray) -> Annotation | None:
     lr = result.suggestion.lr
     if lr is None or not (lr > 0 and math.isfinite(lr)):
         reason = result.suggestion.reason or (
             result.confidence.reasons[0] if result.confidence.reasons else ""
         )
         detail = _plain(reason, 70) if reason else None
+        if detail and len(reason) > 70:
+            detail = textwrap.fill(_plain(reason, 210), width=70, max_lines=3, placeholder=" …")
         if result.confidence.try_range is not None:
             start, end = result.confidence.try_range
             hint = f"try sweeping {_short_lr(start)} … {_short_lr(end)}"
             detail = f"{detail}\n{hint}" if detail else hint
         _message_box(ax, "no reliable suggestion", detail)
-        return
+        return None
     ax.axvline(lr, color=VERMILLION, linestyle="--", linewidth=1.5, zorder=4)
-    y = _value_at(lr, result.history.lrs, smoothed)
-    if y is None:
-        low, high = ax.get_ylim()
-        y = low + 0.5 * (high - low)
+    low, high = ax.get_ylim()
+    y = _value_at(lr, result.history.lrs, curve)
+    if y is None or not low <= y <= high:
+        y = low + 0.5 * (high - low) if y is None else min(max(y, low), high)
     else:
         ax.plot(
             [lr],
@@ -152,9 +195,9 @@ def _draw_suggestion(ax: Axes, result: RangeTestResult, smoothed: np.ndarray) ->
         )
     x_low, x_high = (math.log10(v) for v in ax.get_xlim())
     right_side = (math.log10(lr) - x_low) / (x_high - x_low) < 0.7
-    ax.annotate(
+    return ax.annotate(
         f"suggested {_short_lr(lr)}",
-        xy=(lr, _clip_y(ax, y)),
+        xy=(lr, y),
         xytext=(12 if right_side else -12, 22),
         textcoords="offset points",
         ha="left" if right_side else "right",
@@ -162,158 +205,114 @@ def _draw_suggestion(ax: Axes, result: RangeTestResult, smoothed: np.ndarray) ->
         fontweight="bold",
         color=VERMILLION,
         parse_math=False,
-        bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "none", "alpha": 0.9},
+        bbox=LABEL_BOX,
         arrowprops={"arrowstyle": "-", "color": VERMILLION, "linewidth": 1.0},
         zorder=9,
     )
 
 
-def _star(ax: Axes, lr: float, value: float, color: str, size: float, label: str) -> None:
-    """Mark the chosen / best trial with a black-edged star."""
-    ax.plot(
-        [lr],
-        [value],
-        linestyle="none",
-        marker="*",
-        markersize=size,
-        color=color,
-        markeredgecolor=BLACK,
-        markeredgewidth=0.8,
-        zorder=9,
-        label=label,
-    )
-
-
-def _draw_refinement(ax: Axes, result: RangeTestResult) -> Axes | None:
-    refinement = result.refinement
-    if refinement is None or not refinement.trials:
-        return None
-    twin = ax.twinx()
-    twin.grid(False)
-    twin.spines["right"].set_visible(True)
-    twin.spines["right"].set_color(ORANGE)
-    twin.tick_params(axis="y", colors=ORANGE)
-    trials = sorted(refinement.trials, key=lambda t: t.lr)
-    use_val = any(t.val_loss is not None and math.isfinite(t.val_loss) for t in trials)
-    metric = "val loss" if use_val else "train loss"
-
-    def value(trial: Trial) -> float:
-        raw = trial.val_loss if use_val else trial.train_loss
-        return float("nan") if raw is None or not math.isfinite(raw) else float(raw)
-
-    ok = [t for t in trials if not t.diverged and math.isfinite(value(t))]
-    failed = [t for t in trials if t not in ok]
-    limits = _Limits()
-    if ok:
-        values = np.array([value(t) for t in ok])
-        limits.low, limits.high = float(values.min()), float(values.max())
-        twin.plot(
-            [t.lr for t in ok],
-            values,
-            color=ORANGE,
-            marker="D",
-            markersize=6,
-            linewidth=1.2,
-            zorder=6,
-            label=f"refine trials: {metric} after {refinement.steps_per_trial} steps",
+def _draw_range(ax: Axes, result: RangeTestResult) -> None:
+    lr_range = result.lr_range
+    if lr_range.min_lr and lr_range.max_lr and 0 < lr_range.min_lr < lr_range.max_lr:
+        ax.axvspan(
+            lr_range.min_lr,
+            lr_range.max_lr,
+            color=GREEN,
+            alpha=0.13,
+            linewidth=0,
+            zorder=1,
+            label=f"recommended range {_short_lr(lr_range.min_lr)} – {_short_lr(lr_range.max_lr)}",
         )
-    limits.apply(twin, top_margin=0.35, bottom_margin=0.35)
-    if failed:
-        top = twin.get_ylim()[1]
-        twin.plot(
-            [t.lr for t in failed],
-            [top] * len(failed),
-            linestyle="none",
-            marker="x",
-            markersize=9,
-            markeredgewidth=2,
-            color=ORANGE,
-            clip_on=False,
-            zorder=6,
-            label="refine trial diverged",
-        )
-    chosen = refinement.chosen_lr
-    chosen_trials = [
-        t for t in ok if chosen is not None and math.isclose(t.lr, chosen, rel_tol=1e-6)
-    ]
-    if chosen_trials:
-        trial = chosen_trials[0]
-        _star(twin, trial.lr, value(trial), ORANGE, 17, f"refine chose {_short_lr(chosen)}")
-    twin.set_ylabel(f"refine: {metric}", color=ORANGE)
-    return twin
+
+
+def _figure(with_panel: bool) -> tuple[Figure, Axes, Axes | None]:
+    if not with_panel:
+        figure, ax = _new_figure()
+        return figure, ax, None
+    figure = Figure(figsize=PANEL_FIGSIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    ax, panel = figure.subplots(2, 1, sharex=True, height_ratios=(3.0, 1.35))
+    return figure, ax, panel
 
 
 def plot_result(result: RangeTestResult, path: str | Path) -> Path:
     """Write the single-run report PNG to ``path`` (atomically) and return the path.
 
-    Loss vs LR on a log axis: raw loss (thin) and smoothed loss (bold), the suggestion, the
-    recommended range, where the sweep stopped, the repeats' band and the refine trials when there
-    are any; "no reliable suggestion" when there is no answer. The y-range follows the descent,
-    so a blow-up at the end of the sweep cannot flatten the rest of the curve.
+    Loss vs LR on a log axis: the raw loss (light) and, bold, the zero-lag trend the suggestion
+    is computed from; the suggestion, the recommended range, where the sweep stopped and the
+    repeats' band. Refine or search trials get their own panel underneath on the same LR axis
+    (their score vs LR, the chosen trial, the trials tied with the best). "No reliable
+    suggestion" when there is no answer. The y-range follows the descent, so a blow-up at the
+    end of the sweep cannot flatten the rest of the curve.
 
     Raises:
         OutputError: the file could not be written.
     """
-    history = result.history
-    smoothed = _finite(history.smoothed_losses)
-    raw = _finite(history.losses)
     with _styled():
-        figure, ax = _new_figure()
-        _style_lr_axis(ax, *_lr_bounds(history.lrs))
-        limits = _Limits()
-        limits.add(smoothed, raw)
-        for repeat in result.repeats:
-            limits.add(_finite(repeat.smoothed_losses[: history.steps]))
-        limits.apply(ax)
-        lr_range = result.lr_range
-        if lr_range.min_lr and lr_range.max_lr and 0 < lr_range.min_lr < lr_range.max_lr:
-            ax.axvspan(
-                lr_range.min_lr,
-                lr_range.max_lr,
-                color=GREEN,
-                alpha=0.13,
-                linewidth=0,
-                zorder=1,
-                label=(
-                    f"recommended range {_short_lr(lr_range.min_lr)} – {_short_lr(lr_range.max_lr)}"
-                ),
-            )
-        if history.steps:
-            ax.plot(history.lrs, raw, color=SKY, linewidth=0.9, alpha=0.7, label="loss", zorder=3)
+        return _save(draw_result(result), Path(path))
+
+
+def draw_result(result: RangeTestResult) -> Figure:
+    """Return the figure ``plot_result`` saves (call it inside the house style to save it)."""
+    history = result.history
+    curve, is_trend = trend_of(history)
+    raw = _finite(history.losses)
+    refinement = result.refinement
+    trials = refinement.trials if refinement is not None else ()
+    figure, ax, panel = _figure(bool(trials))
+    _style_lr_axis(ax, *_lr_bounds(history.lrs, [t.lr for t in trials]))
+    limits = _Limits()
+    limits.add(curve, raw)
+    for repeat in result.repeats:
+        limits.add(trend_of(repeat)[0][: history.steps])
+    limits.apply(ax)
+    _draw_range(ax, result)
+    if history.steps:
+        ax.plot(history.lrs, raw, color=SKY, linewidth=0.9, alpha=0.75, label="loss", zorder=3)
+    if result.repeats:
+        _draw_repeats(ax, result)
+    if history.steps:
+        label = "trend (what the suggestion reads)" if is_trend else "smoothed loss (EMA)"
         if result.repeats:
-            _draw_repeats(ax, result)
-        if history.steps:
-            ax.plot(
-                history.lrs,
-                smoothed,
-                color=BLUE,
-                linewidth=2.4,
-                label="smoothed loss"
-                + (f" (mean of {len(result.repeats)})" if result.repeats else ""),
-                zorder=5,
-            )
-        if limits.empty:
-            _message_box(ax, "no finite loss recorded")
-        else:
-            _mark_off_scale(ax, history.lrs, smoothed, BLUE)
-            _draw_suggestion(ax, result, smoothed)
-        _draw_stop(ax, history, smoothed)
-        twin = _draw_refinement(ax, result)
-        loss_name = result.info.loss
-        ax.set_ylabel(
-            f"training loss ({_plain(loss_name, 30)})" if loss_name != "loss" else "training loss"
+            label += f", mean of {len(result.repeats)}"
+        ax.plot(history.lrs, curve, color=BLUE, linewidth=2.4, label=label, zorder=5)
+    off_scale = suggestion_label = None
+    if limits.empty:
+        _message_box(ax, "no finite loss recorded")
+    else:
+        off_scale = _mark_off_scale(ax, history.lrs, raw, GREY)
+        suggestion_label = _draw_suggestion(ax, result, curve)
+    _draw_stop(ax, history, curve)
+    loss_name = {"model": "the model's own"}.get(result.info.loss, result.info.loss)
+    ax.set_ylabel(
+        f"training loss ({_plain(loss_name, 30)})" if loss_name != "loss" else "training loss"
+    )
+    figure.suptitle(_run_title(result.info), fontweight="bold")
+    ax.set_title(
+        _confidence_line(result),
+        loc="left",
+        color=CONFIDENCE_COLORS.get(result.confidence.level, GREY),
+        parse_math=False,
+    )
+    ax.set_title(_facts_line(result), loc="right", color=GREY, parse_math=False)
+    handles, labels = ax.get_legend_handles_labels()
+    if panel is not None and refinement is not None:
+        ax.set_xlabel("")
+        draw_trials_panel(panel, refinement, result.suggestion.lr)
+        panel_handles, panel_labels = panel.get_legend_handles_labels()
+        handles, labels = handles + panel_handles, labels + panel_labels
+    _outside_legend(figure, handles, labels)
+    if suggestion_label is not None:
+        figure.canvas.draw()
+        on_right = suggestion_label.get_horizontalalignment() == "left"
+        side = 1 if on_right else -1
+        _place_clear(
+            figure,
+            suggestion_label,
+            [off_scale],
+            [
+                (12 * side, -30, "left" if on_right else "right"),
+                (-12 * side, 22, "right" if on_right else "left"),
+            ],
         )
-        figure.suptitle(_run_title(result.info), fontweight="bold")
-        ax.set_title(
-            _confidence_line(result),
-            loc="left",
-            color=CONFIDENCE_COLORS.get(result.confidence.level, GREY),
-            parse_math=False,
-        )
-        ax.set_title(_facts_line(result), loc="right", color=GREY, parse_math=False)
-        handles, labels = ax.get_legend_handles_labels()
-        if twin is not None:
-            twin_handles, twin_labels = twin.get_legend_handles_labels()
-            handles, labels = handles + twin_handles, labels + twin_labels
-        _outside_legend(figure, handles, labels)
-        return _save(figure, Path(path))
+    return figure

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import io
 import math
-import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from lrfind.format import format_lr
-from lrfind.outputs.runs import atomic_write_bytes
+from lrfind.outputs.runs import PLOT_FORMATS, atomic_write_bytes
 from lrfind.results import RunInfo
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency and in greyscale print.
@@ -95,17 +96,56 @@ def _new_figure() -> tuple[Figure, Axes]:
 
 
 def _save(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` in the format its suffix names (PLOT_FORMATS; PNG for any other)."""
+    suffix = Path(path).suffix.lower().removeprefix(".")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure.savefig(buffer, format=suffix if suffix in PLOT_FORMATS else "png", dpi=DPI)
     return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def _plain(text: object, limit: int = _MAX_TEXT) -> str:
     """User text made safe for matplotlib: one line, no mathtext, bounded length."""
-    flat = " ".join(str(text).split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return flat.replace("$", r"\$")
+    return _shorten(" ".join(str(text).split()), limit).replace("$", r"\$")
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a boundary, never inside a word or an argument.
+
+    ``AdamW(weight_decay=0.01, betas=(0.9, 0.95))`` keeps whole arguments: ``AdamW(weight_decay=
+    0.01, …)``; other text is cut at the last space (or after a word) and ends with "…".
+    """
+    if len(text) <= limit:
+        return text
+    opening = text.find("(")
+    if 0 < opening < limit - 3 and text.endswith(")"):
+        head, arguments = text[: opening + 1], _top_level_parts(text[opening + 1 : -1])
+        kept: list[str] = []
+        for argument in arguments:
+            candidate = ", ".join([*kept, argument])
+            if len(head) + len(candidate) + len(", …)") > limit:
+                break
+            kept.append(argument)
+        return head + ", ".join([*kept, "…"]) + ")"
+    cut = text.rfind(" ", 0, limit)
+    return (text[:cut] if cut > limit // 2 else text[: limit - 1]).rstrip(" ,;:") + "…"
+
+
+def _top_level_parts(text: str) -> list[str]:
+    """Split ``a=1, b=(2, 3)`` at the commas outside brackets."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current.strip())
+    return parts
 
 
 def _short_lr(lr: float | None) -> str:
@@ -258,22 +298,24 @@ def _batch_text(info: RunInfo) -> str | None:
     return f"batch {info.global_batch_size} ({' × '.join(parts)})"
 
 
-def _run_title(info: RunInfo) -> str:
-    parts = [_plain(info.model, 40), _plain(info.optimizer, 40)]
+#: A white box behind text drawn over curves.
+LABEL_BOX = {"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.88}
+
+#: A figure title longer than this wraps at the house figure width and font size.
+TITLE_CHARS = 80
+
+
+def _run_title(info: RunInfo, limit: int = TITLE_CHARS) -> str:
+    """One line: "name: model · optimizer · batch"; long parts lose whole arguments, not words."""
+    name = f"{_plain(info.name, 30)}: " if info.name and info.name != "range-test" else ""
     batch = _batch_text(info)
-    if batch:
-        parts.append(batch)
-    title = " · ".join(parts)
-    if info.name and info.name != "range-test":
-        title = f"{_plain(info.name, 40)}: {title}"
-    return textwrap.fill(
-        title,
-        width=72,
-        max_lines=2,
-        placeholder=" …",
-        break_on_hyphens=False,
-        break_long_words=False,
-    )
+    tail = f" · {batch}" if batch else ""
+    room = max(limit - len(name) - len(tail) - len(" · "), 20)
+    model, optimizer = " ".join(info.model.split()), " ".join(info.optimizer.split())
+    model_room = max(room - len(optimizer), room // 2)
+    model = _shorten(model, model_room)
+    optimizer = _shorten(optimizer, max(room - len(model), 12))
+    return f"{name}{model} · {optimizer}{tail}".replace("$", r"\$")
 
 
 def _clip_y(ax: Axes, value: float) -> float:
@@ -281,32 +323,64 @@ def _clip_y(ax: Axes, value: float) -> float:
     return min(max(value, low), high)
 
 
-def _mark_off_scale(ax: Axes, lrs: Sequence[float], curve: np.ndarray, color: str) -> None:
-    """An arrow where a curve leaves the top of the plot, with its highest value."""
+def _mark_off_scale(
+    ax: Axes, lrs: Sequence[float], curve: np.ndarray, color: str
+) -> Annotation | None:
+    """A note where a curve leaves the top of the plot, with its highest value; returns it."""
     high = ax.get_ylim()[1]
     finite = np.isfinite(curve)
     if not finite.any():
-        return
+        return None
     peak = float(np.nanmax(curve))
     if peak <= high:
-        return
+        return None
     best_index = int(np.nanargmin(curve))
     above = np.flatnonzero(finite & (curve > high) & (np.arange(curve.size) > best_index))
     if above.size == 0:
-        return
+        return None
     exit_lr = float(lrs[int(above[0])])
-    ax.annotate(
-        f"off scale ↑ max {peak:.3g}",
+    # To the right of the exit: the blow-up side, away from the descent and the suggestion.
+    x_low, x_high = (math.log10(v) for v in ax.get_xlim())
+    left_of_edge = (math.log10(exit_lr) - x_low) / (x_high - x_low) < 0.8
+    return ax.annotate(
+        f"↑ off scale, max {peak:.3g}",
         xy=(exit_lr, high),
-        xytext=(-6, -14),
+        xytext=(4 if left_of_edge else -4, -4),
         textcoords="offset points",
-        ha="right",
+        ha="left" if left_of_edge else "right",
         va="top",
         fontsize=8.5,
         color=color,
         annotation_clip=False,
         parse_math=False,
+        bbox=LABEL_BOX,
+        zorder=9,
     )
+
+
+def _overlaps(figure: Figure, first: Artist, second: Artist, pad: float = 3.0) -> bool:
+    """Whether two drawn artists' boxes overlap (``pad`` pixels of clearance)."""
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    one = first.get_window_extent(renderer).padded(pad)
+    two = second.get_window_extent(renderer)
+    return bool(one.overlaps(two))
+
+
+def _place_clear(
+    figure: Figure,
+    label: Annotation,
+    obstacles: Sequence[Artist | None],
+    offsets: Sequence[tuple[float, float, Literal["left", "right"]]],
+) -> None:
+    """Move ``label`` through ``offsets`` (x, y points, ha) until it overlaps no obstacle."""
+    present = [obstacle for obstacle in obstacles if obstacle is not None]
+    if not present:
+        return
+    for x, y, align in offsets:
+        if not any(_overlaps(figure, label, obstacle) for obstacle in present):
+            return
+        label.xyann = (x, y)
+        label.set_horizontalalignment(align)
 
 
 def _message_box(ax: Axes, headline: str, detail: str | None = None) -> None:

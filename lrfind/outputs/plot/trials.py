@@ -1,4 +1,4 @@
-"""Constant-LR trials (verify): validation loss vs LR."""
+"""Constant-LR trials vs LR: verify's figure, and the refine/search panel under a sweep's curve."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
 
-from lrfind.outputs.plot.single import _star
+from lrfind.analysis.choose import Choice, choose
 from lrfind.outputs.plot.style import (
     BLACK,
     BLUE,
     GREEN,
     GREY,
+    ORANGE,
     SKY,
     VERMILLION,
     _compact_lr,
@@ -30,7 +32,157 @@ from lrfind.outputs.plot.style import (
     _style_lr_axis,
     _styled,
 )
-from lrfind.results import Trial
+from lrfind.results import Refinement, Trial
+
+
+def _star(ax: Axes, lr: float, value: float, color: str, size: float, label: str) -> None:
+    """Mark the chosen / best trial with a black-edged star."""
+    ax.plot(
+        [lr],
+        [value],
+        linestyle="none",
+        marker="*",
+        markersize=size,
+        color=color,
+        markeredgecolor=BLACK,
+        markeredgewidth=0.8,
+        zorder=9,
+        label=label,
+    )
+
+
+def trial_choice(trials: Sequence[Trial]) -> Choice:
+    """The choice rule's reading of ``trials`` (scores, noise, ties, best, chosen), in LR order.
+
+    The one rule refine, search and verify use (analysis.choose); the figure draws its numbers
+    rather than recomputing them.
+    """
+    return choose(trials)
+
+
+def draw_trials_panel(ax: Axes, refinement: Refinement, suggestion_lr: float | None) -> None:
+    """Draw the refine/search trials on ``ax``: each trial's score vs LR on the sweep's LR axis.
+
+    Trials tied with the best (within one standard error of the paired difference) are filled
+    and their stretch of LRs shaded; whiskers show each trial's standard error, so a whisker
+    that reaches the dotted best-score line is a tie. The chosen trial is a star; diverged
+    trials are crosses just inside the top edge.
+    """
+    choice = trial_choice(refinement.trials)
+    metric = "val loss" if choice.metric == "val_loss" else "train loss"
+    ordered = choice.trials
+    ok = [i for i, s in enumerate(choice.scores) if math.isfinite(s)]
+    failed = [i for i in range(len(ordered)) if i not in ok]
+    if ok:
+        values = np.array([choice.scores[i] for i in ok])
+        errors = np.array([min(choice.standard_errors[i], abs(values).max()) for i in ok])
+        # Zoomed to the trials themselves: the whiskers show how much of the spread is noise.
+        low, high = float((values - errors).min()), float((values + errors).max())
+        span = max(high - low, 1e-3 * max(abs(high), 1e-12))
+        ax.set_ylim(low - 0.2 * span, high + 0.35 * span)
+    else:
+        _Limits().apply(ax)
+    stage = "search" if refinement.stage == "search" else "refine"
+    tied_run = _tied_run(choice)
+    if tied_run is not None and tied_run[0] != tied_run[1]:
+        ax.axvspan(
+            ordered[tied_run[0]].lr,
+            ordered[tied_run[1]].lr,
+            color=ORANGE,
+            alpha=0.16,
+            linewidth=0,
+            zorder=1,
+        )
+    if ok:
+        lrs = [ordered[i].lr for i in ok]
+        ax.plot(lrs, values, color=ORANGE, linewidth=1.2, zorder=4)
+        ax.errorbar(
+            lrs,
+            values,
+            yerr=[errors, np.zeros_like(errors)],
+            fmt="none",
+            ecolor=ORANGE,
+            elinewidth=1.0,
+            capsize=3,
+            zorder=4,
+        )
+        ax.plot(
+            lrs,
+            values,
+            linestyle="none",
+            marker="D",
+            markersize=6,
+            markerfacecolor="white",
+            color=ORANGE,
+            zorder=5,
+            label=f"{stage} trials: {metric} after {refinement.steps_per_trial} steps",
+        )
+        tied = [i for i in ok if choice.tied[i]]
+        ax.plot(
+            [ordered[i].lr for i in tied],
+            [choice.scores[i] for i in tied],
+            linestyle="none",
+            marker="D",
+            markersize=6,
+            color=ORANGE,
+            zorder=6,
+            label="tied with the best (within 1 standard error)",
+        )
+        if choice.best is not None:
+            ax.axhline(
+                choice.scores[choice.best], color=GREY, linestyle=":", linewidth=1.0, zorder=2
+            )
+    if failed:
+        low, high = ax.get_ylim()
+        ax.plot(
+            [ordered[i].lr for i in failed],
+            [low + 0.9 * (high - low)] * len(failed),
+            linestyle="none",
+            marker="X",
+            markersize=9,
+            color=ORANGE,
+            markeredgecolor=BLACK,
+            zorder=6,
+            label=f"{stage} trial diverged",
+        )
+    chosen = refinement.chosen_lr
+    position = choice.position(chosen) if chosen is not None else None
+    if chosen is not None and position is not None and math.isfinite(choice.scores[position]):
+        _star(ax, chosen, choice.scores[position], ORANGE, 17, f"{stage} chose {_short_lr(chosen)}")
+    if suggestion_lr is not None and suggestion_lr > 0:
+        ax.axvline(suggestion_lr, color=VERMILLION, linestyle="--", linewidth=1.2, zorder=3)
+    ax.set_ylabel(f"{stage}: {metric}")
+    ax.set_title(_panel_title(refinement, choice), loc="left", color=GREY, parse_math=False)
+
+
+def _tied_run(choice: Choice) -> tuple[int, int] | None:
+    """First and last index of the unbroken run of tied trials that holds the best one."""
+    if choice.best is None:
+        return None
+    first = last = choice.best
+    while first > 0 and choice.tied[first - 1]:
+        first -= 1
+    while last < len(choice.trials) - 1 and choice.tied[last + 1]:
+        last += 1
+    return first, last
+
+
+def _panel_title(refinement: Refinement, choice: Choice) -> str:
+    stage = "search" if refinement.stage == "search" else "refine"
+    count = len(choice.trials)
+    text = f"{stage}: {count} trials × {refinement.steps_per_trial} steps from the same weights"
+    chosen, best = refinement.chosen_lr, choice.best_lr
+    if chosen is None:
+        return text + " · no trial chosen"
+    text += f" · chose {_short_lr(chosen)}"
+    position = choice.position(chosen)
+    if best is None or position is None:
+        return text
+    if position == choice.best:
+        return text + ", the best trial"
+    if choice.tied[position]:
+        return text + f", the lowest LR tied with the best ({_short_lr(best)})"
+    return text + f"; best trial {_short_lr(best)}"
 
 
 def plot_trials(

@@ -49,3 +49,21 @@ def render_markdown(
     if plot_path:
         lines += ["", f"![LR range test plot]({quote(plot_path)})"]
     return "\n".join(lines) + "\n"
+
+
+def render_step_summary(
+    result: RangeTestResult, plot_path: str | None, check: CheckOutcome | None = None
+) -> str:
+    """The Markdown for a CI job summary ($GITHUB_STEP_SUMMARY): no image by path.
+
+    A job summary cannot show a file from the runner by its path, so the plot is named instead,
+    with where to find it.
+    """
+    text = render_markdown(result, None, check)
+    if plot_path:
+        shown = " ".join(plot_path.replace("`", "'").split())
+        text += (
+            f"\nThe plot is `{shown}` on the runner: upload the run directory as a build "
+            "artifact (e.g. actions/upload-artifact) to see it.\n"
+        )
+    return text

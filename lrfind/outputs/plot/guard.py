@@ -1,0 +1,29 @@
+"""A figure that fails to render becomes a warning: the numbers it illustrates are never lost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from lrfind.errors import LrfindError, OutputError
+
+
+def plot_or_warning(draw: Callable[[], Path], what: str = "plot") -> tuple[Path | None, str | None]:
+    """Run ``draw``; return (its path, None), or (None, "<what> failed: ...") if it raised.
+
+    A file that cannot be written (OutputError) is not a plotting bug and is raised as is.
+
+    Raises:
+        OutputError: from ``draw``.
+    """
+    try:
+        return draw(), None
+    except OutputError:
+        raise
+    except Exception as error:  # a plotting bug must not lose the run, table or verdict
+        if isinstance(error, LrfindError):
+            text = " ".join(str(error).split())
+        else:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            text = type(error).__name__ + (f": {first}" if first else "")
+        return None, f"{what} failed: {text}"
