@@ -17,7 +17,7 @@ from lrfind.analysis.grid import grid_lr
 from lrfind.engine import trials as trials_module
 from lrfind.engine.trials import TrialEvent
 from lrfind.errors import SweepError
-from tests.tasks import classification_task
+from tests.fixtures.tasks import classification_task
 
 
 def state_of(task) -> tuple[dict[str, torch.Tensor], dict[str, object]]:  # type: ignore[no-untyped-def]
@@ -275,7 +275,7 @@ def test_a_flat_sweep_is_answered_by_a_search_within_the_budget() -> None:
     assert chosen.val_loss is not None and chosen.val_loss < refinement.start_score
     assert refinement.cost_multiple is not None and refinement.cost_multiple <= 4.0
     plans = [e for e in events if isinstance(e, TrialPlan)]
-    assert len(plans) == 1 and plans[0].describe().startswith("search planned: 3 trials")
+    assert len(plans) == 1 and plans[0].describe().startswith("search planned: 2 trials")
     document = result.to_dict()
     assert document["refine"]["stage"] == "search"
     assert json.loads(json.dumps(document, allow_nan=False)) == document

@@ -100,7 +100,7 @@ def test_every_exit_code_of_the_cli_is_documented() -> None:
 
 
 def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    example, gate = code_blocks(section("Python API"), "python")
+    example, _gate = code_blocks(section("Python API"), "python")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
     exec(compile(example, "README.md", "exec"), namespace)

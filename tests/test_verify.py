@@ -12,8 +12,11 @@ from lrfind.analysis.choose import judge, metric_for
 from lrfind.errors import ConfigError, NoReliableSuggestion, OutputError
 from lrfind.results import Trial
 from lrfind.workflows.verify import auto_lrs, parse_lrs, verify, with_suggestion
-from tests.helpers_results import make_result
-from tests.test_run_report import TINY_CONFIG, save_run
+from tests.fixtures.configs import tiny_config_dict
+from tests.fixtures.results import make_result
+from tests.fixtures.runs import save_run
+
+TINY_CONFIG = tiny_config_dict()
 
 
 def trial(lr: float, train: float, val: float | None = None, diverged: bool = False) -> Trial:

@@ -22,7 +22,7 @@ from lrfind.outputs.plot.overlay import draw_overlay
 from lrfind.outputs.plot.single import draw_result, trend_of
 from lrfind.outputs.plot.style import TITLE_CHARS, VERMILLION, _run_title, _shorten, _styled
 from lrfind.results import RangeTestResult, Refinement, Trial
-from tests.helpers_results import CURVES, make_result
+from tests.fixtures.results import CURVES, make_result
 
 
 def drawn(result: RangeTestResult) -> Figure:

@@ -31,7 +31,7 @@ from lrfind.data.model_outputs import MODEL_LOSS
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError, DataError, SweepError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 USER_FILE = FIXTURES / "user_components.py"
 CPU = torch.device("cpu")

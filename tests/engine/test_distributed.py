@@ -29,9 +29,9 @@ from lrfind.engine.options import StopFlag, SweepOptions
 from lrfind.engine.state import snapshot_state
 from lrfind.engine.steps import make_compute_loss
 from lrfind.engine.trials import run_trial
-from tests.tasks import classification_task
+from tests.fixtures.tasks import classification_task
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 BATCH_SIZE = 32
 
@@ -253,7 +253,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from lrfind.engine import distributed
 from lrfind.engine.options import StopFlag, SweepOptions
 from lrfind.engine.rangetest import RangeTest
-from tests.tasks import classification_task
+from tests.fixtures.tasks import classification_task
 
 context = distributed.current()
 task = classification_task(samples=512, dropout=0.1)
@@ -410,7 +410,7 @@ def test_ddp_cli_sweep_with_nproc_and_one_process_run(tiny_config: Path, tmp_pat
     config_path = single / tiny_config.name
     shutil.copy(tiny_config, config_path)
     config = load_config(config_path, [f"output.dir={single / 'runs'}"])
-    run = workflows.run_sweep(config)
+    run = workflows.sweep(config)
     assert run.result.info.world_size == 1
     assert run.result.info.global_batch_size == BATCH_SIZE
     assert _only_run_dir(single).joinpath("result.json").is_file()

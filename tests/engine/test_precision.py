@@ -18,7 +18,7 @@ from lrfind.engine.state import restore_state, snapshot_state
 from lrfind.engine.steps import make_compute_loss
 from lrfind.engine.trials import run_trial
 from lrfind.errors import DataError
-from tests.tasks import Task, classification_task, regression_task
+from tests.fixtures.tasks import Task, classification_task, regression_task
 
 CPU = torch.device("cpu")
 

@@ -7,44 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lrfind.errors import ConfigError, OutputError
-from lrfind.outputs import runs
 from lrfind.outputs.labels import config_differences, diff_label, flatten, format_value, run_labels
-from lrfind.results import RangeTestResult
 from lrfind.workflows.report import OVERLAY_REPORT, report
-from tests.helpers_results import make_result
+from tests.fixtures.configs import tiny_config_dict
+from tests.fixtures.results import make_result
+from tests.fixtures.runs import save_run
 
-#: A tiny task that trains in well under a second (used where a saved run must be re-trained).
-TINY_CONFIG: dict[str, object] = {
-    "name": "tiny",
-    "seed": 0,
-    "device": "cpu",
-    "data": {
-        "target": "synthetic_classification",
-        "args": {"size": 256, "features": 8, "classes": 3},
-        "batch_size": 32,
-    },
-    "model": {"target": "mlp", "args": {"hidden": [16]}},
-    "sweep": {"steps": 20},
-    "suggest": {"refine": "off"},
-}
-
-
-def save_run(
-    run_dir: Path, result: RangeTestResult, config: dict[str, object] | None = None
-) -> Path:
-    """Write a run directory for ``result`` as a sweep would (without its PNG)."""
-    run_dir.mkdir(parents=True)
-    if config is not None:
-        runs.atomic_write_text(run_dir / runs.CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
-    runs.atomic_write_text(run_dir / runs.HISTORY_FILE, runs.history_to_csv(result.history))
-    document = result.to_dict()
-    document["status"] = "complete"
-    document["config_dir"] = str(run_dir.parent)
-    runs.write_json(run_dir / runs.RESULT_FILE, document)
-    return run_dir
+TINY_CONFIG = tiny_config_dict()
 
 
 def with_changes(base: dict[str, object], **sections: dict[str, object]) -> dict[str, object]:
@@ -195,7 +166,7 @@ def test_output_problems_are_refused_before_drawing(tmp_path: Path) -> None:
         report([run_dir], png=tmp_path)
     with pytest.raises(OutputError, match="name the same file"):
         report([run_dir], png=tmp_path / "x", html=tmp_path / "x")
-    with pytest.raises(ConfigError, match="--out is the folder for report.png and report.html"):
+    with pytest.raises(ConfigError, match=r"--out is the folder for report\.png and report\.html"):
         report([run_dir], out=tmp_path / "x.png")
     (tmp_path / "a-file").write_text("")
     with pytest.raises(OutputError, match="exists and is not a directory"):

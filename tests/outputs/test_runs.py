@@ -15,7 +15,7 @@ import pytest
 from lrfind.errors import OutputError
 from lrfind.outputs import runs
 from lrfind.results import History
-from tests.helpers_results import make_result
+from tests.fixtures.results import make_result
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

@@ -16,7 +16,7 @@ from lrfind.engine.state import parameters_changed, restore_state, snapshot_stat
 from lrfind.engine.steps import divergence_threshold, make_compute_loss
 from lrfind.engine.trials import run_trial
 from lrfind.errors import DataError, SweepError
-from tests.tasks import classification_task, regression_task
+from tests.fixtures.tasks import classification_task, regression_task
 
 CPU = torch.device("cpu")
 

@@ -19,7 +19,7 @@ from lrfind.analysis.schedule_plan import SCHEDULE_KINDS, plan_schedule
 from lrfind.errors import EXIT_NO_ANSWER, ConfigError, NoReliableSuggestion
 from lrfind.results import LRRange, RangeTestResult
 from lrfind.workflows.schedule import schedule
-from tests.helpers_results import make_result
+from tests.fixtures.results import make_result
 
 MIN_LR, SUGGESTED, MAX_LR = 1e-4, 1e-3, 1e-2
 

@@ -24,7 +24,7 @@ from lrfind.outputs.comparison import (
     table_rows,
 )
 from lrfind.workflows.compare import compare
-from tests.helpers_results import make_result
+from tests.fixtures.results import make_result
 
 # --- the splitter ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from lrfind.outputs.plot.single import plot_result
 from lrfind.outputs.plot.style import _Limits
 from lrfind.outputs.plot.trials import plot_trials
 from lrfind.results import History, Trial
-from tests.helpers_results import make_history, make_result, make_trials
+from tests.fixtures.results import make_history, make_result, make_trials
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -14,7 +14,7 @@ from lrfind.outputs.report.junit import render_junit
 from lrfind.outputs.report.markdown import render_markdown
 from lrfind.outputs.report.summary import one_line_summary, summary_rows
 from lrfind.results import CheckOutcome
-from tests.helpers_results import make_result
+from tests.fixtures.results import make_result
 
 HOSTILE = "<script>alert(\"x\")</script> & 'quotes' | *bold* [link](javascript:x)"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -13,7 +13,7 @@ import pytest
 
 import lrfind
 from lrfind.outputs.report.html import SECTIONS, ReportEntry, render_html
-from tests.helpers_results import make_result
+from tests.fixtures.results import make_result
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

@@ -12,8 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from lrfind.cli.app import app
-from tests.helpers_results import make_result
-from tests.test_run_report import TINY_CONFIG, save_run
+from tests.fixtures.configs import tiny_config_dict
+from tests.fixtures.results import make_result
+from tests.fixtures.runs import save_run
+
+TINY_CONFIG = tiny_config_dict()
 
 runner = CliRunner()
 

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lrfind import RangeTestResult, range_test
 from lrfind.data.loaders import make_loaders
 from lrfind.data.types import DataInfo, DataSplit
-from tests.tasks import Task, classification_task, regression_task
+from tests.fixtures.tasks import Task, classification_task, regression_task
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

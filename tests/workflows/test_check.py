@@ -9,7 +9,7 @@ import pytest
 
 from lrfind.errors import ConfigError, NoReliableSuggestion
 from lrfind.workflows.check import Expectations, evaluate_check, read_baseline_lr
-from tests.helpers_results import make_result
+from tests.fixtures.results import make_result
 
 
 def result_at(lr: float | None, confidence: str = "high"):  # type: ignore[no-untyped-def]
