@@ -27,6 +27,9 @@ _EXPORTS = {
     "StopFlag": "lrfind.engine.options",
     "StepEvent": "lrfind.engine.options",
     "SweepOptions": "lrfind.engine.options",
+    "TrialEvent": "lrfind.engine.trials",
+    "TrialPlan": "lrfind.analysis.budget",
+    "ProgressEvent": "lrfind.engine.rangetest",
     # results and the pure analysis behind them
     "RangeTestResult": "lrfind.results",
     "History": "lrfind.results",
@@ -68,6 +71,7 @@ __all__ = [
     "History",
     "LRRange",
     "LrfindError",
+    "ProgressEvent",
     "RangeTest",
     "RangeTestResult",
     "ReportOutput",
@@ -77,6 +81,8 @@ __all__ = [
     "SweepOptions",
     "SweepRun",
     "Trial",
+    "TrialEvent",
+    "TrialPlan",
     "ValidationReport",
     "VerifyRun",
     "__version__",
@@ -97,11 +103,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from lrfind.analysis.budget import TrialPlan
     from lrfind.analysis.suggest import analyze, suggest
     from lrfind.config.load import load_config
     from lrfind.config.schema import Config
     from lrfind.engine.options import StepEvent, StopFlag, SweepOptions
-    from lrfind.engine.rangetest import RangeTest, range_test
+    from lrfind.engine.rangetest import ProgressEvent, RangeTest, range_test
+    from lrfind.engine.trials import TrialEvent
     from lrfind.errors import LrfindError
     from lrfind.outputs.comparison import Comparison
     from lrfind.outputs.plot.single import plot_result

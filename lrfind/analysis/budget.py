@@ -16,12 +16,12 @@ from typing import Literal
 
 Stage = Literal["refine", "search"]
 
-#: The refine stage's first window: the grid value nearest the sweep's max_lr and one
-#: quarter-decade step either side (the band the sweep alone cannot resolve).
+#: The refine stage's first window: the grid value nearest the sweep's max_lr and the
+#: quarter-decade steps below it (the band the sweep alone cannot resolve).
 REFINE_CANDIDATES = 3
 
-#: A budget that affords the longest trials for more candidates widens the first window up to
-#: this many (the sweep's answer +-2 grid steps: half a decade either way).
+#: A budget that affords the longest trials for more candidates widens the first window down
+#: to this many (max_lr and four grid steps below it: a decade).
 MAX_CANDIDATES = 5
 
 #: ... plus at most this many trials that extend the window one grid step past an edge
@@ -29,11 +29,14 @@ MAX_CANDIDATES = 5
 REFINE_EXTRA_TRIALS = 1
 
 #: The search stage's coarse grid: this many LRs a decade apart, down from the top of the
-#: range the flat sweep showed to be stable.
-SEARCH_CANDIDATES = 3
+#: range the flat sweep showed to be stable. Few and long: a flat sweep says the model needs
+#: more steps per LR to show progress (on the benchmark's deep MLP, 3 + 1 or 3 + 2 trials at
+#: the default budget were too short for any to train; 2 + 1 answered 3 of 5 seeds).
+SEARCH_CANDIDATES = 2
 
-#: ... plus at most this many trials that bisect towards the best (or extend past an edge).
-SEARCH_EXTRA_TRIALS = 2
+#: ... plus at most this many trials that bisect towards the best (or extend past an edge);
+#: trials that diverge early leave budget for more.
+SEARCH_EXTRA_TRIALS = 1
 
 #: Auto trial length is capped at this many times the sweep's steps: the LR that does best in a
 #: short constant-LR run falls as the run gets longer; beyond the cap the budget is left unspent.

@@ -49,7 +49,7 @@ WARMUP_START_BOUNDS = (0.01, 0.5)
 
 DEFAULT_WARMUP_FRACTION = 0.05
 
-_MODULE = "torch.optim.lr_scheduler"
+SCHEDULER_MODULE = "torch.optim.lr_scheduler"
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,10 @@ class SchedulePlan:
 
 def _round(value: float) -> float:
     """Three significant digits: the range test is not more precise than that."""
-    return float(_float_text(value))
+    return float(float_text(value))
 
 
-def _float_text(value: float) -> str:
+def float_text(value: float) -> str:
     # PyYAML (YAML 1.1) reads "1e-05" as a string: a float needs a dot and a signed exponent.
     text = f"{value:.3g}"
     if "e" in text:

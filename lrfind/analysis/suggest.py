@@ -108,15 +108,15 @@ def _valley(shape: CurveShape) -> tuple[int | None, str]:
     return start + begin + (end_index - begin) // 2, ""
 
 
-def _max_lr_index(shape: CurveShape) -> int:
+def max_lr_index(shape: CurveShape) -> int:
     return shape.fraction_index(MAX_LR_FRACTION)
 
 
 def _lrfind_log10(shape: CurveShape) -> float:
-    return float(shape.x[_max_lr_index(shape)] - SUGGESTION_BELOW_MAX)
+    return float(shape.x[max_lr_index(shape)] - SUGGESTION_BELOW_MAX)
 
 
-def _nearest_index(x: np.ndarray, value: float) -> int:
+def nearest_index(x: np.ndarray, value: float) -> int:
     return int(np.argmin(np.abs(x - value)))
 
 
@@ -149,7 +149,7 @@ def _rule_suggestion(shape: CurveShape, method: str) -> Suggestion:
     if method == "lrfind":
         log10_lr = _lrfind_log10(shape)
         return Suggestion(
-            method=method, lr=float(10**log10_lr), index=_nearest_index(shape.x, log10_lr)
+            method=method, lr=float(10**log10_lr), index=nearest_index(shape.x, log10_lr)
         )
     rule = {"steepest": _steepest, "minimum": _minimum, "valley": _valley}[method]
     index, reason = rule(shape)
@@ -180,12 +180,12 @@ def _lr_range(shape: CurveShape, lr: float | None) -> LRRange:
     """min_lr: where the descent begins; max_lr: where 80% of it is done (still falling)."""
     if shape.problem is not None:
         return LRRange(None, None)
-    max_lr = float(shape.lrs[_max_lr_index(shape)])
+    max_lr = float(shape.lrs[max_lr_index(shape)])
     min_lr = float(shape.lrs[shape.fraction_index(DESCENT_BEGINS)])
-    return _ordered_range(min_lr, max_lr, lr)
+    return ordered_range(min_lr, max_lr, lr)
 
 
-def _ordered_range(min_lr: float, max_lr: float, lr: float | None) -> LRRange:
+def ordered_range(min_lr: float, max_lr: float, lr: float | None) -> LRRange:
     """Enforce min_lr < lr <= max_lr (and min_lr < max_lr) by widening, never narrowing."""
     if lr is not None:
         max_lr = max(max_lr, lr)

@@ -14,22 +14,20 @@ from types import ModuleType
 from typing import Any
 
 from lrfind.errors import ComponentError, LrfindError
-from lrfind.format import did_you_mean
-from lrfind.format import first_line as _first_line
-from lrfind.format import raised_at as _where
+from lrfind.format import did_you_mean, first_line, raised_at
 
 #: Top-level module name -> the config/current folder it was imported from by resolve_import.
 _LOADED_FROM: dict[str, Path] = {}
 
 
-def _exit_error(error: SystemExit, doing: str) -> ComponentError:
+def exit_error(error: SystemExit, doing: str) -> ComponentError:
     """A ``sys.exit()`` in user code is a broken component, not lrfind's exit status.
 
     Left alone it would end lrfind with the user's code (0 looks like success, 1 like a failed
     check) and no run; KeyboardInterrupt is not caught: it stays an interruption.
     """
     code = "" if error.code is None else repr(error.code)
-    return ComponentError(f"{doing} called sys.exit({code}){_where(error)}")
+    return ComponentError(f"{doing} called sys.exit({code}){raised_at(error)}")
 
 
 def _search_dirs(base_dir: Path) -> list[Path]:
@@ -123,11 +121,11 @@ def _import_module(name: str, search: Sequence[Path], key: str) -> ModuleType:
     except LrfindError:
         raise
     except SystemExit as error:
-        raise _exit_error(error, f"{key}: importing module '{name}'") from error
+        raise exit_error(error, f"{key}: importing module '{name}'") from error
     except Exception as error:
         raise ComponentError(
             f"{key}: importing module '{name}' raised {type(error).__name__}: "
-            f"{_first_line(error)}{_where(error)}"
+            f"{first_line(error)}{raised_at(error)}"
         ) from error
     root = _module_root(sys.modules[top])
     if root is not None and root in search and top != "lrfind":
@@ -181,7 +179,7 @@ def resolve_import(path: str, base_dir: Path, key: str) -> Any:
                     continue
                 raise ComponentError(
                     f"{key}: importing module '{module_name}' failed: no module named "
-                    f"'{absent}'{_where(error)}"
+                    f"'{absent}'{raised_at(error)}"
                 ) from None
             return _attribute(module, chain, module_name, key)
     folders = " and ".join(str(folder) for folder in search)
@@ -191,7 +189,7 @@ def resolve_import(path: str, base_dir: Path, key: str) -> Any:
     )
 
 
-def _short_name(path: str) -> str:
+def short_name(path: str) -> str:
     return re.split(r"[.:]", path)[-1]
 
 
@@ -200,18 +198,18 @@ def _accepted(parameters: Mapping[str, inspect.Parameter], skip: Sequence[str] =
     return [n for n, p in parameters.items() if p.kind not in kinds and n not in skip]
 
 
-def _signature(target: Any) -> inspect.Signature | None:
+def signature_of(target: Any) -> inspect.Signature | None:
     try:
         return inspect.signature(target)
     except (TypeError, ValueError):
         return None
 
 
-def _check_arguments(
+def check_arguments(
     target: Any, args: Mapping[str, Any], key: str, label: str, skip: Sequence[str] = ()
 ) -> None:
     """Raise ComponentError naming ``key`` for an argument ``target`` cannot take."""
-    signature = _signature(target)
+    signature = signature_of(target)
     if signature is None:
         return
     parameters = signature.parameters
@@ -226,7 +224,7 @@ def _check_arguments(
             )
 
 
-def _call_user(
+def call_user(
     target: Any,
     args: Mapping[str, Any],
     *,
@@ -239,9 +237,9 @@ def _call_user(
         raise ComponentError(
             f"{section}.target: {path!r} is a {type(target).__name__}, not something to call"
         )
-    label = f"'{_short_name(path)}'"
-    _check_arguments(target, args, f"{section}.args", label)
-    signature = _signature(target)
+    label = f"'{short_name(path)}'"
+    check_arguments(target, args, f"{section}.args", label)
+    signature = signature_of(target)
     if signature is not None:
         try:
             signature.bind(**args)
@@ -252,9 +250,9 @@ def _call_user(
     except LrfindError:
         raise
     except SystemExit as error:
-        raise _exit_error(error, f"{section}.target: {path!r}") from error
+        raise exit_error(error, f"{section}.target: {path!r}") from error
     except Exception as error:
         raise error_type(
             f"{section}.target: {path!r} raised {type(error).__name__}: "
-            f"{_first_line(error)}{_where(error)}"
+            f"{first_line(error)}{raised_at(error)}"
         ) from error

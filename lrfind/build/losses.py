@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrfind.build.imports import _call_user, _check_arguments, _short_name, resolve_import
-from lrfind.build.optim import _format_value
+from lrfind.build.imports import call_user, check_arguments, resolve_import, short_name
+from lrfind.build.optim import format_value
 from lrfind.config.schema import (
     ComponentSpec,
 )
@@ -38,14 +38,14 @@ _CLASS_LOSSES = ("cross_entropy", "nll")
 _TENSOR_ARGS = ("weight", "pos_weight")
 
 
-def _shape(value: Any) -> str:
+def describe_shape(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
         return f"shape {tuple(value.shape)} ({dtype})"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k!r}: {_shape(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k!r}: {describe_shape(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} of " + ", ".join(_shape(v) for v in value)
+        return f"a {type(value).__name__} of " + ", ".join(describe_shape(v) for v in value)
     return f"a {type(value).__name__}"
 
 
@@ -108,7 +108,7 @@ def _builtin_loss(name: str, args: Mapping[str, Any], key: str) -> nn.Module:
     for arg in _TENSOR_ARGS:
         if isinstance(kwargs.get(arg), (list, tuple, int, float)):
             kwargs[arg] = torch.tensor(kwargs[arg], dtype=torch.float32)
-    _check_arguments(cls, kwargs, key, f"loss '{name}'")
+    check_arguments(cls, kwargs, key, f"loss '{name}'")
     try:
         loss = cls(**kwargs)
     except (TypeError, ValueError) as error:
@@ -153,18 +153,18 @@ def build_loss(
             )
         name = "mse" if info.task == "regression" else "cross_entropy"
     if name in LOSSES:
-        shown = ", ".join(f"{k}={_format_value(v)}" for k, v in args.items())
+        shown = ", ".join(f"{k}={format_value(v)}" for k, v in args.items())
         description = f"{name}({shown})" if shown else name
         return _builtin_loss(name, args, "loss.args"), description
     target = resolve_import(name, base_dir, key)
     if inspect.isclass(target):
-        instance = _call_user(target, args, section="loss", path=name)
+        instance = call_user(target, args, section="loss", path=name)
         if not callable(instance):
             raise ComponentError(f"loss.target: {name!r} built a non-callable")
-        return instance, _short_name(name)
+        return instance, short_name(name)
     if not callable(target):
         raise ComponentError(f"{key}: {name!r} is a {type(target).__name__}, not a loss function")
     if args:
-        _check_arguments(target, args, "loss.args", f"'{_short_name(name)}'")
-        return functools.partial(target, **args), _short_name(name)
-    return target, _short_name(name)
+        check_arguments(target, args, "loss.args", f"'{short_name(name)}'")
+        return functools.partial(target, **args), short_name(name)
+    return target, short_name(name)

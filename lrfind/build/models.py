@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from lrfind.build.architectures import CNN, MLP, GRUModel, LinearModel, TransformerModel
-from lrfind.build.imports import _call_user, _signature, resolve_import
+from lrfind.build.imports import call_user, resolve_import, signature_of
 from lrfind.config.schema import (
     Config,
     is_import_path,
@@ -221,7 +221,7 @@ def build_model(config: Config, info: DataInfo) -> tuple[nn.Module, str]:
         return build_builtin_model(spec.target, spec.args, info)
     factory = resolve_import(spec.target, config.base_dir, "model.target")
     args = dict(spec.args)
-    signature = _signature(factory) if callable(factory) else None
+    signature = signature_of(factory) if callable(factory) else None
     if signature is not None:
         sizes = _inferred_sizes(info)
         for name, parameter in signature.parameters.items():
@@ -231,7 +231,7 @@ def build_model(config: Config, info: DataInfo) -> tuple[nn.Module, str]:
             )
             if required and name not in args and name in sizes:
                 args[name] = sizes[name]
-    model = _call_user(factory, args, section="model", path=spec.target)
+    model = call_user(factory, args, section="model", path=spec.target)
     if not isinstance(model, nn.Module):
         raise ComponentError(
             f"model.target: {spec.target!r} returned a {type(model).__name__}, "

@@ -10,21 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrfind.build.imports import (
-    _check_arguments,
-    _exit_error,
-    _first_line,
-    _short_name,
-    _where,
-    resolve_import,
-)
+from lrfind.build.imports import check_arguments, exit_error, resolve_import, short_name
 from lrfind.config.schema import (
     LR_SCALE_KEY,
     OptimizerSpec,
     ParamGroupRule,
 )
 from lrfind.errors import ComponentError, LrfindError, SweepError
-from lrfind.format import did_you_mean
+from lrfind.format import did_you_mean, first_line, raised_at
 
 #: Built-in optimizers by the name ``optimizer.name`` uses.
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -131,11 +124,11 @@ def group_parameters(
     return groups, warnings
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(_format_value(v) for v in value) + ")"
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
     return str(value)
 
 
@@ -168,26 +161,26 @@ def build_optimizer(
     factory: Any = (
         OPTIMIZERS[spec.name] if builtin else resolve_import(spec.name, base_dir, "optimizer.name")
     )
-    label = getattr(factory, "__name__", _short_name(spec.name))
+    label = getattr(factory, "__name__", short_name(spec.name))
     if not callable(factory):
         raise ComponentError(
             f"optimizer.name: {spec.name!r} is a {type(factory).__name__}, not an optimizer class"
         )
-    _check_arguments(factory, spec.args, "optimizer.args", label, skip=("params", "lr"))
+    check_arguments(factory, spec.args, "optimizer.args", label, skip=("params", "lr"))
     try:
         optimizer = factory(groups, lr=start_lr, **spec.args)
     except LrfindError:
         raise
     except (TypeError, ValueError) as error:
         raise ComponentError(
-            f"optimizer.args: {label} rejected its arguments: {_first_line(error)}"
+            f"optimizer.args: {label} rejected its arguments: {first_line(error)}"
         ) from None
     except SystemExit as error:
-        raise _exit_error(error, f"optimizer.name: {label}") from error
+        raise exit_error(error, f"optimizer.name: {label}") from error
     except Exception as error:
         raise ComponentError(
-            f"optimizer.name: {label} raised {type(error).__name__}: {_first_line(error)}"
-            f"{_where(error)}"
+            f"optimizer.name: {label} raised {type(error).__name__}: {first_line(error)}"
+            f"{raised_at(error)}"
         ) from error
     if not all(hasattr(optimizer, attr) for attr in ("param_groups", "step", "zero_grad")):
         raise ComponentError(
@@ -204,7 +197,7 @@ def build_optimizer(
                     raise ComponentError(
                         f"optimizer.param_groups.{index}: {label} has no option '{option}'{hint}"
                     )
-    shown = ", ".join(f"{k}={_format_value(v)}" for k, v in spec.args.items())
+    shown = ", ".join(f"{k}={format_value(v)}" for k, v in spec.args.items())
     description = f"{label}({shown})"
     if len(optimizer.param_groups) > 1:
         description += f" [{len(optimizer.param_groups)} param groups]"

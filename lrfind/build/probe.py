@@ -7,12 +7,13 @@ from typing import Any
 
 import torch
 
-from lrfind.build.imports import _exit_error, _first_line, _where
-from lrfind.build.losses import _shape
+from lrfind.build.imports import exit_error
+from lrfind.build.losses import describe_shape
 from lrfind.build.task import BuiltTask
 from lrfind.data.batches import move_to_device, split_batch
 from lrfind.data.model_outputs import call_model, call_model_on_batch, loss_input, model_loss
 from lrfind.errors import DataError, LrfindError, SweepError
+from lrfind.format import first_line, raised_at
 
 
 def _generators(loader: Any) -> list[torch.Generator]:
@@ -47,7 +48,8 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
         except Exception as error:
             raise SweepError(
                 f"step {loss_name.removeprefix('step:')!r} failed on the first batch "
-                f"({_shape(batch)}): {type(error).__name__}: {_first_line(error)}{_where(error)}"
+                f"({describe_shape(batch)}): {type(error).__name__}: "
+                f"{first_line(error)}{raised_at(error)}"
             ) from error
         _check_probe_loss(loss, f"step {loss_name.removeprefix('step:')!r}")
         return loss
@@ -68,8 +70,8 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
     except Exception as error:
         raise SweepError(
             f"model '{model_name}' does not fit the data: the first batch has inputs of "
-            f"{_shape(inputs)} and the model raised {type(error).__name__}: "
-            f"{_first_line(error)} (check model.args or data.args)"
+            f"{describe_shape(inputs)} and the model raised {type(error).__name__}: "
+            f"{first_line(error)} (check model.args or data.args)"
         ) from error
     read = loss_input(outputs, task.output_key)
     try:
@@ -78,8 +80,8 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
         raise
     except Exception as error:
         raise SweepError(
-            f"loss '{loss_name}' failed on model outputs of {_shape(read)} and targets of "
-            f"{_shape(targets)}: {type(error).__name__}: {_first_line(error)} "
+            f"loss '{loss_name}' failed on model outputs of {describe_shape(read)} and targets of "
+            f"{describe_shape(targets)}: {type(error).__name__}: {first_line(error)} "
             f"{_loss_hint(outputs, read)}"
         ) from error
     _check_probe_loss(loss, f"loss '{loss_name}'")
@@ -109,8 +111,9 @@ def _model_loss(task: BuiltTask, batch: Any, model_name: str) -> torch.Tensor:
         elif isinstance(batch, (tuple, list)):
             how = "model(*batch)"
         raise SweepError(
-            f"loss: model: model '{model_name}' failed on the first batch ({_shape(batch)}), "
-            f"called as {how}: {type(error).__name__}: {_first_line(error)}{_where(error)}"
+            f"loss: model: model '{model_name}' failed on the first batch "
+            f"({describe_shape(batch)}), "
+            f"called as {how}: {type(error).__name__}: {first_line(error)}{raised_at(error)}"
         ) from error
     loss = model_loss(outputs)
     _check_probe_loss(loss, f"model '{model_name}' (loss: model)")
@@ -146,7 +149,7 @@ def probe_task(task: BuiltTask, device: torch.device) -> None:
         except Exception as error:
             raise DataError(
                 f"data: reading the first training batch failed: {type(error).__name__}: "
-                f"{_first_line(error)}{_where(error)}"
+                f"{first_line(error)}{raised_at(error)}"
             ) from error
         batch = move_to_device(batch, device)
         with torch.no_grad():
@@ -158,7 +161,7 @@ def probe_task(task: BuiltTask, device: torch.device) -> None:
                 "and the model and loss for NaN outputs"
             )
     except SystemExit as error:
-        raise _exit_error(error, "the first batch (data, model, loss or step)") from error
+        raise exit_error(error, "the first batch (data, model, loss or step)") from error
     finally:
         task.model.load_state_dict(saved_model)
         torch.set_rng_state(saved_rng)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lrfind.build.imports import _call_user, _short_name, resolve_import
+from lrfind.build.imports import call_user, resolve_import, short_name
 from lrfind.build.losses import LossFn, build_loss
 from lrfind.build.models import build_model
 from lrfind.build.optim import build_optimizer
@@ -44,7 +44,7 @@ def _build_data(config: Config, device: torch.device, rank: int, world_size: int
     spec = config.data
     if is_import_path(spec.target):
         factory = resolve_import(spec.target, config.base_dir, "data.target")
-        value = _call_user(
+        value = call_user(
             factory, spec.args, section="data", path=spec.target, error_type=DataError
         )
         split = from_user_data(
@@ -55,7 +55,7 @@ def _build_data(config: Config, device: torch.device, rank: int, world_size: int
             inputs_key=spec.inputs_key,
             targets_key=spec.targets_key,
         )
-        split.description = _short_name(spec.target)
+        split.description = short_name(spec.target)
     else:
         split = load_builtin_dataset(
             spec.target,
@@ -140,7 +140,7 @@ def build_task(
         step_fn = resolve_import(config.step, config.base_dir, "step")
         if not callable(step_fn):
             raise ComponentError(f"step: {config.step!r} is not a function")
-        loss_description = f"step:{_short_name(config.step)}"
+        loss_description = f"step:{short_name(config.step)}"
         if config.loss != "auto":
             warnings.append("loss is ignored: the step function computes the loss")
     else:

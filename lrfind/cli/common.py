@@ -210,12 +210,12 @@ def print_json(text: str) -> None:
     sys.stdout.flush()
 
 
-def _say(console: Any, text: str) -> None:
+def say(console: Any, text: str) -> None:
     """Print one line of plain text to the stderr console (no markup, never re-wrapped)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def _say_table(console: Any, lines: list[str]) -> None:
+def say_table(console: Any, lines: list[str]) -> None:
     """Print a text table's lines with a blank line before and after."""
     for line in ["", *lines, ""]:
-        _say(console, line)
+        say(console, line)

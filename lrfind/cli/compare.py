@@ -8,10 +8,10 @@ import typer
 
 from lrfind.cli.common import (
     JsonReply,
-    _say,
-    _say_table,
     guarded,
     make_cli_console,
+    say,
+    say_table,
     stop_on_signals,
 )
 from lrfind.cli.options import ConfigArg, DebugOpt, FolderOutOpt, QuietOpt, SetOpt
@@ -87,19 +87,19 @@ def _print_comparison(console: Any, comparison: Comparison, quiet: bool) -> None
     from lrfind.outputs.comparison import TABLE_HEADERS, format_text_table, table_rows
 
     if not quiet:
-        _say_table(console, format_text_table(TABLE_HEADERS, table_rows(comparison)))
+        say_table(console, format_text_table(TABLE_HEADERS, table_rows(comparison)))
     for outcome in comparison.outcomes:
         if outcome.status == "failed":
-            _say(console, f"{outcome.variant.name} failed: {outcome.error}")
+            say(console, f"{outcome.variant.name} failed: {outcome.error}")
     for warning in comparison.warnings:
-        _say(console, f"warning: {warning}")
-    _say(console, f"results in {comparison.compare_dir}")
+        say(console, f"warning: {warning}")
+    say(console, f"results in {comparison.compare_dir}")
     if quiet:
         return
     for label in ("overlay", "json", "csv"):
         path = comparison.files.get(label)
         if path is not None:
-            _say(console, f"  {path.name}")
+            say(console, f"  {path.name}")
 
 
 def _compare_exit_code(console: Any, comparison: Comparison, reply: JsonReply) -> int:
@@ -112,11 +112,11 @@ def _compare_exit_code(console: Any, comparison: Comparison, reply: JsonReply) -
         message = f"{len(failed)} of {len(comparison.outcomes)} variants failed: " + ", ".join(
             failed
         )
-        _say(console, f"error: {message}")
+        say(console, f"error: {message}")
         reply.fail(EXIT_USAGE, message)
         return EXIT_USAGE
     if status == "no_answer":
-        _say(console, "no variant gave a reliable suggestion")
+        say(console, "no variant gave a reliable suggestion")
         reply.fail(EXIT_NO_ANSWER, "no variant gave a reliable suggestion")
         return EXIT_NO_ANSWER
     return EXIT_OK

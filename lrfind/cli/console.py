@@ -180,7 +180,7 @@ class SweepProgress:
         if self._progress is None and event.index + 1 < first:
             elapsed = time.perf_counter() - self._stage_started
             remaining = elapsed / (event.index + 1) * (first - event.index - 1)
-            left = f"  (~{_duration(remaining)} left)" if remaining >= 1 else ""
+            left = f"  (~{duration(remaining)} left)" if remaining >= 1 else ""
         self.console.print(
             f"  {name} {counter}: lr {format_lr(event.trial.lr)} -> {score}{left}", markup=False
         )
@@ -207,7 +207,7 @@ class SweepProgress:
         )
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     """``"4 s"``, ``"2 min 5 s"``: a time remaining for a progress line."""
     if seconds < 60:
         return f"{max(seconds, 0):.0f} s"

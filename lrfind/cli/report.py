@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lrfind.cli.common import JsonReply, _say, guarded, make_cli_console
+from lrfind.cli.common import JsonReply, guarded, make_cli_console, say
 from lrfind.cli.options import DebugOpt, ForceOpt
 from lrfind.errors import (
     EXIT_OK,
@@ -87,10 +87,10 @@ def report_command(
         console = make_cli_console()
         reply.set(written.to_dict())
         if len(written.labels) > 1:
-            _say(console, "runs: " + "; ".join(written.labels))
+            say(console, "runs: " + "; ".join(written.labels))
         for path in (written.png, written.html):
             if path is not None:
-                _say(console, f"wrote {path}")
+                say(console, f"wrote {path}")
         return EXIT_OK
 
     raise typer.Exit(guarded(debug, body, reply))

@@ -9,10 +9,10 @@ import typer
 
 from lrfind.cli.common import (
     JsonReply,
-    _say,
-    _say_table,
     guarded,
     make_cli_console,
+    say,
+    say_table,
     stop_on_signals,
 )
 from lrfind.cli.options import DebugOpt, QuietOpt, SetOpt
@@ -117,11 +117,11 @@ def _print_verify(console: Any, run: VerifyRun, quiet: bool) -> None:
     from lrfind.workflows.verify import TRIAL_HEADERS, trial_rows
 
     if not quiet:
-        _say_table(console, format_text_table(TRIAL_HEADERS, trial_rows(run)))
+        say_table(console, format_text_table(TRIAL_HEADERS, trial_rows(run)))
         for path in run.files.values():
-            _say(console, f"wrote {path}")
+            say(console, f"wrote {path}")
     verdict = run.verdict
     prefix = {True: "CONFIRMED", False: "NOT CONFIRMED", None: "NO VERDICT"}[verdict.confirmed]
-    _say(console, f"{prefix}: {verdict.message}")
+    say(console, f"{prefix}: {verdict.message}")
     if verdict.note:
-        _say(console, f"note: {verdict.note}")
+        say(console, f"note: {verdict.note}")

@@ -281,7 +281,7 @@ class SuggestSpec(_Strict):
     refine: Literal["auto", "on", "off"] = "auto"
     # None: the longest trials the budget affords (at most twice sweep.steps).
     refine_steps: int | None = Field(default=None, ge=1, le=MAX_REFINE_STEPS)
-    # None: 3 around the sweep's answer (+1 past an edge), fewer if the budget is tight.
+    # None: 3 grid LRs from the sweep's max_lr down (+1 past an edge), fewer on a tight budget.
     refine_candidates: int | None = Field(default=None, ge=2, le=20)
     # 1: the sweep alone (no trials).
     budget: float = Field(default=DEFAULT_BUDGET, ge=1.0, le=MAX_BUDGET)

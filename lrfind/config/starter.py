@@ -246,7 +246,8 @@ sweep:
 suggest:
   method: {suggest[method]:<16}# lrfind | steepest | minimum | valley
   refine: {suggest[refine]:<16}# auto | on | off: short runs at candidate LRs, scored on val loss
-  refine_candidates: {suggest[refine_candidates]}
+  budget: {suggest[budget]:<16}# sweep + trials (validation too) cost at most this many sweeps
+  refine_candidates: {suggest[refine_candidates]:<5}# null: what the budget affords (3 + 1 at most)
 
 # --- expect: what `lrfind check` compares the suggestion with (for CI) -------------------------
 # expect:

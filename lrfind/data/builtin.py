@@ -15,11 +15,11 @@ from torch.utils.data import (
 )
 
 from lrfind.data.split import (
-    _check_fraction,
-    _check_positive,
-    _check_volume,
-    _rng,
-    _tensor_split,
+    check_fraction,
+    check_positive,
+    check_volume,
+    seeded_rng,
+    tensor_split,
 )
 from lrfind.data.types import DataInfo, DataSplit, Task
 from lrfind.errors import ComponentError, DataError
@@ -129,7 +129,7 @@ def load_sklearn(
     task = SKLEARN_SETS[name]
     x = np.asarray(arrays[0], dtype=np.float64)
     y = np.asarray(arrays[1], dtype=np.int64 if task == "classification" else np.float64)
-    split = _tensor_split(
+    split = tensor_split(
         x,
         y,
         task,
@@ -193,19 +193,19 @@ def load_synthetic_classification(
     Raises:
         DataError: a non-positive size/features, fewer than 2 classes, noise outside [0, 1].
     """
-    size = _check_positive(size, "data.args.size", 2)
-    features = _check_positive(features, "data.args.features")
-    classes = _check_positive(classes, "data.args.classes", 2)
-    _check_volume(size * max(features, classes), "size x max(features, classes)")
-    noise = _check_fraction(noise, "data.args.noise")
-    rng = _rng(seed, 0)
+    size = check_positive(size, "data.args.size", 2)
+    features = check_positive(features, "data.args.features")
+    classes = check_positive(classes, "data.args.classes", 2)
+    check_volume(size * max(features, classes), "size x max(features, classes)")
+    noise = check_fraction(noise, "data.args.noise")
+    rng = seeded_rng(seed, 0)
     x = rng.standard_normal((size, features))
     logits = _teacher(rng, x, classes)
     logits -= np.median(logits, axis=0)
     y = logits.argmax(axis=1)
     flip = rng.random(size) < noise
     y[flip] = rng.integers(0, classes, size=int(flip.sum()))
-    return _tensor_split(
+    return tensor_split(
         x,
         y.astype(np.int64),
         "classification",
@@ -236,19 +236,19 @@ def load_synthetic_regression(
     Raises:
         DataError: non-positive size/features/outputs or a negative noise.
     """
-    size = _check_positive(size, "data.args.size", 2)
-    features = _check_positive(features, "data.args.features")
-    outputs = _check_positive(outputs, "data.args.outputs")
-    _check_volume(size * max(features, outputs), "size x max(features, outputs)")
+    size = check_positive(size, "data.args.size", 2)
+    features = check_positive(features, "data.args.features")
+    outputs = check_positive(outputs, "data.args.outputs")
+    check_volume(size * max(features, outputs), "size x max(features, outputs)")
     if not float(noise) >= 0:
         raise DataError(f"data.args.noise must be >= 0, got {noise!r}")
-    rng = _rng(seed, 0)
+    rng = seeded_rng(seed, 0)
     x = rng.standard_normal((size, features))
     y = _teacher(rng, x, outputs)
     y = y / y.std(axis=0) + float(noise) * rng.standard_normal(y.shape)
     if outputs == 1:
         y = y[:, 0]
-    return _tensor_split(
+    return tensor_split(
         x,
         y,
         "regression",
@@ -283,19 +283,19 @@ def load_sequence(
         DataError: size, length or vocab below 2, branching outside [1, vocab], noise outside
             [0, 1].
     """
-    size = _check_positive(size, "data.args.size", 2)
-    length = _check_positive(length, "data.args.length", 2)
-    vocab = _check_positive(vocab, "data.args.vocab", 2)
-    branching = _check_positive(branching, "data.args.branching")
-    _check_volume(
+    size = check_positive(size, "data.args.size", 2)
+    length = check_positive(length, "data.args.length", 2)
+    vocab = check_positive(vocab, "data.args.vocab", 2)
+    branching = check_positive(branching, "data.args.branching")
+    check_volume(
         max(size * (length + 1), vocab * branching), "size x length (or vocab x branching)"
     )
     if branching > vocab:
         raise DataError(
             f"data.args.branching ({branching}) must not exceed data.args.vocab ({vocab})"
         )
-    noise = _check_fraction(noise, "data.args.noise")
-    rng = _rng(seed, 0)
+    noise = check_fraction(noise, "data.args.noise")
+    rng = seeded_rng(seed, 0)
     successors = np.stack([rng.choice(vocab, size=branching, replace=False) for _ in range(vocab)])
     cumulative = rng.dirichlet(np.ones(branching), size=vocab).cumsum(axis=1)
     tokens = np.empty((size, length + 1), dtype=np.int64)
@@ -308,7 +308,7 @@ def load_sequence(
         replaced = rng.random(size) < noise
         following[replaced] = rng.integers(0, vocab, size=int(replaced.sum()))
         tokens[:, position + 1] = following
-    return _tensor_split(
+    return tensor_split(
         tokens[:, :-1],
         tokens[:, 1:],
         "sequence",

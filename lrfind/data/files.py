@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrfind.data.split import _tensor_split
+from lrfind.data.split import tensor_split
 from lrfind.data.types import MAX_AUTO_CLASSES, TASKS, DataSplit, Task
 from lrfind.errors import DataError
 from lrfind.format import did_you_mean
@@ -200,7 +200,7 @@ def load_csv(
                 f"has {labels[bad]!r}) but data.args.task is regression"
             )
         y = np.array(numbers, dtype=np.float64)
-    split = _tensor_split(
+    split = tensor_split(
         x,
         y,
         chosen,
@@ -288,7 +288,7 @@ def _arrays_split(
         raise DataError(f"data.args: inputs must be numbers, got dtype {x.dtype}")
     if chosen == "regression":
         y = y.astype(np.float64)
-    return _tensor_split(
+    return tensor_split(
         x,
         y,
         chosen,  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from torch.utils.data import (
 )
 
 from lrfind.data.types import DataSplit
-from lrfind.data.user import _length, _sized
+from lrfind.data.user import is_sized, length
 from lrfind.errors import DataError
 
 
@@ -73,7 +73,7 @@ def make_loaders(
 
     def build(dataset: Dataset[Any], train: bool) -> DataLoader[Any]:
         sampler: DistributedSampler[Any] | None = None
-        sized = _sized(dataset)
+        sized = is_sized(dataset)
         if world_size > 1 and sized:
             sampler = DistributedSampler(
                 dataset,
@@ -102,8 +102,8 @@ def make_loaders(
                 f"{world_size} processes reads the same batches"
             )
     else:
-        count = _length(split.train)
-        if _sized(split.train):
+        count = length(split.train)
+        if is_sized(split.train):
             per_process = math.ceil(count / world_size)
             where = f" ({per_process} per process)" if world_size > 1 else ""
             if count == 0:
@@ -124,7 +124,7 @@ def make_loaders(
     val_loader: DataLoader[Any] | None
     if split.val is None or isinstance(split.val, DataLoader):
         val_loader = split.val
-    elif _sized(split.val) and _length(split.val) == 0:
+    elif is_sized(split.val) and length(split.val) == 0:
         val_loader = None
     else:
         val_loader = build(split.val, train=False)

@@ -12,7 +12,7 @@ from lrfind.data.types import DataInfo, DataSplit, Task
 from lrfind.errors import DataError
 
 
-def _rng(seed: int, stream: int) -> np.random.Generator:
+def seeded_rng(seed: int, stream: int) -> np.random.Generator:
     """Stream 0 generates data, stream 1 splits it; any int seed (negative too) works."""
     return np.random.default_rng([seed % 2**64, stream])
 
@@ -27,7 +27,7 @@ def split_indices(
     its share, rounded by largest remainder, and keeps at least one sample for training, which
     can leave the validation set a little smaller). The order depends on ``seed`` only.
     """
-    rng = _rng(seed, 1)
+    rng = seeded_rng(seed, 1)
     if val_fraction <= 0 or count < 2:
         return rng.permutation(count), np.empty(0, dtype=np.int64)
     if labels is None:
@@ -66,7 +66,7 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((array - mean) / std).astype(np.float32) for array in (train, *others)]
 
 
-def _tensor_split(
+def tensor_split(
     x: np.ndarray,
     y: np.ndarray,
     task: Task,
@@ -124,7 +124,7 @@ def _num_outputs(y: np.ndarray, task: Task) -> int:
     return int(y.max()) + 1 if len(y) else 0
 
 
-def _check_fraction(value: float, key: str) -> float:
+def check_fraction(value: float, key: str) -> float:
     if not 0.0 <= float(value) <= 1.0:
         raise DataError(f"{key} must be between 0 and 1, got {value!r}")
     return float(value)
@@ -134,7 +134,7 @@ def _check_fraction(value: float, key: str) -> float:
 MAX_GENERATED_VALUES = 100_000_000
 
 
-def _check_positive(value: int, key: str, minimum: int = 1) -> int:
+def check_positive(value: int, key: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise DataError(f"{key} must be an integer >= {minimum}, got {value!r}")
     if value > MAX_GENERATED_VALUES:
@@ -142,7 +142,7 @@ def _check_positive(value: int, key: str, minimum: int = 1) -> int:
     return value
 
 
-def _check_volume(values: int, what: str) -> None:
+def check_volume(values: int, what: str) -> None:
     """Refuse generated data too large to hold, before allocating it."""
     if values > MAX_GENERATED_VALUES:
         raise DataError(

@@ -74,7 +74,7 @@ def from_user_data(
             f"{key} returned a {type(value).__name__}; expected a torch Dataset, a DataLoader, "
             f"or a (train, val) pair of them{hint}"
         )
-    if _sized(train) and _length(train) == 0:
+    if is_sized(train) and length(train) == 0:
         raise DataError(f"{key} returned an empty training set")
     info = infer_info(train, val, inputs_key, targets_key, key=key)
     if info.task == "classification":
@@ -101,7 +101,7 @@ def _class_gaps(train: Any, val: Any, key: str) -> list[str]:
     ]
 
 
-def _sized(data: Any) -> bool:
+def is_sized(data: Any) -> bool:
     target: Any = data.dataset if isinstance(data, DataLoader) else data
     if isinstance(target, IterableDataset):
         return False
@@ -112,19 +112,19 @@ def _sized(data: Any) -> bool:
     return True
 
 
-def _length(data: Any) -> int:
+def length(data: Any) -> int:
     target: Any = data.dataset if isinstance(data, DataLoader) else data
-    return len(target) if _sized(data) else 0
+    return len(target) if is_sized(data) else 0
 
 
 def _splittable(data: Any) -> bool:
-    return isinstance(data, Dataset) and not isinstance(data, IterableDataset) and _sized(data)
+    return isinstance(data, Dataset) and not isinstance(data, IterableDataset) and is_sized(data)
 
 
 def _split_dataset(
     dataset: Dataset[Any], val_fraction: float, seed: int
 ) -> tuple[Dataset[Any], Dataset[Any] | None]:
-    train_idx, val_idx = split_indices(_length(dataset), val_fraction, seed)
+    train_idx, val_idx = split_indices(length(dataset), val_fraction, seed)
     val = Subset(dataset, val_idx.tolist()) if len(val_idx) else None
     return Subset(dataset, train_idx.tolist()), val
 
@@ -180,7 +180,7 @@ def infer_info(
         DataError: reading the first sample (or batch) raised: the message names ``key`` and
             the real exception.
     """
-    num_train, num_val = _length(train), (_length(val) if val is not None else 0)
+    num_train, num_val = length(train), (length(val) if val is not None else 0)
     tensors = _base_tensors(train)
     if tensors is not None:
         x, y = tensors
@@ -196,7 +196,7 @@ def infer_info(
                 info = replace(info, num_outputs=largest + 1)
         return info
     unknown = DataInfo((), None, None, None, num_train, num_val)
-    iterate = isinstance(train, DataLoader) or not _sized(train)
+    iterate = isinstance(train, DataLoader) or not is_sized(train)
     if not iterate and num_train == 0:
         return unknown  # an empty set: the caller says so
     try:

@@ -53,16 +53,16 @@ from lrfind.engine.options import (
 )
 from lrfind.engine.state import StateSnapshot, parameters_changed
 from lrfind.engine.steps import (
-    _Chunk,
-    _inspects_one_chunk_late,
-    _LossReader,
-    _OverflowWatch,
-    _Smoother,
-    _Stepper,
-    _take_step,
-    _trainable,
+    LossChunk,
+    LossReader,
+    OverflowWatch,
+    Smoother,
+    Stepper,
     default_check_every,
     divergence_threshold,
+    inspects_one_chunk_late,
+    take_step,
+    trainable_parameters,
 )
 from lrfind.errors import DataError, SweepError
 from lrfind.results import History, StopReason
@@ -95,21 +95,21 @@ def sweep_loop(
         DataError: the loader yields no batches, or the loss was NaN/inf while the weights
             were still the initial ones (no learning rate can have caused it).
     """
-    if not _trainable(optimizer):
+    if not trainable_parameters(optimizer):
         raise SweepError("the optimizer has no trainable parameters (all have requires_grad=False)")
     model.train()
-    stepper = _Stepper(model, optimizer, compute_loss, device, options)
+    stepper = Stepper(model, optimizer, compute_loss, device, options)
     check_every = options.check_every or default_check_every(device)
-    reader = _LossReader(check_every, device, reduce)
-    lagged = _inspects_one_chunk_late(device)
+    reader = LossReader(check_every, device, reduce)
+    lagged = inspects_one_chunk_late(device)
     stream = BatchStream(train_loader)
-    smoother = _Smoother(options.smoothing)
+    smoother = Smoother(options.smoothing)
     stop = stop or StopFlag()
     if reduce is not None:
         stop.share()
     ladder = lr_ladder(options.steps, options.start_lr, options.end_lr, options.mode)
     fp16 = options.precision == "fp16"
-    overflow = _OverflowWatch()
+    overflow = OverflowWatch()
     skipped: list[bool] = []
 
     lrs: list[float] = []
@@ -120,7 +120,7 @@ def sweep_loop(
     best = math.inf
     first_smoothed: float | None = None
 
-    def inspect(chunk: _Chunk) -> bool:
+    def inspect(chunk: LossChunk) -> bool:
         nonlocal best, first_smoothed, stop_reason, overflow_from
         for offset, loss in enumerate(chunk.values):
             step = chunk.start + offset
@@ -164,7 +164,7 @@ def sweep_loop(
                 assert initial is not None
                 watching = not parameters_changed(initial, model)
                 unmoved = step + 1 if watching else unmoved
-            reader.record(_take_step(stepper, stream, ladder[step], step))
+            reader.record(take_step(stepper, stream, ladder[step], step))
             if fp16:
                 skipped.append(stepper.skipped)
             end = step + 1
@@ -218,7 +218,7 @@ def _untouched_weights_error(
 
 
 def _fp16_notes(
-    overflow: _OverflowWatch, overflow_from: int | None, ladder: Sequence[float]
+    overflow: OverflowWatch, overflow_from: int | None, ladder: Sequence[float]
 ) -> list[str]:
     if overflow_from is not None and overflow.applied_any:
         return [
@@ -247,7 +247,7 @@ def _non_finite_notes(
     optimizer: torch.optim.Optimizer, options: SweepOptions, steps_done: int
 ) -> list[str]:
     notes = []
-    params = _trainable(optimizer)
+    params = trainable_parameters(optimizer)
     if any(not torch.isfinite(p).all() for p in params):
         notes.append(
             f"parameters became NaN/inf by step {steps_done - 1}: the gradients were not finite"

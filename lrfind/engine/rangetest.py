@@ -74,13 +74,13 @@ def _reseed(seed: int, loaders: Iterable[Any]) -> None:
 
     import numpy as np
 
-    from lrfind.engine.state import _loader_generators
+    from lrfind.engine.state import loader_generators
 
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
     for loader in loaders:
-        for generator in _loader_generators(loader):
+        for generator in loader_generators(loader):
             generator.manual_seed(seed)
 
 

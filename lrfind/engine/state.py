@@ -30,7 +30,7 @@ class StateSnapshot:
     training_modes: list[tuple[torch.nn.Module, bool]] = field(default_factory=list)
 
 
-def _loader_generators(loader: Iterable[Any]) -> list[torch.Generator]:
+def loader_generators(loader: Iterable[Any]) -> list[torch.Generator]:
     found: list[torch.Generator] = []
     for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
         generator = getattr(owner, "generator", None)
@@ -61,7 +61,7 @@ def snapshot_state(
     generators: list[tuple[torch.Generator, torch.Tensor]] = []
     samplers: list[tuple[Any, int, Any]] = []
     for loader in loaders:
-        generators.extend((g, g.get_state()) for g in _loader_generators(loader))
+        generators.extend((g, g.get_state()) for g in loader_generators(loader))
         samplers.extend((s, s.epoch, getattr(s, "seed", None)) for s in _epoch_samplers(loader))
     return StateSnapshot(
         model_state=model_state,
@@ -115,7 +115,7 @@ def parameters_changed(snapshot: StateSnapshot, model: torch.nn.Module) -> bool:
     return False
 
 
-def _without_ddp(model: torch.nn.Module) -> torch.nn.Module:
+def without_ddp(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DistributedDataParallel wrapper (or the model itself).
 
     Evaluation needs no gradient sync, and DDP's forward may run a buffer broadcast: going

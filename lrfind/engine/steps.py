@@ -99,7 +99,7 @@ def _check_scalar(loss: Any) -> None:
         )
 
 
-def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+def trainable_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
 
 
@@ -113,7 +113,7 @@ def _as_recorded(loss: torch.Tensor) -> torch.Tensor:
     return value
 
 
-class _Stepper:
+class Stepper:
     """Runs optimizer steps with accumulation, autocast, GradScaler and clipping.
 
     Kept lean: this is the per-step hot path, so everything that does not change between steps
@@ -142,7 +142,7 @@ class _Stepper:
         self.scale = self.scaler.get_scale() if self.scaler is not None else 1.0
         #: Whether GradScaler skipped the last step (its gradients overflowed in fp16).
         self.skipped = False
-        self.params = _trainable(optimizer)
+        self.params = trainable_parameters(optimizer)
         self.no_sync: Callable[[], Any] | None = getattr(model, "no_sync", None)
         self.checked = False
 
@@ -211,7 +211,7 @@ class _Stepper:
         return recorded
 
 
-class _Chunk(NamedTuple):
+class LossChunk(NamedTuple):
     """Losses of steps [start, start + len(values)) and whether any rank asked to stop."""
 
     start: int
@@ -219,7 +219,7 @@ class _Chunk(NamedTuple):
     stop_asked: bool
 
 
-class _LossReader:
+class LossReader:
     """Hands per-step losses (and the stop request) to the host a chunk at a time.
 
     CPU, one process: the loss already lives in host memory, so it is read directly (no staging
@@ -267,7 +267,7 @@ class _LossReader:
         event.record()
         self.pending = (start, host, event)
 
-    def collect(self) -> _Chunk:
+    def collect(self) -> LossChunk:
         """Wait for the queued chunk; return its losses and whether any rank asked to stop."""
         assert self.pending is not None
         start, data, event = self.pending
@@ -275,10 +275,10 @@ class _LossReader:
         if event is not None:
             event.synchronize()
         values = data if isinstance(data, list) else data.tolist()
-        return _Chunk(start, values[:-1], values[-1] > 0)
+        return LossChunk(start, values[:-1], values[-1] > 0)
 
 
-class _Smoother:
+class Smoother:
     """Bias-corrected EMA, updated one loss at a time (same numbers as analysis.ema_smooth)."""
 
     def __init__(self, beta: float) -> None:
@@ -294,7 +294,7 @@ class _Smoother:
         return self.average / (1 - self.beta**self.count)
 
 
-class _OverflowWatch:
+class OverflowWatch:
     """Tells, step by step, when fp16 gradient overflows mean the run is blowing up."""
 
     def __init__(self) -> None:
@@ -329,7 +329,7 @@ def divergence_threshold(best: float, first: float, factor: float) -> float:
     return best + (factor - 1) * scale if scale > 0 else math.inf
 
 
-def _inspects_one_chunk_late(device: torch.device) -> bool:
+def inspects_one_chunk_late(device: torch.device) -> bool:
     """On CUDA chunk m is inspected once chunk m+1 is queued, so the host never waits on it."""
     return device.type == "cuda"
 
@@ -344,7 +344,7 @@ def _first_step_error(error: RuntimeError) -> SweepError:
     return SweepError(f"the first training step failed: {first_line}")
 
 
-def _take_step(stepper: _Stepper, stream: Iterator[Any], lr: float, step: int) -> torch.Tensor:
+def take_step(stepper: Stepper, stream: Iterator[Any], lr: float, step: int) -> torch.Tensor:
     """One optimizer step; a RuntimeError on the very first one is a model/data mismatch."""
     try:
         return stepper.step(stream, lr)

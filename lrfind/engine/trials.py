@@ -23,13 +23,13 @@ from lrfind.analysis.search import next_search_lr, search_candidates, stable_win
 from lrfind.config.schema import DEFAULT_BUDGET
 from lrfind.data.batches import BatchStream, batch_size_of, move_to_device
 from lrfind.engine.options import PRECISION_DTYPES, ComputeLoss, Reducer, StopFlag, SweepOptions
-from lrfind.engine.state import StateSnapshot, _without_ddp, restore_state
+from lrfind.engine.state import StateSnapshot, restore_state, without_ddp
 from lrfind.engine.steps import (
-    _LossReader,
-    _OverflowWatch,
-    _Stepper,
-    _take_step,
+    LossReader,
+    OverflowWatch,
+    Stepper,
     default_check_every,
+    take_step,
 )
 from lrfind.errors import (
     DataError,
@@ -84,7 +84,7 @@ def evaluate_batches(
         DataError: the loader yields no batches (on every rank).
     """
     was_training = model.training
-    module = _without_ddp(model)
+    module = without_ddp(model)
     module.eval()
     dtype = PRECISION_DTYPES.get(precision)
     sums: list[torch.Tensor] = []
@@ -184,21 +184,21 @@ def run_trial(
     """
     restore_state(snapshot, model, optimizer)
     model.train()
-    stepper = _Stepper(model, optimizer, compute_loss, device, options)
+    stepper = Stepper(model, optimizer, compute_loss, device, options)
     stream = BatchStream(train_loader)
     check_every = options.check_every or default_check_every(device)
-    reader = _LossReader(check_every, device, reduce)
+    reader = LossReader(check_every, device, reduce)
     stop = stop or StopFlag()
     if reduce is not None:
         stop.share()
-    overflow = _OverflowWatch()
+    overflow = OverflowWatch()
     fp16 = options.precision == "fp16"
     recorded: list[float] = []
     diverged = False
     done = 0
     chunk_start = 0
     for step in range(steps):
-        reader.record(_take_step(stepper, stream, lr, step))
+        reader.record(take_step(stepper, stream, lr, step))
         done = step + 1
         if fp16 and overflow.update(step, stepper.skipped) is not None:
             diverged = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lrfind.analysis.schedule_plan import _MODULE, SchedulePlan, SchedulerSpec, _float_text
+from lrfind.analysis.schedule_plan import SCHEDULER_MODULE, SchedulePlan, SchedulerSpec, float_text
 
 
 def _python_value(value: Any) -> str:
@@ -14,7 +14,7 @@ def _python_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _float_text(value)
+        return float_text(value)
     if isinstance(value, str):
         return '"' + value + '"'
     if isinstance(value, list):
@@ -46,7 +46,7 @@ def _python_call(spec: SchedulerSpec, extra: tuple[tuple[str, str], ...] = ()) -
     return lines
 
 
-def _render_python(plan: SchedulePlan) -> str:
+def render_python(plan: SchedulePlan) -> str:
     spec = plan.scheduler
     classes = sorted({spec.class_name, *(child.class_name for child in spec.children)})
     step = (
@@ -58,7 +58,7 @@ def _render_python(plan: SchedulePlan) -> str:
     lines += [
         "# Expects an `optimizer` variable in scope (any torch.optim optimizer).",
         f"# Call {step}.",
-        f"from {_MODULE} import {', '.join(classes)}",
+        f"from {SCHEDULER_MODULE} import {', '.join(classes)}",
         "",
     ]
     if isinstance(plan.optimizer_lr, tuple):
@@ -75,7 +75,7 @@ def _render_python(plan: SchedulePlan) -> str:
         lines += [
             "for group in optimizer.param_groups:",
             _with_note(
-                f'    group["lr"] = {_float_text(plan.optimizer_lr)}', plan.optimizer_lr_note
+                f'    group["lr"] = {float_text(plan.optimizer_lr)}', plan.optimizer_lr_note
             ),
             "",
         ]
@@ -87,7 +87,7 @@ def _render_python(plan: SchedulePlan) -> str:
 
 
 def _yaml_scheduler(spec: SchedulerSpec, indent: str) -> list[str]:
-    lines = [f"{indent}class_path: {_MODULE}.{spec.class_name}", f"{indent}init_args:"]
+    lines = [f"{indent}class_path: {SCHEDULER_MODULE}.{spec.class_name}", f"{indent}init_args:"]
     for key, value in spec.args:
         lines.append(_with_note(f"{indent}  {key}: {_yaml_value(value)}", spec.notes.get(key)))
     if spec.children:
@@ -99,7 +99,7 @@ def _yaml_scheduler(spec: SchedulerSpec, indent: str) -> list[str]:
     return lines
 
 
-def _render_yaml(plan: SchedulePlan) -> str:
+def render_yaml(plan: SchedulePlan) -> str:
     lines = [f"# {line}" for line in plan.header]
     when = "once per epoch, with the monitored metric" if plan.monitor else "after every batch"
     lines.append(f"# interval: when to call scheduler.step() ({when}).")
@@ -124,10 +124,10 @@ def _json_scheduler(spec: SchedulerSpec) -> dict[str, Any]:
     init_args: dict[str, Any] = spec.kwargs()
     if spec.children:
         init_args["schedulers"] = [_json_scheduler(child) for child in spec.children]
-    return {"class_path": f"{_MODULE}.{spec.class_name}", "init_args": init_args}
+    return {"class_path": f"{SCHEDULER_MODULE}.{spec.class_name}", "init_args": init_args}
 
 
-def _render_json(plan: SchedulePlan) -> str:
+def render_json(plan: SchedulePlan) -> str:
     document: dict[str, Any] = {
         "kind": plan.kind,
         "optimizer": {

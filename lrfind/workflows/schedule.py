@@ -13,7 +13,7 @@ from lrfind.analysis.schedule_plan import (
 )
 from lrfind.errors import ConfigError
 from lrfind.outputs.runs import load_run
-from lrfind.outputs.schedule_snippets import _render_json, _render_python, _render_yaml
+from lrfind.outputs.schedule_snippets import render_json, render_python, render_yaml
 from lrfind.results import LRRange, RangeTestResult
 
 
@@ -69,5 +69,5 @@ def schedule(
         warmup_fraction=warmup_fraction,
         step_size_up=step_size_up,
     )
-    renderers = {"python": _render_python, "yaml": _render_yaml, "json": _render_json}
+    renderers = {"python": render_python, "yaml": render_yaml, "json": render_json}
     return renderers[fmt](plan)

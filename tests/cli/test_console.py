@@ -119,6 +119,6 @@ def test_a_real_sweep_reports_its_stage(tiny_config: Path, tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("seconds", "text"), [(0.4, "0 s"), (42.0, "42 s"), (125.0, "2 min 5 s")])
 def test_durations(seconds: float, text: str) -> None:
-    from lrfind.cli.console import _duration
+    from lrfind.cli.console import duration
 
-    assert _duration(seconds) == text
+    assert duration(seconds) == text

@@ -409,7 +409,7 @@ def test_gpt2_from_config(tmp_path: Path, loss: str) -> None:
 def test_gpt2_sweep_names_the_class_in_the_summary_and_title(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     import lrfind
-    from lrfind.outputs.plot.style import _run_title
+    from lrfind.outputs.plot.style import run_title
 
     (tmp_path / "gpt2_task.py").write_text(GPT2_MODULE, encoding="utf-8")
     config = tmp_path / "gpt2.yaml"
@@ -423,5 +423,5 @@ def test_gpt2_sweep_names_the_class_in_the_summary_and_title(tmp_path: Path) -> 
     run = lrfind.sweep(config, out=tmp_path / "run")
     assert run.result.info.model == "GPT2LMHeadModel"
     assert run.result.info.loss == "model"
-    assert _run_title(run.result.info).startswith("gpt2: GPT2LMHeadModel · AdamW(")
+    assert run_title(run.result.info).startswith("gpt2: GPT2LMHeadModel · AdamW(")
     assert run.run_dir is not None and (run.run_dir / "lr_finder.png").is_file()

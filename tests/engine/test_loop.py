@@ -337,7 +337,7 @@ def test_divergence_is_acted_on_within_the_documented_lag(
     lagged: bool, check_every: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The CUDA schedule (inspect chunk m once chunk m+1 is queued), exercised on the CPU.
-    monkeypatch.setattr("lrfind.engine.loop._inspects_one_chunk_late", lambda device: lagged)
+    monkeypatch.setattr("lrfind.engine.loop.inspects_one_chunk_late", lambda device: lagged)
     options = {"start_lr": 1e-3, "end_lr": 1e3, "steps": 80, "smoothing": 0.5}
     reference = _sweep(regression_task(), **options).history
     task = regression_task()
@@ -359,7 +359,7 @@ def test_divergence_is_acted_on_within_the_documented_lag(
 def test_lagged_reads_keep_stop_requests_and_the_last_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("lrfind.engine.loop._inspects_one_chunk_late", lambda device: True)
+    monkeypatch.setattr("lrfind.engine.loop.inspects_one_chunk_late", lambda device: True)
     completed = _sweep(regression_task(), start_lr=1e-5, end_lr=1e-3, steps=21, check_every=4)
     assert completed.history.steps == 21 and completed.history.stop_reason == "completed"
     task = regression_task()

@@ -15,7 +15,7 @@ import lrfind.outputs.plot
 from lrfind.errors import OutputError
 from lrfind.outputs.plot.overlay import plot_overlay
 from lrfind.outputs.plot.single import plot_result
-from lrfind.outputs.plot.style import _Limits
+from lrfind.outputs.plot.style import Limits
 from lrfind.outputs.plot.trials import plot_trials
 from lrfind.results import History, Trial
 from tests.fixtures.results import make_history, make_result, make_trials
@@ -156,7 +156,7 @@ def test_unwritable_destination_raises_output_error_and_leaves_nothing(tmp_path:
 def test_y_range_follows_the_descent_not_the_blow_up() -> None:
     history = make_history("clean")  # smoothed loss climbs past 10 at the end of the sweep
     smoothed = np.array(history.smoothed_losses)
-    limits = _Limits()
+    limits = Limits()
     limits.add(smoothed, np.array(history.losses))
     assert smoothed.max() > 10
     assert not limits.log
@@ -166,17 +166,17 @@ def test_y_range_follows_the_descent_not_the_blow_up() -> None:
 
 def test_one_noisy_first_point_does_not_set_the_top() -> None:
     curve = np.array([5.0, 2.4, 2.3, 2.35, 2.3, *np.linspace(2.3, 1.0, 40), 3.0, 9.0])
-    limits = _Limits()
+    limits = Limits()
     limits.add(curve)
     assert limits.high == pytest.approx(2.4)  # median of the first three points
     assert limits.low == pytest.approx(1.0)
 
 
 def test_y_range_switches_to_log_for_curves_spanning_decades() -> None:
-    limits = _Limits()
+    limits = Limits()
     limits.add(np.array([1000.0, 100.0, 10.0, 1.0, 0.5, 5.0]))
     assert limits.log
-    empty = _Limits()
+    empty = Limits()
     empty.add(np.array([math.nan, math.inf]))
     assert empty.empty and not empty.log
 

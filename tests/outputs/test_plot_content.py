@@ -20,13 +20,13 @@ from lrfind.errors import OutputError
 from lrfind.outputs.plot.guard import plot_or_warning
 from lrfind.outputs.plot.overlay import draw_overlay
 from lrfind.outputs.plot.single import draw_result, trend_of
-from lrfind.outputs.plot.style import TITLE_CHARS, VERMILLION, _run_title, _shorten, _styled
+from lrfind.outputs.plot.style import TITLE_CHARS, VERMILLION, run_title, shorten, styled
 from lrfind.results import RangeTestResult, Refinement, Trial
 from tests.fixtures.results import CURVES, make_result
 
 
 def drawn(result: RangeTestResult) -> Figure:
-    with _styled():
+    with styled():
         figure = draw_result(result)
         figure.canvas.draw()
     return figure
@@ -136,7 +136,7 @@ def test_the_title_is_one_line_and_fits() -> None:
         model="GPT2LMHeadModel",
         optimizer="AdamW(weight_decay=0.01, betas=(0.9, 0.95), eps=1e-08, amsgrad=True)",
     )
-    title = _run_title(info)
+    title = run_title(info)
     assert "\n" not in title and len(title) <= TITLE_CHARS + 2
     assert "GPT2LMHeadModel · AdamW(weight_decay=0.01" in title
     optimizer = title.split(" · ")[1]
@@ -165,19 +165,19 @@ def test_the_title_is_one_line_and_fits() -> None:
     ],
 )
 def test_shorten_keeps_whole_arguments_and_words(text: str, limit: int, expected: str) -> None:
-    assert _shorten(text, limit) == expected
-    assert len(_shorten(text, limit)) <= limit
+    assert shorten(text, limit) == expected
+    assert len(shorten(text, limit)) <= limit
 
 
 def test_class_name_not_factory_in_the_title() -> None:
     info = replace(make_result("clean").info, model="GPT2LMHeadModel")
-    assert _run_title(info).split(": ", 1)[1].startswith("GPT2LMHeadModel · ")
+    assert run_title(info).split(": ", 1)[1].startswith("GPT2LMHeadModel · ")
 
 
 def test_compare_puts_range_bars_in_their_own_strip() -> None:
     """Bug: the overlay drew range bars at loss values (1.80–1.87) where they read as data."""
     results = [make_result("clean", name=n, shift=s) for n, s in (("a", 0), ("b", 0.5), ("c", 1))]
-    with _styled():
+    with styled():
         figure = draw_overlay(results, ["a", "b", "c"])
     ax, strip = figure.axes
     assert ax.get_shared_x_axes().joined(ax, strip)

@@ -19,17 +19,17 @@ from lrfind.outputs.plot.style import (
     FIGSIZE,
     GREY,
     SERIES_COLORS,
-    _clip_y,
-    _initial_level,
-    _Limits,
-    _lr_bounds,
-    _outside_legend,
-    _plain,
-    _save,
-    _short_lr,
-    _style_lr_axis,
-    _styled,
-    _value_at,
+    Limits,
+    clip_y,
+    initial_level,
+    lr_bounds,
+    outside_legend,
+    plain,
+    save_figure,
+    short_lr,
+    style_lr_axis,
+    styled,
+    value_at,
 )
 from lrfind.results import RangeTestResult
 
@@ -40,9 +40,9 @@ def _overlay_subtitle(results: Sequence[RangeTestResult], normalize: bool) -> st
     if len(found) >= 2:
         low, high = min(found), max(found)
         if high / low < 1.05:
-            parts.append(f"all suggest {_short_lr(low)}")
+            parts.append(f"all suggest {short_lr(low)}")
         else:
-            parts.append(f"suggestions {_short_lr(low)} … {_short_lr(high)} (×{high / low:.3g})")
+            parts.append(f"suggestions {short_lr(low)} … {short_lr(high)} (×{high / low:.3g})")
     if normalize:
         parts.append("each curve divided by its initial loss")
     return "  ·  ".join(parts)
@@ -95,7 +95,7 @@ def _draw_range_bar(strip: Axes, row: int, result: RangeTestResult, color: str) 
 def _style_strip(strip: Axes, labels: Sequence[str]) -> None:
     count = len(labels)
     strip.set_ylim(-0.7, count - 0.3)
-    strip.set_yticks(range(count), [_plain(label, 18) for label in reversed(labels)])
+    strip.set_yticks(range(count), [plain(label, 18) for label in reversed(labels)])
     strip.tick_params(axis="y", length=0, labelsize=8.5)
     strip.grid(axis="y", visible=False)
     strip.set_title("recommended ranges (dot: suggestion)", loc="left", color=GREY, fontsize=9)
@@ -122,8 +122,8 @@ def plot_overlay(
         ValueError: ``results`` is empty or ``labels`` has a different length.
         OutputError: the file could not be written.
     """
-    with _styled():
-        return _save(draw_overlay(results, labels, title, normalize=normalize), path)
+    with styled():
+        return save_figure(draw_overlay(results, labels, title, normalize=normalize), path)
 
 
 def draw_overlay(
@@ -141,13 +141,13 @@ def draw_overlay(
     curves: list[np.ndarray] = []
     for result in results:
         curve = trend_of(result.history)[0]
-        initial = _initial_level(curve)
+        initial = initial_level(curve)
         if normalize and initial is not None and initial != 0:
             curve = curve / abs(initial)
         curves.append(curve)
     figure, ax, strip = _overlay_figure(len(results))
-    _style_lr_axis(ax, *_lr_bounds(*(r.history.lrs for r in results)))
-    limits = _Limits()
+    style_lr_axis(ax, *lr_bounds(*(r.history.lrs for r in results)))
+    limits = Limits()
     for curve in curves:
         limits.add(curve)
     limits.apply(ax)
@@ -155,18 +155,18 @@ def draw_overlay(
         color = SERIES_COLORS[slot % len(SERIES_COLORS)]
         lr = result.suggestion.lr
         found = lr is not None and lr > 0 and math.isfinite(lr)
-        legend = f"{_plain(label, 40)} — " + (
-            f"suggested {_short_lr(lr)}" if found else "no reliable suggestion"
+        legend = f"{plain(label, 40)} — " + (
+            f"suggested {short_lr(lr)}" if found else "no reliable suggestion"
         )
         history = result.history
         ax.plot(history.lrs, curve, color=color, linewidth=2.2, label=legend, zorder=4)
         if found and lr is not None:
             ax.axvline(lr, color=color, linestyle="--", linewidth=1.1, alpha=0.8, zorder=3)
-            y = _value_at(lr, history.lrs, curve)
+            y = value_at(lr, history.lrs, curve)
             if y is not None:
                 ax.plot(
                     [lr],
-                    [_clip_y(ax, y)],
+                    [clip_y(ax, y)],
                     marker="o",
                     markersize=9,
                     color=color,
@@ -196,8 +196,8 @@ def draw_overlay(
             Line2D([], [], marker="X", color=GREY, markeredgecolor=BLACK, linestyle="none")
         )
         texts.append("stopped early (diverged)")
-    _outside_legend(figure, handles, texts)
+    outside_legend(figure, handles, texts)
     ax.set_ylabel("loss trend ÷ initial loss" if normalize else "training loss (trend)")
-    figure.suptitle(_plain(title) if title else "LR range tests compared", fontweight="bold")
+    figure.suptitle(plain(title) if title else "LR range tests compared", fontweight="bold")
     ax.set_title(_overlay_subtitle(results, normalize), color=GREY, parse_math=False)
     return figure

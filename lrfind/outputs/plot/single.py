@@ -25,21 +25,21 @@ from lrfind.outputs.plot.style import (
     LABEL_BOX,
     SKY,
     VERMILLION,
-    _finite,
-    _Limits,
-    _lr_bounds,
-    _mark_off_scale,
-    _message_box,
-    _new_figure,
-    _outside_legend,
-    _place_clear,
-    _plain,
-    _run_title,
-    _save,
-    _short_lr,
-    _style_lr_axis,
-    _styled,
-    _value_at,
+    Limits,
+    finite_values,
+    lr_bounds,
+    mark_off_scale,
+    message_box,
+    new_figure,
+    outside_legend,
+    place_clear,
+    plain,
+    run_title,
+    save_figure,
+    short_lr,
+    style_lr_axis,
+    styled,
+    value_at,
 )
 from lrfind.outputs.plot.trials import draw_trials_panel
 from lrfind.results import History, RangeTestResult
@@ -61,7 +61,7 @@ def trend_of(history: History) -> tuple[np.ndarray, bool]:
     """
     shape = describe_curve(history)
     if shape.bandwidth <= 0 or shape.points == 0:
-        return _finite(history.smoothed_losses), False
+        return finite_values(history.smoothed_losses), False
     values = np.full(history.steps, np.nan)
     values[: shape.points] = shape.trend
     if shape.rise_index is not None:
@@ -79,7 +79,7 @@ def _confidence_line(result: RangeTestResult) -> str:
     confidence = result.confidence
     text = f"confidence: {confidence.level}"
     if confidence.level != "high" and confidence.reasons:
-        text += f" — {_plain(confidence.reasons[0], 150)}"
+        text += f" — {plain(confidence.reasons[0], 150)}"
     return textwrap.fill(
         text,
         width=70,
@@ -97,10 +97,10 @@ def _facts_line(result: RangeTestResult) -> str:
         "diverged": "stopped: diverged",
         "non_finite": "stopped: non-finite loss",
         "interrupted": "interrupted",
-    }.get(history.stop_reason, _plain(history.stop_reason, 20))
+    }.get(history.stop_reason, plain(history.stop_reason, 20))
     return (
         f"{history.steps} of {info.planned_steps} steps · {stop}\n"
-        f"{info.seconds:.1f} s on {_plain(info.device, 16)} ({_plain(info.precision, 10)})"
+        f"{info.seconds:.1f} s on {plain(info.device, 16)} ({plain(info.precision, 10)})"
     )
 
 
@@ -157,7 +157,7 @@ def _draw_stop(ax: Axes, history: History, curve: np.ndarray) -> None:
         markersize=10,
         color=BLACK,
         zorder=7,
-        label=f"stopped: {what} at {_short_lr(stop_lr)}",
+        label=f"stopped: {what} at {short_lr(stop_lr)}",
     )
 
 
@@ -167,18 +167,18 @@ def _draw_suggestion(ax: Axes, result: RangeTestResult, curve: np.ndarray) -> An
         reason = result.suggestion.reason or (
             result.confidence.reasons[0] if result.confidence.reasons else ""
         )
-        detail = _plain(reason, 70) if reason else None
+        detail = plain(reason, 70) if reason else None
         if detail and len(reason) > 70:
-            detail = textwrap.fill(_plain(reason, 210), width=70, max_lines=3, placeholder=" …")
+            detail = textwrap.fill(plain(reason, 210), width=70, max_lines=3, placeholder=" …")
         if result.confidence.try_range is not None:
             start, end = result.confidence.try_range
-            hint = f"try sweeping {_short_lr(start)} … {_short_lr(end)}"
+            hint = f"try sweeping {short_lr(start)} … {short_lr(end)}"
             detail = f"{detail}\n{hint}" if detail else hint
-        _message_box(ax, "no reliable suggestion", detail)
+        message_box(ax, "no reliable suggestion", detail)
         return None
     ax.axvline(lr, color=VERMILLION, linestyle="--", linewidth=1.5, zorder=4)
     low, high = ax.get_ylim()
-    y = _value_at(lr, result.history.lrs, curve)
+    y = value_at(lr, result.history.lrs, curve)
     if y is None or not low <= y <= high:
         y = low + 0.5 * (high - low) if y is None else min(max(y, low), high)
     else:
@@ -196,7 +196,7 @@ def _draw_suggestion(ax: Axes, result: RangeTestResult, curve: np.ndarray) -> An
     x_low, x_high = (math.log10(v) for v in ax.get_xlim())
     right_side = (math.log10(lr) - x_low) / (x_high - x_low) < 0.7
     return ax.annotate(
-        f"suggested {_short_lr(lr)}",
+        f"suggested {short_lr(lr)}",
         xy=(lr, y),
         xytext=(12 if right_side else -12, 22),
         textcoords="offset points",
@@ -221,13 +221,13 @@ def _draw_range(ax: Axes, result: RangeTestResult) -> None:
             alpha=0.13,
             linewidth=0,
             zorder=1,
-            label=f"recommended range {_short_lr(lr_range.min_lr)} – {_short_lr(lr_range.max_lr)}",
+            label=f"recommended range {short_lr(lr_range.min_lr)} – {short_lr(lr_range.max_lr)}",
         )
 
 
 def _figure(with_panel: bool) -> tuple[Figure, Axes, Axes | None]:
     if not with_panel:
-        figure, ax = _new_figure()
+        figure, ax = new_figure()
         return figure, ax, None
     figure = Figure(figsize=PANEL_FIGSIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
@@ -248,20 +248,20 @@ def plot_result(result: RangeTestResult, path: str | Path) -> Path:
     Raises:
         OutputError: the file could not be written.
     """
-    with _styled():
-        return _save(draw_result(result), Path(path))
+    with styled():
+        return save_figure(draw_result(result), Path(path))
 
 
 def draw_result(result: RangeTestResult) -> Figure:
     """Return the figure ``plot_result`` saves (call it inside the house style to save it)."""
     history = result.history
     curve, is_trend = trend_of(history)
-    raw = _finite(history.losses)
+    raw = finite_values(history.losses)
     refinement = result.refinement
     trials = refinement.trials if refinement is not None else ()
     figure, ax, panel = _figure(bool(trials))
-    _style_lr_axis(ax, *_lr_bounds(history.lrs, [t.lr for t in trials]))
-    limits = _Limits()
+    style_lr_axis(ax, *lr_bounds(history.lrs, [t.lr for t in trials]))
+    limits = Limits()
     limits.add(curve, raw)
     for repeat in result.repeats:
         limits.add(trend_of(repeat)[0][: history.steps])
@@ -278,16 +278,16 @@ def draw_result(result: RangeTestResult) -> Figure:
         ax.plot(history.lrs, curve, color=BLUE, linewidth=2.4, label=label, zorder=5)
     off_scale = suggestion_label = None
     if limits.empty:
-        _message_box(ax, "no finite loss recorded")
+        message_box(ax, "no finite loss recorded")
     else:
-        off_scale = _mark_off_scale(ax, history.lrs, raw, GREY)
+        off_scale = mark_off_scale(ax, history.lrs, raw, GREY)
         suggestion_label = _draw_suggestion(ax, result, curve)
     _draw_stop(ax, history, curve)
     loss_name = {"model": "the model's own"}.get(result.info.loss, result.info.loss)
     ax.set_ylabel(
-        f"training loss ({_plain(loss_name, 30)})" if loss_name != "loss" else "training loss"
+        f"training loss ({plain(loss_name, 30)})" if loss_name != "loss" else "training loss"
     )
-    figure.suptitle(_run_title(result.info), fontweight="bold")
+    figure.suptitle(run_title(result.info), fontweight="bold")
     ax.set_title(
         _confidence_line(result),
         loc="left",
@@ -301,12 +301,12 @@ def draw_result(result: RangeTestResult) -> Figure:
         draw_trials_panel(panel, refinement, result.suggestion.lr)
         panel_handles, panel_labels = panel.get_legend_handles_labels()
         handles, labels = handles + panel_handles, labels + panel_labels
-    _outside_legend(figure, handles, labels)
+    outside_legend(figure, handles, labels)
     if suggestion_label is not None:
         figure.canvas.draw()
         on_right = suggestion_label.get_horizontalalignment() == "left"
         side = 1 if on_right else -1
-        _place_clear(
+        place_clear(
             figure,
             suggestion_label,
             [off_scale],

@@ -83,19 +83,19 @@ _MAX_TEXT = 90
 
 
 @contextmanager
-def _styled() -> Iterator[None]:
+def styled() -> Iterator[None]:
     style: Any = STYLE  # matplotlib's stubs type the keys as a Literal of every rcParam
     with matplotlib.rc_context(style):
         yield
 
 
-def _new_figure() -> tuple[Figure, Axes]:
+def new_figure() -> tuple[Figure, Axes]:
     figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure, figure.add_subplot()
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
     """Write ``figure`` in the format its suffix names (PLOT_FORMATS; PNG for any other)."""
     suffix = Path(path).suffix.lower().removeprefix(".")
     buffer = io.BytesIO()
@@ -103,12 +103,12 @@ def _save(figure: Figure, path: Path) -> Path:
     return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def _plain(text: object, limit: int = _MAX_TEXT) -> str:
+def plain(text: object, limit: int = _MAX_TEXT) -> str:
     """User text made safe for matplotlib: one line, no mathtext, bounded length."""
-    return _shorten(" ".join(str(text).split()), limit).replace("$", r"\$")
+    return shorten(" ".join(str(text).split()), limit).replace("$", r"\$")
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters at a boundary, never inside a word or an argument.
 
     ``AdamW(weight_decay=0.01, betas=(0.9, 0.95))`` keeps whole arguments: ``AdamW(weight_decay=
@@ -148,7 +148,7 @@ def _top_level_parts(text: str) -> list[str]:
     return parts
 
 
-def _short_lr(lr: float | None) -> str:
+def short_lr(lr: float | None) -> str:
     return format_lr(lr, digits=2)
 
 
@@ -167,13 +167,13 @@ def _loss_tick(value: float, _position: float) -> str:
     return f"{value:g}" if value > 0 and math.isfinite(value) else ""
 
 
-def _compact_lr(value: float) -> str:
+def compact_lr(value: float) -> str:
     mantissa, power = f"{value:.1e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(power)}"
 
 
-def _style_lr_axis(ax: Axes, low: float, high: float) -> None:
+def style_lr_axis(ax: Axes, low: float, high: float) -> None:
     """Log x axis labelled with readable LR values; minor labels when the span is short."""
     ax.set_xscale("log")
     pad = max((high / low) ** 0.02, 1.25) if high > low else 2.0
@@ -190,7 +190,7 @@ def _style_lr_axis(ax: Axes, low: float, high: float) -> None:
     ax.set_xlabel("learning rate (log scale)")
 
 
-def _finite(values: Sequence[float]) -> np.ndarray:
+def finite_values(values: Sequence[float]) -> np.ndarray:
     """Values as a float array with inf replaced by NaN (matplotlib breaks lines at NaN)."""
     array = np.asarray(values, dtype=float)
     return np.where(np.isfinite(array), array, np.nan)
@@ -200,7 +200,7 @@ def _head_size(count: int) -> int:
     return max(3, round(count * _HEAD_FRACTION))
 
 
-def _initial_level(smoothed: np.ndarray) -> float | None:
+def initial_level(smoothed: np.ndarray) -> float | None:
     """The loss where the sweep starts: a median of its first few points, robust to one spike."""
     finite = smoothed[np.isfinite(smoothed)]
     if finite.size == 0:
@@ -208,7 +208,7 @@ def _initial_level(smoothed: np.ndarray) -> float | None:
     return float(np.median(finite[: _head_size(finite.size)]))
 
 
-class _Limits:
+class Limits:
     """The y-range that shows the interesting part of one or more loss curves.
 
     The top sits a little above the highest point *before* each curve's minimum (normally its
@@ -227,7 +227,7 @@ class _Limits:
             return
         best_index = int(finite_index[np.nanargmin(curve[finite_index])])
         best = float(curve[best_index])
-        initial = _initial_level(curve)
+        initial = initial_level(curve)
         top = best if initial is None else max(best, initial)
         # The first few EMA points are as noisy as single batches: they count through the median.
         head_end = int(finite_index[min(_head_size(finite_index.size), finite_index.size - 1)])
@@ -272,7 +272,7 @@ class _Limits:
         ax.set_ylim(low - bottom_margin * span, high + top_margin * span)
 
 
-def _value_at(lr: float, lrs: Sequence[float], values: np.ndarray) -> float | None:
+def value_at(lr: float, lrs: Sequence[float], values: np.ndarray) -> float | None:
     """Interpolate ``values`` at ``lr`` in log10(lr); None outside the finite part of the curve."""
     lrs_array = np.asarray(lrs, dtype=float)
     mask = np.isfinite(values) & (lrs_array > 0)
@@ -305,25 +305,25 @@ LABEL_BOX = {"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "n
 TITLE_CHARS = 80
 
 
-def _run_title(info: RunInfo, limit: int = TITLE_CHARS) -> str:
+def run_title(info: RunInfo, limit: int = TITLE_CHARS) -> str:
     """One line: "name: model · optimizer · batch"; long parts lose whole arguments, not words."""
-    name = f"{_plain(info.name, 30)}: " if info.name and info.name != "range-test" else ""
+    name = f"{plain(info.name, 30)}: " if info.name and info.name != "range-test" else ""
     batch = _batch_text(info)
     tail = f" · {batch}" if batch else ""
     room = max(limit - len(name) - len(tail) - len(" · "), 20)
     model, optimizer = " ".join(info.model.split()), " ".join(info.optimizer.split())
     model_room = max(room - len(optimizer), room // 2)
-    model = _shorten(model, model_room)
-    optimizer = _shorten(optimizer, max(room - len(model), 12))
+    model = shorten(model, model_room)
+    optimizer = shorten(optimizer, max(room - len(model), 12))
     return f"{name}{model} · {optimizer}{tail}".replace("$", r"\$")
 
 
-def _clip_y(ax: Axes, value: float) -> float:
+def clip_y(ax: Axes, value: float) -> float:
     low, high = ax.get_ylim()
     return min(max(value, low), high)
 
 
-def _mark_off_scale(
+def mark_off_scale(
     ax: Axes, lrs: Sequence[float], curve: np.ndarray, color: str
 ) -> Annotation | None:
     """A note where a curve leaves the top of the plot, with its highest value; returns it."""
@@ -366,7 +366,7 @@ def _overlaps(figure: Figure, first: Artist, second: Artist, pad: float = 3.0) -
     return bool(one.overlaps(two))
 
 
-def _place_clear(
+def place_clear(
     figure: Figure,
     label: Annotation,
     obstacles: Sequence[Artist | None],
@@ -383,7 +383,7 @@ def _place_clear(
         label.set_horizontalalignment(align)
 
 
-def _message_box(ax: Axes, headline: str, detail: str | None = None) -> None:
+def message_box(ax: Axes, headline: str, detail: str | None = None) -> None:
     """A headline the reader cannot miss (e.g. "no reliable suggestion"), with a quieter detail."""
     ax.text(
         0.5,
@@ -421,13 +421,13 @@ def _message_box(ax: Axes, headline: str, detail: str | None = None) -> None:
         )
 
 
-def _outside_legend(figure: Figure, handles: list[Any], labels: list[str]) -> None:
+def outside_legend(figure: Figure, handles: list[Any], labels: list[str]) -> None:
     """One legend under the axes: it can never hide the curve, however many entries it has."""
     if handles:
         figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(handles)))
 
 
-def _lr_bounds(*groups: Sequence[float]) -> tuple[float, float]:
+def lr_bounds(*groups: Sequence[float]) -> tuple[float, float]:
     values = [v for group in groups for v in group if v is not None and v > 0 and math.isfinite(v)]
     if not values:
         return 1e-4, 1.0

@@ -19,18 +19,18 @@ from lrfind.outputs.plot.style import (
     ORANGE,
     SKY,
     VERMILLION,
-    _compact_lr,
-    _finite,
-    _Limits,
-    _lr_bounds,
-    _message_box,
-    _new_figure,
-    _outside_legend,
-    _plain,
-    _save,
-    _short_lr,
-    _style_lr_axis,
-    _styled,
+    Limits,
+    compact_lr,
+    finite_values,
+    lr_bounds,
+    message_box,
+    new_figure,
+    outside_legend,
+    plain,
+    save_figure,
+    short_lr,
+    style_lr_axis,
+    styled,
 )
 from lrfind.results import Refinement, Trial
 
@@ -81,7 +81,7 @@ def draw_trials_panel(ax: Axes, refinement: Refinement, suggestion_lr: float | N
         span = max(high - low, 1e-3 * max(abs(high), 1e-12))
         ax.set_ylim(low - 0.2 * span, high + 0.35 * span)
     else:
-        _Limits().apply(ax)
+        Limits().apply(ax)
     stage = "search" if refinement.stage == "search" else "refine"
     tied_run = _tied_run(choice)
     if tied_run is not None and tied_run[0] != tied_run[1]:
@@ -148,7 +148,7 @@ def draw_trials_panel(ax: Axes, refinement: Refinement, suggestion_lr: float | N
     chosen = refinement.chosen_lr
     position = choice.position(chosen) if chosen is not None else None
     if chosen is not None and position is not None and math.isfinite(choice.scores[position]):
-        _star(ax, chosen, choice.scores[position], ORANGE, 17, f"{stage} chose {_short_lr(chosen)}")
+        _star(ax, chosen, choice.scores[position], ORANGE, 17, f"{stage} chose {short_lr(chosen)}")
     if suggestion_lr is not None and suggestion_lr > 0:
         ax.axvline(suggestion_lr, color=VERMILLION, linestyle="--", linewidth=1.2, zorder=3)
     ax.set_ylabel(f"{stage}: {metric}")
@@ -174,15 +174,15 @@ def _panel_title(refinement: Refinement, choice: Choice) -> str:
     chosen, best = refinement.chosen_lr, choice.best_lr
     if chosen is None:
         return text + " · no trial chosen"
-    text += f" · chose {_short_lr(chosen)}"
+    text += f" · chose {short_lr(chosen)}"
     position = choice.position(chosen)
     if best is None or position is None:
         return text
     if position == choice.best:
         return text + ", the best trial"
     if choice.tied[position]:
-        return text + f", the lowest LR tied with the best ({_short_lr(best)})"
-    return text + f"; best trial {_short_lr(best)}"
+        return text + f", the lowest LR tied with the best ({short_lr(best)})"
+    return text + f"; best trial {short_lr(best)}"
 
 
 def plot_trials(
@@ -216,10 +216,10 @@ def plot_trials(
     ok = [t for t in ordered if not t.diverged and math.isfinite(metric(t))]
     failed = [t for t in ordered if t not in ok]
     metric_name = "validation loss" if use_val else "training loss"
-    with _styled():
-        figure, ax = _new_figure()
-        _style_lr_axis(ax, *_lr_bounds([t.lr for t in ordered], [suggestion_lr or 0, best_lr or 0]))
-        limits = _Limits()
+    with styled():
+        figure, ax = new_figure()
+        style_lr_axis(ax, *lr_bounds([t.lr for t in ordered], [suggestion_lr or 0, best_lr or 0]))
+        limits = Limits()
         if ok:
             values = np.array([metric(t) for t in ok])
             limits.low, limits.high = float(values.min()), float(values.max())
@@ -232,7 +232,7 @@ def plot_trials(
         limits.apply(ax, top_margin=0.25, bottom_margin=0.12)
         if 0 < len(ordered) <= 12:
             # Few trials: label each trial's LR rather than the decades between them.
-            ax.set_xticks([t.lr for t in ordered], [_compact_lr(t.lr) for t in ordered])
+            ax.set_xticks([t.lr for t in ordered], [compact_lr(t.lr) for t in ordered])
             ax.xaxis.set_minor_formatter(NullFormatter())
         if ok:
             ax.plot(
@@ -248,7 +248,7 @@ def plot_trials(
             if use_val:
                 ax.plot(
                     [t.lr for t in ok],
-                    _finite([t.train_loss for t in ok]),
+                    finite_values([t.train_loss for t in ok]),
                     color=SKY,
                     marker="s",
                     markersize=4,
@@ -258,7 +258,7 @@ def plot_trials(
                     zorder=4,
                 )
         else:
-            _message_box(ax, "every trial diverged" if ordered else "no trials")
+            message_box(ax, "every trial diverged" if ordered else "no trials")
         if failed:
             top = ax.get_ylim()[1]
             ax.plot(
@@ -279,14 +279,12 @@ def plot_trials(
                 linestyle="--",
                 linewidth=1.5,
                 zorder=3,
-                label=f"range-test suggestion {_short_lr(suggestion_lr)}",
+                label=f"range-test suggestion {short_lr(suggestion_lr)}",
             )
         if best_lr is not None and best_lr > 0:
             best = [t for t in ok if math.isclose(t.lr, best_lr, rel_tol=1e-6)]
             if best:
-                _star(
-                    ax, best[0].lr, metric(best[0]), GREEN, 20, f"best trial {_short_lr(best_lr)}"
-                )
+                _star(ax, best[0].lr, metric(best[0]), GREEN, 20, f"best trial {short_lr(best_lr)}")
             else:
                 ax.axvline(
                     best_lr,
@@ -294,16 +292,16 @@ def plot_trials(
                     linestyle="-.",
                     linewidth=1.5,
                     zorder=3,
-                    label=f"best {_short_lr(best_lr)}",
+                    label=f"best {short_lr(best_lr)}",
                 )
         steps = {t.steps for t in ordered}
         after = f" after {steps.pop()} steps" if len(steps) == 1 else ""
         ax.set_ylabel(f"{metric_name}{after}")
-        figure.suptitle(_plain(title) if title else "Constant-LR trials", fontweight="bold")
+        figure.suptitle(plain(title) if title else "Constant-LR trials", fontweight="bold")
         ax.set_title(
             f"{len(ordered)} trials from the same initial weights · {len(failed)} diverged",
             color=GREY,
             parse_math=False,
         )
-        _outside_legend(figure, *ax.get_legend_handles_labels())
-        return _save(figure, path)
+        outside_legend(figure, *ax.get_legend_handles_labels())
+        return save_figure(figure, path)

@@ -325,7 +325,7 @@ def trial(lr: float, val: float | None, *, diverged: bool = False, train: float 
     return Trial(lr=lr, train_loss=train, val_loss=val, diverged=diverged, steps=100)
 
 
-def test_refine_candidates_are_grid_values_centred_on_max_lr_below_the_blow_up() -> None:
+def test_refine_candidates_are_grid_values_topped_by_max_lr_below_the_blow_up() -> None:
     history = make_history(clean_loss)
     result = analyze(history)
     candidates = refine_candidates(history, result, 5)
@@ -334,7 +334,7 @@ def test_refine_candidates_are_grid_values_centred_on_max_lr_below_the_blow_up()
     assert candidates == [10 ** (k / 4) for k in exponents]
     assert exponents == list(range(exponents[0], exponents[0] + 5))
     assert result.lr_range.max_lr is not None
-    assert exponents[2] == grid_exponent(result.lr_range.max_lr)
+    assert exponents[-1] == grid_exponent(result.lr_range.max_lr)
     shape = describe_curve(history)
     assert shape.rise_index is not None
     assert max(candidates) < shape.lrs[shape.rise_index]
@@ -484,10 +484,14 @@ def test_next_refine_candidate_never_steps_into_the_divergence_region() -> None:
     lrs = refine_candidates(history, base, 5)
     shape = describe_curve(history)
     assert shape.rise_index is not None
-    # The window's top is already the last grid value below the divergence region.
-    assert grid_lr(grid_exponent(lrs[-1]) + 1) >= shape.lrs[shape.rise_index]
+    rise = shape.lrs[shape.rise_index]
+    assert max(lrs) < rise
+    # The best trial is the highest: extend upwards only while below the divergence region.
     trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.7, 0.5, 0.4, 0.3], strict=True)]
-    assert next_refine_candidate(history, base, trials) is None
+    while (extra := next_refine_candidate(history, base, trials)) is not None:
+        assert extra < rise
+        trials.append(trial(extra, trials[-1].val_loss * 0.9))  # type: ignore[operator]
+    assert grid_lr(grid_exponent(max(t.lr for t in trials)) + 1) >= rise
 
 
 def test_next_refine_candidate_is_none_once_bracketed_or_without_an_answer() -> None:
