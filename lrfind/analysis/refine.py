@@ -41,6 +41,9 @@ REFINE_STRIDE = 1
 #: After trials, max_lr (the one-cycle peak) is 10**ONECYCLE_ABOVE_REFINED x the chosen LR.
 ONECYCLE_ABOVE_REFINED = 0.5
 
+#: ... and min_lr (a cyclical schedule's base) at most this many decades below it.
+MIN_LR_BELOW_REFINED = 1.0
+
 #: The confidence levels, lowest first.
 _LEVELS: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
 
@@ -213,9 +216,16 @@ def _edge_reason(choice: Choice, floor: int | None, ceiling: int | None) -> str 
 
 
 def _refined_range(shape: CurveShape, base: LRRange, lr: float) -> LRRange:
-    """max_lr: 10**0.5 x the chosen LR, kept below the divergence region; min_lr: ``base``'s."""
+    """The range around an LR the trials chose.
+
+    max_lr: 10**ONECYCLE_ABOVE_REFINED x the chosen LR, kept below the divergence region.
+    min_lr: the sweep's, but never more than MIN_LR_BELOW_REFINED decades below the chosen LR:
+    on a noisy sweep the "descent begins" point can sit far down a flat stretch, and a cyclical
+    schedule's base belongs near the LR that trained, not where nothing happened.
+    """
     max_lr = lr * 10**ONECYCLE_ABOVE_REFINED
     if shape.rise_index is not None and shape.points:
         max_lr = min(max_lr, float(shape.lrs[shape.rise_index]))
-    min_lr = base.min_lr if base.min_lr is not None else lr / 10
+    floor = lr / 10**MIN_LR_BELOW_REFINED
+    min_lr = max(base.min_lr, floor) if base.min_lr is not None else floor
     return ordered_range(min_lr, max(max_lr, lr), lr)

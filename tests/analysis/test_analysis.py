@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -378,6 +379,23 @@ def test_choose_refined_picks_the_clear_best_and_keeps_the_methods() -> None:
     assert refined.methods == base.methods
     assert_range_ordered(refined)
     assert refined.lr_range.max_lr == pytest.approx(lrs[2] * 10**0.5)
+
+
+def test_refined_min_lr_stays_within_a_decade_of_the_chosen_lr() -> None:
+    # A noisy sweep can put "where the descent begins" far down a flat stretch: after trials the
+    # range's base stays near the LR that trained (the diabetes config showed 1e-5 .. 1.8e-3).
+    history = make_history(clean_loss)
+    base = analyze(history)
+    far = Analysis(
+        base.suggestion, replace(base.lr_range, min_lr=1e-9), base.confidence, base.methods
+    )
+    lrs = refine_candidates(history, base, 5)
+    trials = [trial(lr, val) for lr, val in zip(lrs, [0.9, 0.5, 0.2, 0.45, 0.8], strict=True)]
+    refined = choose_refined(history, far, trials)
+    assert refined.lr_range.min_lr == pytest.approx(lrs[2] / 10)
+    # A sweep whose own min_lr is closer than that keeps it.
+    kept = choose_refined(history, base, trials).lr_range.min_lr
+    assert kept == pytest.approx(max(base.lr_range.min_lr or 0.0, lrs[2] / 10))
 
 
 def noisy_trial(lr: float, val: float, seed: int) -> Trial:
