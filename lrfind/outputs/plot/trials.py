@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
 
-from lrfind.analysis.choose import Choice, choose
+from lrfind.analysis.choose import Choice, choose, metric_for, score
 from lrfind.outputs.plot.style import (
     BLACK,
     BLUE,
@@ -202,16 +202,12 @@ def plot_trials(
         OutputError: the file could not be written.
     """
     ordered = sorted(trials, key=lambda t: t.lr)
-
-    def finite(value: float | None) -> bool:
-        return value is not None and math.isfinite(value)
-
-    survivors = [t for t in ordered if not t.diverged and finite(t.train_loss)]
-    use_val = bool(survivors) and all(finite(t.val_loss) for t in survivors)
+    scored_by = metric_for(ordered)  # the metric the choice rule scores these trials by
+    use_val = scored_by == "val_loss"
 
     def metric(trial: Trial) -> float:
-        value = trial.val_loss if use_val else trial.train_loss
-        return float(value) if value is not None and math.isfinite(value) else float("nan")
+        value = score(trial, scored_by)
+        return float("nan") if value is None else value
 
     ok = [t for t in ordered if not t.diverged and math.isfinite(metric(t))]
     failed = [t for t in ordered if t not in ok]
