@@ -103,6 +103,15 @@ class Vary:
     values: tuple[Any, ...]
 
 
+def _vary_value(key: str, item: str) -> Any:
+    """One ``--vary`` value parsed as ``--set`` parses it; errors name the ``--vary``."""
+    try:
+        return parse_override(f"{key}={item}")[1]
+    except ConfigError as error:
+        problem = str(error).removeprefix(f"--set {key}={item}: ").replace("--set ", "--vary ")
+        raise ConfigError(f"--vary {key}: value {item!r}: {problem}") from None
+
+
 def parse_vary(spec: str) -> Vary:
     """Parse ``KEY=V1,V2,...`` (values split by ``split_values``, each parsed as YAML).
 
@@ -120,7 +129,7 @@ def parse_vary(spec: str) -> Vary:
         raw = split_values(text)
     except ConfigError as error:
         raise ConfigError(f"--vary {key}: {error}") from None
-    values = tuple(parse_override(f"{key}={item}")[1] for item in raw)
+    values = tuple(_vary_value(key, item) for item in raw)
     for first, second in itertools.combinations(range(len(raw)), 2):
         if raw[first] == raw[second] or _canonical(values[first]) == _canonical(values[second]):
             raise ConfigError(f"--vary {key}: value {raw[second]!r} is given twice")

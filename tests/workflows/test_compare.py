@@ -113,6 +113,12 @@ def test_parse_vary_parses_each_value_as_yaml() -> None:
         ("optimizer.name=sgd,adam,sgd", "--vary optimizer.name: value 'sgd' is given twice"),
         ("optimizer.name='sgd',sgd", "--vary optimizer.name: value 'sgd' is given twice"),
         ("name=a,b", "--vary name: the run name cannot vary (each variant is named for you)"),
+        (
+            "model.args.hidden=a: b: c,3",
+            "--vary model.args.hidden: value 'a: b: c': the value is not valid YAML (mapping "
+            "values are not allowed here); quote it to pass a string: "
+            "--vary 'model.args.hidden=\"...\"'",
+        ),
     ],
 )
 def test_parse_vary_errors_quote_the_offending_option(spec: str, message: str) -> None:
