@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+import overhead
 import torch
 from torch import nn
 
@@ -43,23 +43,10 @@ QUICK = Sizes(30, 3, 1, 1, 32, 16, 4, 8, 16, 8, 2)
 
 
 @dataclass
-class Task:
-    """A model, its optimizer, a loss and device-resident batches, reset before every run."""
+class Task(overhead.Task):
+    """overhead.py's task (model, optimizer, loss, batches, reset) plus validation batches."""
 
-    name: str
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss_fn: nn.Module
-    batches: list[Batch]
     val_batches: list[Batch]
-    initial_model: dict[str, torch.Tensor]
-    initial_optimizer: dict[str, Any]
-
-    def reset(self) -> None:
-        """Put the weights and optimizer state back (outside the timed region)."""
-        self.model.load_state_dict(self.initial_model)
-        self.optimizer.load_state_dict(copy.deepcopy(self.initial_optimizer))
-        self.optimizer.zero_grad(set_to_none=True)
 
     @property
     def parameters(self) -> int:
