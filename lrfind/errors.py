@@ -60,9 +60,14 @@ class DistributedError(LrfindError):
 
 
 class NoReliableSuggestion(LrfindError):
-    """The sweep ran but its curve gives no trustworthy learning rate (exit code 3)."""
+    """The sweep ran but its curve gives no trustworthy learning rate (exit code 3).
+
+    ``run``: what was done before the answer was found missing, when there is something to
+    keep (``lrfind.check``: its ``CheckRun``, with the run directory and CI reports written).
+    """
 
     exit_code = EXIT_NO_ANSWER
+    run: object | None = None
 
 
 class CheckFailed(LrfindError):

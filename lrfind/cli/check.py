@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +33,20 @@ from lrfind.errors import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
 )
+
+
+@contextmanager
+def keep_partial_run(reply: JsonReply) -> Iterator[None]:
+    """On "no reliable answer", let ``--json`` print the run's document with the error."""
+    from lrfind.errors import NoReliableSuggestion
+    from lrfind.workflows.check import CheckRun
+
+    try:
+        yield
+    except NoReliableSuggestion as error:
+        if isinstance(error.run, CheckRun):
+            reply.set(error.run.to_dict())
+        raise
 
 
 def check_command(
@@ -130,7 +146,7 @@ def check_command(
                 progress = SweepProgress(
                     console, enabled=not quiet and distributed.current().is_main
                 )
-                with progress:
+                with progress, keep_partial_run(reply):
                     run = check(
                         loaded,
                         lr_min=expect_min,

@@ -83,8 +83,10 @@ def _ratio_text(value: float, bound: float) -> str:
 def evaluate_check(result: RangeTestResult, expectations: Expectations) -> CheckOutcome:
     """Return whether the suggestion lies within the expectations, and a one-line message.
 
+    No suggested LR, or confidence below ``min_confidence``, is an outcome with ``no_answer``
+    set (``check`` raises NoReliableSuggestion for it once the reports are written).
+
     Raises:
-        NoReliableSuggestion: no suggested LR, or confidence below ``min_confidence``.
         ConfigError: there are no expectations to check against.
     """
     if expectations.empty:
@@ -94,16 +96,18 @@ def evaluate_check(result: RangeTestResult, expectations: Expectations) -> Check
         )
     lr = result.suggestion.lr
     confidence = result.confidence
+    low, high = expectations.bounds()
     if lr is None:
         reason = "; ".join(confidence.reasons) or result.suggestion.reason or "no clear descent"
-        raise NoReliableSuggestion(f"the sweep gave no reliable learning rate: {reason}")
+        message = f"the sweep gave no reliable learning rate: {reason}"
+        return CheckOutcome(False, message, low, high, no_answer=True)
     if CONFIDENCE_ORDER[confidence.level] < CONFIDENCE_ORDER[expectations.min_confidence]:
         reason = "; ".join(confidence.reasons)
-        raise NoReliableSuggestion(
+        message = (
             f"confidence '{confidence.level}' is below the required "
             f"'{expectations.min_confidence}'" + (f": {reason}" if reason else "")
         )
-    low, high = expectations.bounds()
+        return CheckOutcome(False, message, low, high, no_answer=True)
     where = (
         f" (baseline {format_lr(expectations.baseline_lr)} within {expectations.tolerance:g}x)"
         if expectations.baseline_lr is not None
@@ -146,6 +150,7 @@ class CheckRun:
             if outcome is None
             else {
                 "passed": outcome.passed,
+                "no_answer": outcome.no_answer,
                 "message": outcome.message,
                 "expected_min": outcome.expected_min,
                 "expected_max": outcome.expected_max,
@@ -278,12 +283,13 @@ def check(
     summary, JUnit XML and step summary are written when their paths are given.
 
     Raises:
-        NoReliableSuggestion: the sweep gave no answer or too little confidence (exit 3).
+        NoReliableSuggestion: the sweep gave no answer or too little confidence (exit 3); its
+            ``run`` is the CheckRun, whose run directory and reports are written by then.
         ConfigError: nothing to check against, bad expectations, or no baseline path to update.
         Interrupted: the sweep was stopped; partial results are written.
         (and every error ``sweep`` raises)
     """
-    from lrfind.errors import Interrupted, NoReliableSuggestion
+    from lrfind.errors import Interrupted
 
     if min_confidence is not None and min_confidence not in CONFIDENCE_ORDER:
         raise ConfigError(f"--min-confidence must be low, medium or high, got {min_confidence!r}")
@@ -337,4 +343,9 @@ def check(
     else:
         run = CheckRun(sweep_run, evaluate_check(result, expectations))
     reports = write_ci_reports(run, summary_md=summary_md, junit=junit, step_summary=step_summary)
-    return replace(run, reports=reports)
+    run = replace(run, reports=reports)
+    if run.outcome is not None and run.outcome.no_answer:
+        no_answer = NoReliableSuggestion(run.outcome.message)
+        no_answer.run = run
+        raise no_answer
+    return run

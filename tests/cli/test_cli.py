@@ -194,6 +194,56 @@ def test_baseline_update_then_check(tiny_config: Path, tmp_path: Path) -> None:
     assert document["suggestion"]["lr"] == json.loads(baseline.read_text())["suggestion"]["lr"]
 
 
+def test_check_without_an_answer_still_reports_and_prints_the_run(
+    tiny_config: Path, tmp_path: Path
+) -> None:
+    # A CI job needs its JUnit error and the run's document when there is nothing to check.
+    junit, summary = tmp_path / "reports" / "lrfind.xml", tmp_path / "reports" / "summary.md"
+    result = invoke(
+        "check", str(tiny_config), "-q", "--json", "--expect-max", "100",
+        "--set", "sweep.start_lr=1e-3", "--set", "sweep.end_lr=1.0000001e-3",
+        "--junit", str(junit), "--summary-md", str(summary),
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    document = json.loads(result.stdout)
+    assert document["suggestion"]["lr"] is None and document["confidence"]["try_range"]
+    assert document["check"]["no_answer"] is True and document["check"]["passed"] is False
+    assert document["error"]["code"] == 3
+    assert result.stderr.startswith("error: the sweep gave no reliable learning rate")
+    assert 'errors="1"' in junit.read_text() and 'type="NoReliableSuggestion"' in junit.read_text()
+    assert "no reliable answer" in summary.read_text()
+
+
+def test_check_below_the_required_confidence_is_exit_3_with_reports(
+    tiny_config: Path, tmp_path: Path
+) -> None:
+    junit = tmp_path / "lrfind.xml"
+    result = invoke(
+        "check",
+        str(tiny_config),
+        "-q",
+        "--json",
+        "--expect-max",
+        "100",
+        "--set",
+        "suggest.refine=off",
+        "--set",
+        "sweep.start_lr=1e-3",
+        "--set",
+        "sweep.end_lr=0.1",
+        "--min-confidence",
+        "medium",
+        "--junit",
+        str(junit),
+    )  # fmt: skip  (the loss still falls at end_lr: a suggestion with confidence low)
+    document = json.loads(result.stdout)
+    assert result.exit_code == 3, result.stderr
+    assert document["suggestion"]["lr"] is not None and document["confidence"]["level"] == "low"
+    assert document["check"]["no_answer"] is True
+    assert "'low' is below the required 'medium'" in document["error"]["message"]
+    assert 'type="NoReliableSuggestion"' in junit.read_text()
+
+
 def test_check_writes_ci_reports(tiny_config: Path, tmp_path: Path) -> None:
     summary = tmp_path / "step_summary.md"
     summary.write_text("earlier\n")

@@ -43,15 +43,19 @@ def test_baseline_tolerance_is_a_factor_both_ways(lr: float, passed: bool) -> No
     assert "baseline 1.00e-03 within 2x" in outcome.message
 
 
-def test_no_suggestion_is_exit_3() -> None:
-    with pytest.raises(NoReliableSuggestion, match="no reliable learning rate"):
-        evaluate_check(result_at(None, "none"), Expectations(lr_min=1e-4))
+def test_no_suggestion_is_no_answer_not_a_failed_check() -> None:
+    outcome = evaluate_check(result_at(None, "none"), Expectations(lr_min=1e-4))
+    assert outcome.no_answer and not outcome.passed
+    assert outcome.message.startswith("the sweep gave no reliable learning rate")
     assert NoReliableSuggestion.exit_code == 3
 
 
-def test_confidence_below_required_is_exit_3() -> None:
-    with pytest.raises(NoReliableSuggestion, match="confidence 'low' is below the required 'high'"):
-        evaluate_check(result_at(1e-3, "low"), Expectations(lr_min=1e-4, min_confidence="high"))
+def test_confidence_below_required_is_no_answer() -> None:
+    outcome = evaluate_check(
+        result_at(1e-3, "low"), Expectations(lr_min=1e-4, min_confidence="high")
+    )
+    assert outcome.no_answer and not outcome.passed
+    assert outcome.message.startswith("confidence 'low' is below the required 'high'")
 
 
 def test_nothing_to_check_is_a_usage_error() -> None:

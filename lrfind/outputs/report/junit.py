@@ -29,9 +29,9 @@ def render_junit(
 ) -> str:
     """Return a JUnit XML report with one testcase per (name, result, check).
 
-    A failed check is a ``<failure>``; no reliable suggestion or an interrupted run is an
-    ``<error>`` (see the module docstring); ``seconds`` is the suite's wall time (default: the
-    sum of the runs' times).
+    A failed check is a ``<failure>``; no reliable suggestion (or less confidence than the check
+    requires) or an interrupted run is an ``<error>`` (see the module docstring); ``seconds`` is
+    the suite's wall time (default: the sum of the runs' times).
     """
     failures = errors = 0
     total_seconds = sum(result.info.seconds for _, result, _ in results)
@@ -56,9 +56,12 @@ def render_junit(
         details = "\n".join(f"{field}: {value}" for field, value in summary_rows(result))
         if result.confidence.reasons:
             details += "\nreasons:\n" + "\n".join(f"- {r}" for r in result.confidence.reasons)
-        if result.suggestion.lr is None or not result.complete:
+        no_answer = check is not None and check.no_answer
+        if result.suggestion.lr is None or not result.complete or no_answer:
             errors += 1
-            if result.suggestion.lr is None:
+            if check is not None and no_answer and result.complete:
+                kind, message = "NoReliableSuggestion", check.message
+            elif result.suggestion.lr is None:
                 kind = "NoReliableSuggestion"
                 why = result.suggestion.reason or "; ".join(result.confidence.reasons[:1])
                 message = NO_SUGGESTION + (f": {why}" if why else "")

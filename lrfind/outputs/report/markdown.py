@@ -30,7 +30,11 @@ def render_markdown(
     """Return a Markdown summary: a field table, the check verdict, reasons, warnings, the plot."""
     lines = [f"## LR range test: {_md(result.info.name)}", ""]
     if check is not None:
-        verdict = "✅ check passed" if check.passed else "❌ check failed"
+        verdict = (
+            "✅ check passed"
+            if check.passed
+            else ("⚠️ no reliable answer" if check.no_answer else "❌ check failed")
+        )
         lines += [
             f"**{verdict}**: {_md(check.message)} (expected {_md(format_expected(check))})",
             "",
