@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -223,15 +224,33 @@ def parse_override(override: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _unshared(value: Any) -> Any:
+    """A copy of ``value`` in which no two places share a mapping or list.
+
+    YAML aliases (``*name``) make one Python object appear in several places, and so does
+    ``copy.deepcopy`` (it keeps shared objects shared): an override of one place would change
+    every alias of it.
+    """
+    if isinstance(value, dict):
+        copied = copy.copy(value)
+        for key in copied:
+            copied[key] = _unshared(copied[key])
+        return copied
+    if isinstance(value, list):
+        copied_list = copy.copy(value)
+        for index, item in enumerate(copied_list):
+            copied_list[index] = _unshared(item)
+        return copied_list
+    return value
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of ``data`` with each ``--set`` override applied in order.
 
     Raises:
         ConfigError: a malformed override, or one whose path runs through a non-mapping value.
     """
-    import copy
-
-    result = copy.deepcopy(data)
+    result = _unshared(data)
     for override in overrides:
         parts, value = parse_override(override)
         node: Any = result

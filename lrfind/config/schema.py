@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -108,8 +109,40 @@ def is_import_path(target: str) -> bool:
     return ":" in target or "." in target
 
 
+def _accepts_bool(annotation: Any) -> bool:
+    """Whether a field annotated ``annotation`` takes True/False as they are."""
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) is Literal:
+        return any(isinstance(choice, bool) for choice in get_args(annotation))
+    return any(_accepts_bool(arg) for arg in get_args(annotation))
+
+
+def _takes_number(annotation: Any) -> bool:
+    """Whether a field annotated ``annotation`` takes an int or a float."""
+    if annotation in (int, float):
+        return True
+    return any(_takes_number(arg) for arg in get_args(annotation))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads YAML's true/false (and yes/no/on/off) as 1/0 for a number field, so a
+        # slip like "batch_size: yes" would run with batch size 1 instead of failing.
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            annotation = None if field is None else field.annotation
+            if _takes_number(annotation) and not _accepts_bool(annotation):
+                word = "true" if value else "false"
+                raise ValueError(
+                    f"expected a number, got the boolean {word} (YAML reads true/false, yes/no "
+                    "and on/off as booleans)"
+                )
+        return value
 
 
 def _check_builtin(value: str, builtins: Sequence[str], what: str) -> str:

@@ -166,6 +166,17 @@ def test_malformed_override(bad: str) -> None:
         parse_override(bad)
 
 
+def test_override_changes_one_place_not_every_alias_of_it(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "optimizer:\n  name: sgd\n  param_groups:\n"
+        "    - &g {match: bias, weight_decay: 0.0}\n    - *g\n"
+    )
+    config = load_config(write(tmp_path, text), ("optimizer.param_groups.0.weight_decay=0.5",))
+    first, second = config.optimizer.param_groups
+    assert first.model_extra == {"weight_decay": 0.5}
+    assert second.model_extra == {"weight_decay": 0.0}
+
+
 def test_override_through_a_scalar_is_refused() -> None:
     with pytest.raises(ConfigError, match="'loss' is str 'mse', not a mapping"):
         apply_overrides({"loss": "mse"}, ["loss.target=x"])
@@ -183,6 +194,28 @@ def test_yaml_booleans_for_refine(tmp_path: Path) -> None:
         load_config(write(tmp_path, MINIMAL + "suggest: {refine: off}\n")).suggest.refine == "off"
     )
     assert load_config(write(tmp_path, MINIMAL + "suggest: {refine: on}\n")).suggest.refine == "on"
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.batch_size=yes", "data.batch_size"),
+        ("sweep.steps=true", "sweep.steps"),
+        ("sweep.start_lr=true", "sweep.start_lr"),
+        ("sweep.smoothing=false", "sweep.smoothing"),
+        ("seed=on", "seed"),
+        ("suggest.budget=true", "suggest.budget"),
+    ],
+)
+def test_a_boolean_is_not_a_number(tmp_path: Path, override: str, key: str) -> None:
+    # pydantic alone reads true as 1: "batch_size: yes" would run with batch size 1.
+    (found,) = problems(tmp_path, MINIMAL, (override,))
+    assert found.startswith(f"--set: {key}: expected a number, got the boolean ")
+
+
+def test_booleans_still_fill_boolean_fields(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), ("data.shuffle=no", "data.drop_last=yes"))
+    assert config.data.shuffle is False and config.data.drop_last is True
 
 
 def test_import_paths_are_listed(tmp_path: Path) -> None:
