@@ -1,0 +1,119 @@
+"""How far can short constant-LR trials see? The best LR by training length, per task.
+
+lrfind's trials after a sweep train each candidate LR for a few dozen steps (the budget allows
+about 3 sweeps' worth of steps in all); the benchmark's ground truth (quality.py) trains for the
+task's full budget (300-400 steps). This script measures what that gap costs, independently of
+any choice rule: for each task of ``quality_tasks.py`` it trains the grid LRs around the ground
+truth's best (six quarter-decade steps below, four above) from seeds 0-2, records the full
+validation loss at 25, 50, 100 and 200 steps and at the budget, and prints
+
+* per task: the best LR (lowest mean over the seeds) at each horizon, and
+* the **ceiling of a trial-based rule**: for trials of h steps, how often the LR that is best at
+  h steps (per seed, on the full validation set, with every grid LR tried: more than any trial
+  plan affords) is in the ground truth's noise-aware band (quality.py's primary metric).
+
+No rule that picks among h-step trials can do better on average than that ceiling row, so it is
+the yardstick for the recommendation's hit rate at a given trial length.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/horizon.py             # all tasks, ~5 min
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/horizon.py --tasks markov-gru --workers 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality
+from quality_tasks import TASKS_BY_NAME, BatchLoader
+
+SEEDS = (0, 1, 2)
+HORIZONS = (25, 50, 100, 200)
+BELOW, ABOVE = 6, 4
+
+
+def val_curve(job: tuple[str, float, int]) -> dict[int, float]:
+    """Train one task at one constant LR from one seed; the val loss at each horizon."""
+    name, lr, seed = job
+    torch.set_num_threads(1)
+    task = TASKS_BY_NAME[name]
+    split = task.data()
+    torch.manual_seed(seed)
+    model = task.build_model()
+    optimizer = task.make_optimizer(list(model.parameters()), lr)
+    loader = BatchLoader(split.x_train, split.y_train, task.batch_size, seed)
+    state: dict[str, Any] = {}
+    checkpoints = {h for h in HORIZONS if h < task.budget_steps} | {task.budget_steps}
+    losses = dict.fromkeys(checkpoints, math.inf)
+    for step in range(1, task.budget_steps + 1):
+        model.train()
+        inputs, targets = quality._next_batch(loader, state)
+        optimizer.zero_grad(set_to_none=True)
+        loss = task.loss_fn(model(inputs), targets)
+        if not torch.isfinite(loss):
+            break
+        loss.backward()
+        optimizer.step()
+        if step in checkpoints:
+            model.eval()
+            with torch.no_grad():
+                value = float(task.loss_fn(model(split.x_val), split.y_val))
+            losses[step] = value if math.isfinite(value) else math.inf
+    return losses
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="*", default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    truths = quality.load_ground_truth()
+    names = args.tasks or [n for n in TASKS_BY_NAME if n in truths]
+    grids = {}
+    for name in names:
+        best = truths[name].best
+        grids[name] = quality.GRID[max(0, best - BELOW) : best + ABOVE + 1]
+    jobs = [(n, lr, s) for n in names for lr in grids[n] for s in SEEDS]
+    with ProcessPoolExecutor(args.workers) as pool:
+        curves = dict(zip(jobs, pool.map(val_curve, jobs), strict=True))
+    labels = [*(str(h) for h in HORIZONS), "budget"]
+    hits: dict[str, list[bool]] = {label: [] for label in labels}
+    print("| task | " + " | ".join(f"best at {label}" for label in labels) + " | truth band |")
+    print("|---|" + "---|" * (len(labels) + 1))
+    for name in names:
+        task, truth = TASKS_BY_NAME[name], truths[name]
+        row = []
+        for label, horizon in zip(labels, [*HORIZONS, task.budget_steps], strict=True):
+            if horizon > task.budget_steps:
+                row.append("-")
+                continue
+
+            def loss(lr: float, seed: int, at: int = horizon, task_name: str = name) -> float:
+                return curves[(task_name, lr, seed)].get(at, math.inf)
+
+            means = {lr: statistics.fmean(loss(lr, s) for s in SEEDS) for lr in grids[name]}
+            row.append(quality.format_lr_set([min(means, key=means.__getitem__)]))
+            for seed in SEEDS:
+                hits[label].append(truth.noise_hit(min(grids[name], key=lambda x: loss(x, seed))))
+        band = quality.format_lr_set(truth.noise_band())
+        print(f"| {name} | " + " | ".join(row) + f" | {band} |")
+    print(
+        "| **ceiling: best-at-h trial hits** | "
+        + " | ".join(f"{sum(h) / len(h):.0%} ({sum(h)}/{len(h)})" for h in hits.values())
+        + " | |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
