@@ -56,11 +56,11 @@ def render_junit(
         details = "\n".join(f"{field}: {value}" for field, value in summary_rows(result))
         if result.confidence.reasons:
             details += "\nreasons:\n" + "\n".join(f"- {r}" for r in result.confidence.reasons)
-        no_answer = check is not None and check.no_answer
+        no_answer = check.message if check is not None and check.no_answer else None
         if result.suggestion.lr is None or not result.complete or no_answer:
             errors += 1
-            if check is not None and no_answer and result.complete:
-                kind, message = "NoReliableSuggestion", check.message
+            if no_answer and result.complete:
+                kind, message = "NoReliableSuggestion", no_answer
             elif result.suggestion.lr is None:
                 kind = "NoReliableSuggestion"
                 why = result.suggestion.reason or "; ".join(result.confidence.reasons[:1])
