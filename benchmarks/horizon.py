@@ -28,13 +28,12 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality
-from quality_tasks import TASKS_BY_NAME, BatchLoader
+from quality_tasks import TASKS_BY_NAME
 
 SEEDS = (0, 1, 2)
 HORIZONS = (25, 50, 100, 200)
@@ -46,29 +45,8 @@ def val_curve(job: tuple[str, float, int]) -> dict[int, float]:
     name, lr, seed = job
     torch.set_num_threads(1)
     task = TASKS_BY_NAME[name]
-    split = task.data()
-    torch.manual_seed(seed)
-    model = task.build_model()
-    optimizer = task.make_optimizer(list(model.parameters()), lr)
-    loader = BatchLoader(split.x_train, split.y_train, task.batch_size, seed)
-    state: dict[str, Any] = {}
     checkpoints = {h for h in HORIZONS if h < task.budget_steps} | {task.budget_steps}
-    losses = dict.fromkeys(checkpoints, math.inf)
-    for step in range(1, task.budget_steps + 1):
-        model.train()
-        inputs, targets = quality._next_batch(loader, state)
-        optimizer.zero_grad(set_to_none=True)
-        loss = task.loss_fn(model(inputs), targets)
-        if not torch.isfinite(loss):
-            break
-        loss.backward()
-        optimizer.step()
-        if step in checkpoints:
-            model.eval()
-            with torch.no_grad():
-                value = float(task.loss_fn(model(split.x_val), split.y_val))
-            losses[step] = value if math.isfinite(value) else math.inf
-    return losses
+    return quality.validation_curve(task, task.data(), lr, seed, checkpoints)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -110,6 +110,23 @@ def train_and_validate(task: Task, split: Split, lr: float, seed: int, schedule:
     ``schedule`` is "constant" (LR fixed at ``lr``) or "onecycle" (``OneCycleLR`` peaking at
     ``lr`` with torch's defaults, momentum not cycled so every optimizer is treated alike).
     """
+    budget = task.budget_steps
+    return validation_curve(task, split, lr, seed, {budget}, schedule)[budget]
+
+
+def validation_curve(
+    task: Task,
+    split: Split,
+    lr: float,
+    seed: int,
+    checkpoints: set[int],
+    schedule: str = "constant",
+) -> dict[int, float]:
+    """Train ``task`` from ``seed`` up to the last checkpoint; the full val loss at each one.
+
+    A checkpoint after the training loss turned non-finite (or with a non-finite val loss) is
+    inf. ``schedule`` as in ``train_and_validate`` (its total steps are the task's budget).
+    """
     torch.manual_seed(seed)
     model = task.build_model()
     optimizer = task.make_optimizer(list(model.parameters()), lr)
@@ -120,21 +137,24 @@ def train_and_validate(task: Task, split: Split, lr: float, seed: int, schedule:
         )
     loader = BatchLoader(split.x_train, split.y_train, task.batch_size, seed)
     state: dict[str, Any] = {}
-    model.train()
-    for _ in range(task.budget_steps):
+    losses = dict.fromkeys(checkpoints, math.inf)
+    for step in range(1, max(checkpoints) + 1):
+        model.train()
         inputs, targets = _next_batch(loader, state)
         optimizer.zero_grad(set_to_none=True)
         loss = task.loss_fn(model(inputs), targets)
         if not torch.isfinite(loss):
-            return math.inf
+            break
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-    model.eval()
-    with torch.no_grad():
-        val_loss = float(task.loss_fn(model(split.x_val), split.y_val))
-    return val_loss if math.isfinite(val_loss) else math.inf
+        if step in checkpoints:
+            model.eval()
+            with torch.no_grad():
+                value = float(task.loss_fn(model(split.x_val), split.y_val))
+            losses[step] = value if math.isfinite(value) else math.inf
+    return losses
 
 
 def _grid_job(job: tuple[str, int, str]) -> tuple[str, int, str, list[float], float]:
