@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -155,7 +155,27 @@ def _check_builtin(value: str, builtins: Sequence[str], what: str) -> str:
     )
 
 
-class ModelSpec(_Strict):
+class _TargetSpec(_Strict):
+    """A component given as ``{target: built-in name or import.path, args: {...}}``.
+
+    Subclasses name their built-ins in ``builtins`` and what they are in ``kind``.
+    """
+
+    builtins: ClassVar[tuple[str, ...]] = ()
+    kind: ClassVar[str] = "component"
+
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("target")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _check_builtin(value, cls.builtins, cls.kind)
+
+    _finite = field_validator("args")(_finite_args)
+
+
+class ModelSpec(_TargetSpec):
     """``model:`` a built-in name or import path, called with ``args`` as keyword arguments.
 
     ``output_key`` names what the loss reads when the model returns an object, dict or tuple
@@ -163,37 +183,25 @@ class ModelSpec(_Strict):
     index. ``loss: model`` ignores it (the model's own ``.loss`` is used).
     """
 
-    target: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    builtins = BUILTIN_MODELS
+    kind = "model"
+
     output_key: str | int | None = None
 
-    @field_validator("target")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        return _check_builtin(value, BUILTIN_MODELS, "model")
 
-    _finite = field_validator("args")(_finite_args)
-
-
-class ComponentSpec(_Strict):
+class ComponentSpec(_TargetSpec):
     """A loss given as ``{target: name or import.path, args: {...}}``."""
 
-    target: str
-    args: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("target")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        return _check_builtin(value, BUILTIN_LOSSES, "loss")
-
-    _finite = field_validator("args")(_finite_args)
+    builtins = BUILTIN_LOSSES
+    kind = "loss"
 
 
-class DataSpec(_Strict):
+class DataSpec(_TargetSpec):
     """``data:`` where batches come from and how they are batched."""
 
-    target: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    builtins = BUILTIN_DATASETS
+    kind = "dataset"
+
     batch_size: int = Field(default=64, ge=1, le=MAX_BATCH_SIZE)
     val_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     shuffle: bool = True
@@ -201,13 +209,6 @@ class DataSpec(_Strict):
     drop_last: bool = False
     inputs_key: str | None = None
     targets_key: str | None = None
-
-    @field_validator("target")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        return _check_builtin(value, BUILTIN_DATASETS, "dataset")
-
-    _finite = field_validator("args")(_finite_args)
 
 
 class ParamGroupRule(BaseModel):
