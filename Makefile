@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[dev]" -c constraints.txt
+	$(PIP) install --quiet -e ".[dev,hf]" -c constraints.txt
 	touch $(STAMP)
 
 sweep: $(STAMP)
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	LRFIND_REQUIRE_HF=1 $(VENV)/bin/pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -38,10 +38,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/overhead.py
 
-# Regenerates the plot the README shows (a real quickstart run on the CPU).
+# Regenerates the plots the README shows (real quickstart runs on the CPU: as it is, and for a
+# stated 2000-step run).
 docs: $(STAMP)
 	d=$$(mktemp -d) && $(VENV)/bin/lrfind sweep configs/quickstart.yaml --set device=cpu -q \
 		--out $$d/run && cp $$d/run/lr_finder.png docs/quickstart.png && rm -rf $$d
+	d=$$(mktemp -d) && $(VENV)/bin/lrfind sweep configs/quickstart.yaml --set device=cpu -q \
+		--set train.steps=2000 --out $$d/run && cp $$d/run/lr_finder.png docs/horizon.png \
+		&& rm -rf $$d
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check (issue 12): CUDA tests, overhead on CUDA, cost multiple of the default.
+# The GPU check (issue 12): CUDA tests, overhead on CUDA, cost multiple of the default; and
+# (issue 19) FSDP2/DDP on CUDA with NCCL, one process per GPU (FSDP2 shards only with 2+ GPUs).
 #
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine: est. 1-2 min on an H200
 #   bash benchmarks/gpu_check.sh --device cpu --quick # anywhere: checks the script end to end
@@ -88,4 +89,41 @@ if [[ -n ${OUT:-} ]]; then
     timeout "${GPU_CHECK_TIMEOUT:-300}" "${command[@]}" 2>&1 | tee "$OUT/gpu_check.log"
 else
     timeout "${GPU_CHECK_TIMEOUT:-300}" "${command[@]}"
+fi
+
+# FSDP2 and DDP on CUDA with NCCL (issue 19), one process per visible GPU: range_test as a
+# torchrun user calls it (fresh and stepped Adam, memory and disk snapshots; every rank the same
+# answer, state bit-exact afterwards), then the CLI with distributed.strategy fsdp and a disk
+# snapshot. Skipped without CUDA.
+gpus=$("$PY" -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)")
+if ((gpus > 0)); then
+    ranks_out=$(mktemp -d "${TMPDIR:-/tmp}/lrfind-fsdp-XXXXXX")
+    fsdp_log=${OUT:-$ranks_out}/gpu_check_fsdp.log
+    {
+        echo "== FSDP2 / DDP through range_test on $gpus GPU(s), NCCL"
+        LRFIND_RANKS_DEVICE=cuda timeout "${GPU_CHECK_TIMEOUT:-300}" "$PY" -m torch.distributed.run \
+            --standalone --nproc_per_node="$gpus" -m tests.engine.ranks_library "$ranks_out"
+        "$PY" - "$ranks_out" <<'EOF'
+import json, sys
+from pathlib import Path
+ranks = [json.loads(p.read_text()) for p in sorted(Path(sys.argv[1]).glob("rank*.json"))]
+assert ranks and all(r == ranks[0] for r in ranks), "the ranks returned different results"
+for case, record in ranks[0].items():
+    if isinstance(record, dict):
+        print(f"{case:22} exact={record['exact']} lr={record['suggestion']}")
+        assert record["exact"], f"{case}: state not restored exactly"
+print("FSDP2/DDP on CUDA: ok")
+EOF
+        echo "== lrfind sweep --nproc $gpus, distributed.strategy fsdp, disk snapshot"
+        timeout "${GPU_CHECK_TIMEOUT:-300}" "$PY" -m lrfind sweep configs/quickstart.yaml \
+            --nproc "$gpus" --set device=cuda --set distributed.strategy=fsdp \
+            --set sweep.snapshot=disk --out "$ranks_out/cli-run" --quiet
+        if [[ -z $(find "$ranks_out/cli-run" -name '.lrfind-snapshot-*') ]]; then
+            echo "disk snapshot folder removed: ok"
+        else
+            echo "error: the disk snapshot folder was left behind" && exit 1
+        fi
+    } 2>&1 | tee "$fsdp_log"
+else
+    echo "no CUDA device: the FSDP2/NCCL check is skipped"
 fi

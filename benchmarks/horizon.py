@@ -16,6 +16,7 @@ No rule that picks among h-step trials can do better on average than that ceilin
 the yardstick for the recommendation's hit rate at a given trial length.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/horizon.py             # all tasks, ~5 min
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/horizon.py --carried   # from the long truth
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/horizon.py --tasks markov-gru --workers 1
 """
 
@@ -49,12 +50,69 @@ def val_curve(job: tuple[str, float, int]) -> dict[int, float]:
     return quality.validation_curve(task, task.data(), lr, seed, checkpoints)
 
 
+def carried_table(names: Sequence[str] | None = None) -> str:
+    """The ceiling table read off the long ground truth (no training), with the drift carry.
+
+    For each trial length h and each target horizon (the budget, 4x it): how often, per seed,
+    the grid LR that is best after h steps lands in the target's noise-aware band, as it is
+    ("best at h") and carried to the target by ``lr * (target / h) ** -beta`` with beta the
+    median drift exponent of the *other* tasks (leave-one-task-out), put back on the grid.
+    This is the drift model's ceiling: every grid LR tried, the whole validation set read.
+    """
+    import json
+
+    from horizon_quality import drift_exponents, long_truths, loto_priors
+    from horizon_truth import LONG_TRUTH_PATH
+    from horizon_truth import SEEDS as LONG_SEEDS
+
+    document = json.loads(LONG_TRUTH_PATH.read_text())["tasks"]
+    priors = loto_priors(drift_exponents())
+    targets = {"budget": quality.load_ground_truth(), "4x": long_truths(4)}
+    chosen = [n for n in (names or document) if n in document]
+    lines = [
+        "| target | rule | " + " | ".join(f"h={h}" for h in HORIZONS) + " |",
+        "|---|---|" + "---|" * len(HORIZONS),
+    ]
+    for target, truths in targets.items():
+        for carried in (False, True):
+            cells = []
+            for h in HORIZONS:
+                hits = []
+                for name in chosen:
+                    entry, truth = document[name], truths[name]
+                    horizon = entry["budget_steps"] * (4 if target == "4x" else 1)
+                    for seed in range(len(LONG_SEEDS)):
+                        row = entry[str(h)]["per_seed"][seed]
+                        scored = [(v, i) for i, v in enumerate(row) if v is not None]
+                        if not scored:
+                            hits.append(False)
+                            continue
+                        lr = quality.GRID[min(scored)[1]]
+                        if carried:
+                            factor = (horizon / h) ** -priors.get(name, 0.0)
+                            lr = 10 ** (round(4 * math.log10(lr * factor)) / 4)
+                        hits.append(truth.noise_hit(lr))
+                cells.append(f"{sum(hits) / len(hits):.0%}")
+            rule = "best at h, carried (LOTO prior)" if carried else "best at h"
+            lines.append(f"| {target} | {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="*", default=None)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--carried",
+        action="store_true",
+        help="read the long ground truth (horizon_truth.py) instead of training: the ceiling "
+        "at the budget and at 4x it, as is and carried by the drift prior",
+    )
     args = parser.parse_args(argv)
+    if args.carried:
+        print(carried_table(args.tasks))
+        return 0
     truths = quality.load_ground_truth()
     names = args.tasks or [n for n in TASKS_BY_NAME if n in truths]
     grids = {}

@@ -77,6 +77,8 @@ PAIRED_SEEDS = True
 #: test; it guards against heavy tails: at LR 10, diabetes-mlp's losses span 1e7-2e8, so the
 #: mean difference is "within 2 SE" although every seed is 1e7 times worse).
 SIGN_TEST_P = 1 / 32
+#: The ``linear`` schedule's warmup, as a fraction of the run (a common fine-tuning choice).
+LINEAR_WARMUP = 0.06
 #: lrfind's refine trials evaluate at most this many validation batches (engine default).
 MAX_VAL_BATCHES = 50
 
@@ -107,8 +109,9 @@ def _next_batch(loader: BatchLoader, state: dict[str, Any]) -> tuple[torch.Tenso
 def train_and_validate(task: Task, split: Split, lr: float, seed: int, schedule: str) -> float:
     """Train ``task`` from ``seed`` for its budget; return the final val loss (inf if diverged).
 
-    ``schedule`` is "constant" (LR fixed at ``lr``) or "onecycle" (``OneCycleLR`` peaking at
-    ``lr`` with torch's defaults, momentum not cycled so every optimizer is treated alike).
+    ``schedule`` is "constant" (LR fixed at ``lr``), "onecycle" (``OneCycleLR`` peaking at
+    ``lr`` with torch's defaults, momentum not cycled so every optimizer is treated alike) or
+    "linear" (warmup over LINEAR_WARMUP of the run to ``lr``, then linear decay to 0).
     """
     budget = task.budget_steps
     return validation_curve(task, split, lr, seed, {budget}, schedule)[budget]
@@ -130,10 +133,22 @@ def validation_curve(
     torch.manual_seed(seed)
     model = task.build_model()
     optimizer = task.make_optimizer(list(model.parameters()), lr)
-    scheduler = None
+    scheduler: Any = None
     if schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=lr, total_steps=task.budget_steps, cycle_momentum=False
+        )
+    elif schedule == "linear":
+        # Hugging Face's default: linear warmup over LINEAR_WARMUP of the run, then linear decay
+        # to 0 (transformers.get_linear_schedule_with_warmup), written with torch's LambdaLR.
+        total, warmup = task.budget_steps, round(LINEAR_WARMUP * task.budget_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: (
+                step / max(1, warmup)
+                if step < warmup
+                else max(0.0, (total - step) / max(1, total - warmup))
+            ),
         )
     loader = BatchLoader(split.x_train, split.y_train, task.batch_size, seed)
     state: dict[str, Any] = {}

@@ -6,15 +6,25 @@ trains for a few hundred steps in at most about three seconds on one CPU core.
 
 The two language-model tasks (``text-gru``, ``text-transformer``) read real text offline: a fixed
 list of standard-library modules of the running interpreter (``STDLIB_CORPUS``), see
-``stdlib_corpus``.
+``stdlib_corpus``. The fine-tuning task (``finetune-transformer``) starts from that transformer
+pretrained on the same corpus by this module (``pretrained_state``: cached in
+``benchmarks/cache/finetune-transformer.pt``, pretrained again when missing or stale, about a
+minute) and fine-tunes it on English prose, the interpreter's ``pydoc_data/topics.py``
+(``finetune_corpus``).
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import itertools
+import json
+import math
+import os
+import sys
 import sysconfig
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,6 +296,167 @@ class TextTransformer(nn.Module):
         return self.head(self.norm(self.blocks(x)))
 
 
+#: The fine-tuning text: the pydoc topics of the running interpreter (``help("assert")`` etc.):
+#: reStructuredText English prose with grammar rules and short code examples, a clearly different
+#: distribution from the pretraining corpus's Python source. Every CPython 3.10+ ships
+#: ``pydoc_data/topics.py``; its ``topics`` dict is read without importing it, its values joined
+#: in sorted key order, the bytes outside the pretraining vocabulary dropped (a few hundred
+#: non-ASCII characters), the rest cut to ``FINETUNE_BYTES``: a small fine-tuning set (about
+#: 3.6k training windows: 300 steps of 32 are 2.7 epochs, 4x that 11 epochs).
+FINETUNE_SOURCE = "pydoc_data/topics.py"
+FINETUNE_BYTES = 131_072
+#: How ``finetune-transformer``'s starting point is pretrained on ``stdlib_text`` (seed fixed):
+#: AdamW at ``peak_lr`` with a linear warmup, then cosine decay to zero. Part of the cache key.
+PRETRAIN_RECIPE: dict[str, float | int | str] = {
+    "model": "TextTransformer",
+    "width": 32,
+    "heads": 2,
+    "layers": 2,
+    "optimizer": "AdamW",
+    "weight_decay": 0.01,
+    "peak_lr": 1e-2,
+    "schedule": "linear warmup, cosine to 0",
+    "warmup_steps": 100,
+    "steps": 3000,
+    "batch_size": 32,
+    "seed": 0,
+}
+#: The pretrained weights (about 140 KB, committed so the ground truth's starting point is the
+#: file's, not a re-run's): a dict with ``key`` (``pretrain_key()``), ``state_dict`` and ``info``.
+PRETRAINED_CACHE = Path(__file__).resolve().parent / "cache" / "finetune-transformer.pt"
+
+
+@functools.lru_cache(maxsize=1)
+def finetune_corpus() -> bytes:
+    """The fine-tuning text (see ``FINETUNE_SOURCE``): pydoc's topics, first 128 KiB.
+
+    Raises:
+        FileNotFoundError: this interpreter's standard library lacks ``pydoc_data/topics.py``.
+    """
+    path = Path(sysconfig.get_path("stdlib")) / FINETUNE_SOURCE
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    topics: dict[str, str] = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(target, ast.Name) and target.id == "topics" for target in node.targets)
+    )
+    text = "".join(topics[key] for key in sorted(topics)).encode("utf-8")
+    unknown = bytes(sorted(set(range(256)) - set(corpus_vocabulary())))
+    return text.translate(None, delete=unknown)[:FINETUNE_BYTES]
+
+
+def _byte_windows(data: bytes) -> Split:
+    """``data`` as LM windows split like ``stdlib_text`` (tokens: ``corpus_vocabulary``)."""
+    corpus = np.frombuffer(data, dtype=np.uint8)
+    lookup = np.full(256, -1, dtype=np.int64)
+    vocabulary = corpus_vocabulary()
+    lookup[list(vocabulary)] = np.arange(len(vocabulary))
+    window = TEXT_SEQUENCE_LENGTH + 1
+    count = len(corpus) // window
+    tokens = lookup[corpus[: count * window]]
+    if (tokens < 0).any():
+        raise ValueError("the text has bytes outside the corpus vocabulary")
+    windows = torch.as_tensor(tokens.reshape(count, window))
+    is_val = torch.arange(count) % TEXT_VAL_EVERY == TEXT_VAL_EVERY - 1
+    train, val = windows[~is_val], windows[is_val]
+    return Split(train[:, :-1], train[:, 1:], val[:, :-1], val[:, 1:])
+
+
+@functools.lru_cache(maxsize=1)
+def finetune_text() -> Split:
+    """Byte-level next-token prediction on the fine-tuning text (windows as ``stdlib_text``'s:
+    about 3.6k training and 400 validation windows)."""
+    return _byte_windows(finetune_corpus())
+
+
+def pretrain_key() -> str:
+    """The pretrained weights' cache key: sha256 of the recipe and the pretraining corpus."""
+    recipe = json.dumps(PRETRAIN_RECIPE, sort_keys=True)
+    return hashlib.sha256(f"{recipe}\n{corpus_sha256()}".encode()).hexdigest()
+
+
+def finetune_fingerprint() -> str:
+    """``finetune-transformer``'s data: the pretraining key and the fine-tuning text's sha256."""
+    text = hashlib.sha256(finetune_corpus()).hexdigest()
+    return hashlib.sha256(f"{pretrain_key()}\n{text}".encode()).hexdigest()
+
+
+def _pretrain_lr_factor(step: int) -> float:
+    """The pretraining schedule's LR multiplier after ``step`` optimizer steps."""
+    warmup, steps = int(PRETRAIN_RECIPE["warmup_steps"]), int(PRETRAIN_RECIPE["steps"])
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _val_loss(model: nn.Module, split: Split) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float(SequenceCrossEntropy()(model(split.x_val), split.y_val))
+
+
+def pretrain() -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Pretrain the transformer on ``stdlib_text`` by ``PRETRAIN_RECIPE``; its weights and info
+    (the final validation loss on the corpus and, zero-shot, on the fine-tuning text)."""
+    recipe = PRETRAIN_RECIPE
+    started = time.perf_counter()
+    torch.manual_seed(int(recipe["seed"]))
+    model = TextTransformer(int(recipe["width"]), int(recipe["heads"]), int(recipe["layers"]))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(recipe["peak_lr"]), weight_decay=float(recipe["weight_decay"])
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _pretrain_lr_factor)
+    split = stdlib_text()
+    loader = BatchLoader(
+        split.x_train, split.y_train, int(recipe["batch_size"]), int(recipe["seed"])
+    )
+    batches = itertools.chain.from_iterable(itertools.repeat(loader))
+    loss_fn = SequenceCrossEntropy()
+    model.train()
+    for _, (inputs, targets) in zip(range(int(recipe["steps"])), batches, strict=False):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    info = {
+        "pretrain_val_loss": _val_loss(model, split),
+        "finetune_val_loss_zero_shot": _val_loss(model, finetune_text()),
+        "seconds": time.perf_counter() - started,
+    }
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, info
+
+
+@functools.lru_cache(maxsize=1)
+def pretrained_state() -> dict[str, torch.Tensor]:
+    """The pretrained weights: from ``PRETRAINED_CACHE`` when its key matches, else pretrained
+    now (about a minute on one core) and written there."""
+    key = pretrain_key()
+    if PRETRAINED_CACHE.exists():
+        saved = torch.load(PRETRAINED_CACHE, weights_only=True)
+        if saved.get("key") == key:
+            return dict(saved["state_dict"])
+        print(
+            f"{PRETRAINED_CACHE.name} is stale (another recipe or corpus): pretraining again",
+            file=sys.stderr,
+        )
+    state, info = pretrain()
+    PRETRAINED_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    partial = PRETRAINED_CACHE.with_name(f"{PRETRAINED_CACHE.name}.{os.getpid()}.tmp")
+    torch.save({"key": key, "state_dict": state, "info": info}, partial)
+    partial.replace(PRETRAINED_CACHE)  # atomic: parallel workers never read half a file
+    return state
+
+
+def pretrained_transformer() -> nn.Module:
+    """A fresh copy of the pretrained transformer, every weight pretrained (head included)."""
+    recipe = PRETRAIN_RECIPE
+    model = TextTransformer(int(recipe["width"]), int(recipe["heads"]), int(recipe["layers"]))
+    model.load_state_dict(pretrained_state())
+    return model
+
+
 def _mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
@@ -428,6 +599,18 @@ TASKS: tuple[Task, ...] = (
         batch_size=32,
         budget_steps=300,
         fingerprint=corpus_sha256,
+    ),
+    Task(
+        name="finetune-transformer",
+        kind="text-transformer pretrained on stdlib source, fine-tuned on pydoc's English topics",
+        optimizer_name="AdamW(weight_decay=0.01)",
+        build_model=pretrained_transformer,
+        make_optimizer=_adamw,
+        loss_fn=SequenceCrossEntropy(),
+        data=finetune_text,
+        batch_size=32,
+        budget_steps=300,
+        fingerprint=finetune_fingerprint,
     ),
 )
 

@@ -22,7 +22,7 @@ from lrfind._version import __version__
 #: Public name -> the module that defines it (imported on first use).
 _EXPORTS = {
     # the range test on your own model, optimizer and data
-    "range_test": "lrfind.engine.rangetest",
+    "range_test": "lrfind.engine.library",
     "RangeTest": "lrfind.engine.rangetest",
     "StopFlag": "lrfind.engine.options",
     "StepEvent": "lrfind.engine.options",
@@ -107,8 +107,9 @@ if TYPE_CHECKING:
     from lrfind.analysis.suggest import analyze, suggest
     from lrfind.config.load import load_config
     from lrfind.config.schema import Config
+    from lrfind.engine.library import range_test
     from lrfind.engine.options import StepEvent, StopFlag, SweepOptions
-    from lrfind.engine.rangetest import ProgressEvent, RangeTest, range_test
+    from lrfind.engine.rangetest import ProgressEvent, RangeTest
     from lrfind.engine.trials import TrialEvent
     from lrfind.errors import LrfindError
     from lrfind.outputs.comparison import Comparison

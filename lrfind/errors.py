@@ -51,6 +51,26 @@ class SweepError(LrfindError):
     """The range test itself could not run (non-scalar loss, frozen parameters, shape mismatch)."""
 
 
+class UserCodeError(SweepError):
+    """User code raised mid-run: the model's forward, the loss, a step function or the data.
+
+    ``component`` says which ("forward", "loss", "model loss", "step", "data", "backward",
+    "optimizer step"); ``step`` is the sweep step it failed at and ``partial`` the History
+    recorded before it, once the sweep loop has added them.
+    """
+
+    def __init__(self, message: str, component: str) -> None:
+        super().__init__(message)
+        self.component = component
+        self.step: int | None = None
+        self.partial: object | None = None
+
+    def at_step(self, step: int, lr: float, partial: object) -> None:
+        """Record the sweep step (and its LR) the failure happened at, and the steps before."""
+        self.step, self.partial = step, partial
+        self.args = (f"{self.args[0]}, at sweep step {step} (lr {lr:.3g})",)
+
+
 class OutputError(LrfindError):
     """An output could not be written (not writable, disk full) or a saved run could not be read."""
 
@@ -68,12 +88,6 @@ class NoReliableSuggestion(LrfindError):
 
     exit_code = EXIT_NO_ANSWER
     run: object | None = None
-
-
-class CheckFailed(LrfindError):
-    """``lrfind check``: the recommendation lies outside the expectations (exit code 1)."""
-
-    exit_code = EXIT_CHECK_FAILED
 
 
 class Interrupted(LrfindError):

@@ -1,10 +1,10 @@
-"""How LRs, ranges and missing values are written for people."""
+"""How LRs, ranges, missing values and other people's errors are written for people."""
 
 from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from lrfind.results import LRRange
 
@@ -43,10 +43,41 @@ def did_you_mean(name: object, options: Iterable[object], n: int = 1) -> str:
     return f" (did you mean {', '.join(repr(match) for match in close)}?)"
 
 
+def unknown_arguments(
+    names: Iterable[str],
+    accepted: Sequence[str],
+    key: str,
+    label: str,
+    known: Collection[str] | None = None,
+) -> list[str]:
+    """One line per name in ``names`` that is not ``known`` (default: ``accepted``), or [].
+
+    The one "unknown argument" check of built-ins and user components alike:
+    ``"model.args: model 'mlp' has no argument 'hiden' (did you mean 'hidden'?); accepted: ..."``.
+    """
+    known = accepted if known is None else known
+    return [
+        f"{key}: {label} has no argument '{name}'{did_you_mean(name, accepted)}; "
+        f"accepted: {', '.join(accepted)}"
+        for name in names
+        if name not in known
+    ]
+
+
 def first_line(error: BaseException) -> str:
-    """The first line of ``error``'s message, or its type's name when the message is empty."""
+    """The first line of ``error``'s message, or its type's name when the message is blank.
+
+    The one "first line of a message" of every error that quotes someone else's exception.
+    """
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def error_summary(error: BaseException) -> str:
+    """``"TypeError: <first line>"``, or the type's name alone when the message is blank."""
+    text = str(error).strip()
+    name = type(error).__name__
+    return f"{name}: {first_line(error)}" if text else name
 
 
 def raised_at(error: BaseException) -> str:

@@ -11,7 +11,9 @@ import numpy as np
 from lrfind.format import format_lr
 from lrfind.results import (
     MIN_CURVE_POINTS,
+    RAW_DIVERGE_STEPS,
     History,
+    raw_divergence_step,
 )
 
 #: Fewer finite points than this and no method answers.
@@ -140,7 +142,11 @@ class CurveShape:
     the lowest trend point, ``bottom`` the first point whose trend is within 5% of the drop of
     the lowest (a long flat floor or a late wiggle does not move it). ``significance`` is the
     drop from the starting level to the lowest trend value in units of its standard error.
-    ``problem`` is set when no method can give a reliable answer.
+    ``blow_up`` is the first step of a run of raw losses far above the best smoothed loss
+    (``raw_divergence_step``): the curve is read as if the sweep had stopped at the end of that
+    run, and the divergence region starts at it. ``diverged_lr`` is the LR at which the sweep
+    showed the loss blowing up (that run, else the step a diverged or non-finite sweep stopped
+    at), None when it never did. ``problem`` is set when no method can give a reliable answer.
     """
 
     lrs: np.ndarray
@@ -158,6 +164,8 @@ class CurveShape:
     significance: float
     rise_index: int | None
     problem: str | None = None
+    blow_up: int | None = None
+    diverged_lr: float | None = None
 
     @property
     def points(self) -> int:
@@ -211,6 +219,15 @@ def describe_curve(history: History) -> CurveShape:
 
 def _describe(history: History) -> CurveShape:
     count = _finite_prefix_length(history)
+    blew_up = history.stop_reason in ("diverged", "non_finite")
+    diverged_lr = float(history.lrs[-1]) if blew_up and history.lrs else None
+    # The raw losses can show a blow-up that the lagging EMA (and so the stop rule of an older
+    # or more lenient sweep) did not: read the curve as if the sweep had stopped there.
+    raw_stop = raw_divergence_step(history.losses[:count], history.smoothed_losses[:count])
+    blow_up = None if raw_stop is None else raw_stop - RAW_DIVERGE_STEPS + 1
+    if raw_stop is not None and blow_up is not None:
+        count, blew_up = raw_stop + 1, True
+        diverged_lr = float(history.lrs[blow_up])
     lrs = np.asarray(history.lrs[:count], dtype=float)
     x = log_lrs(history.lrs[:count])
     losses = np.asarray(history.losses[:count], dtype=float)
@@ -233,10 +250,12 @@ def _describe(history: History) -> CurveShape:
             significance=0.0,
             rise_index=None,
             problem=problem,
+            blow_up=blow_up,
+            diverged_lr=diverged_lr,
         )
 
     if count < MIN_POINTS:
-        if history.stop_reason in ("diverged", "non_finite") or count < history.steps:
+        if blew_up or count < history.steps:
             return failed(
                 f"diverged immediately: only {count} finite point(s) before the loss blew up"
             )
@@ -293,7 +312,10 @@ def _describe(history: History) -> CurveShape:
         padded = np.concatenate(([clipped[0]], clipped, [clipped[-1]]))
         local = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
         rise_index = next((i for i in range(lowest, count) if local[i] > rise_level), None)
-    if rise_index is None and history.stop_reason in ("diverged", "non_finite"):
+    if blow_up is not None:
+        # The divergence region starts where the raw losses blew up, if the trend had not yet.
+        rise_index = min(rise_index if rise_index is not None else count, max(blow_up, lowest))
+    if rise_index is None and blew_up:
         rise_index = count - 1
 
     shape = CurveShape(
@@ -311,6 +333,8 @@ def _describe(history: History) -> CurveShape:
         noise=noise,
         significance=significance,
         rise_index=rise_index,
+        blow_up=blow_up,
+        diverged_lr=diverged_lr,
     )
     if lowest <= max(2, count // 20) or drop <= 1e-9 * scale:
         if lowest <= max(2, count // 20) and rise_index is not None and x[lowest] - x[0] < 1.0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from lrfind.analysis.budget import REFINE_EXTRA_TRIALS, REFINE_STEPS_PER_SWEEP_STEP
 from lrfind.analysis.choose import Choice, beats_start, choose, metric_name
@@ -17,19 +18,23 @@ from lrfind.results import (
     Analysis,
     Confidence,
     ConfidenceLevel,
+    Drift,
     History,
     LRRange,
     Suggestion,
+    TrainRun,
     Trial,
 )
 
 __all__ = [
     "REFINE_EXTRA_TRIALS",
     "REFINE_STEPS_PER_SWEEP_STEP",
+    "choose_horizon",
     "choose_refined",
     "choose_searched",
     "next_refine_candidate",
     "refine_candidates",
+    "unconfirmed",
 ]
 
 #: The refine window's first candidates are this many grid steps apart; extensions past an
@@ -133,6 +138,56 @@ def choose_refined(history: History, analysis: Analysis, trials: Sequence[Trial]
     )
 
 
+def choose_horizon(
+    history: History,
+    analysis: Analysis,
+    trials: Sequence[Trial],
+    train: TrainRun,
+    drift: Drift | None,
+) -> Analysis:
+    """Return the final Analysis once the horizon stage's last rung has run.
+
+    The finalists are chosen from as the refine trials are (``choose_refined``); the chosen LR
+    is then carried to the stated run by ``drift.factor`` and put back on the quarter-decade
+    grid. For a scheduled run (onecycle, cosine, linear) the trials ran the schedule, so the
+    LR is its peak and the range is (peak / 10, peak); for a constant-LR run the range is
+    refine's. The reasons say which run the answer is for, how far the trials reached and
+    how the drift moved it.
+    """
+    refined = choose_refined(history, analysis, trials)
+    method = f"{analysis.suggestion.method}+horizon"
+    if refined.suggestion.lr is None:
+        return Analysis(
+            replace(refined.suggestion, method=method),
+            refined.lr_range,
+            refined.confidence,
+            refined.methods,
+        )
+    lr = refined.suggestion.lr
+    reached = max((t.steps for t in trials if not t.diverged), default=0)
+    reasons = [
+        f"for {train.describe()}: the finalists trained {reached} steps "
+        f"({reached / train.steps:.0%} of it)"
+    ]
+    if drift is not None and drift.factor < 1:
+        moved = grid_lr(grid_exponent(lr * drift.factor))
+        if moved < lr:
+            reasons.append(drift.reason)
+            lr = moved
+    reasons.extend(refined.confidence.reasons)
+    shape = describe_curve(history)
+    if train.schedule == "constant":
+        lr_range = _refined_range(shape, analysis.lr_range, lr)
+    else:
+        lr_range = ordered_range(lr / 10**MIN_LR_BELOW_REFINED, lr, lr)
+    return Analysis(
+        Suggestion(method=method, lr=lr, index=_index(shape, lr)),
+        lr_range,
+        Confidence(refined.confidence.level, tuple(reasons), refined.confidence.try_range),
+        refined.methods,
+    )
+
+
 def choose_searched(
     history: History,
     analysis: Analysis,
@@ -178,6 +233,17 @@ def choose_searched(
         _refined_range(shape, base, lr),
         Confidence(_LEVELS[level], tuple(reasons), analysis.confidence.try_range),
         analysis.methods,
+    )
+
+
+def unconfirmed(analysis: Analysis, reason: str) -> Analysis:
+    """The sweep's answer when no trial confirmed it (a stage cut short, or none could run for
+    a stated run): ``reason`` added to the reasons, and at most medium confidence."""
+    confidence = analysis.confidence
+    level: ConfidenceLevel = "medium" if confidence.level == "high" else confidence.level
+    return replace(
+        analysis,
+        confidence=replace(confidence, level=level, reasons=(*confidence.reasons, reason)),
     )
 
 

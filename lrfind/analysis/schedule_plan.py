@@ -1,79 +1,49 @@
-"""Planning a training schedule (onecycle, cyclic, plateau, cosine) from a recommended LR range."""
+"""Planning a training schedule (onecycle, cyclic, plateau, cosine, linear) from an LR range."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
 
+from lrfind.analysis.scheduler_specs import (
+    SchedulerSpec,
+    cosine_spec,
+    cyclic_spec,
+    half_cycle,
+    linear_spec,
+    onecycle_spec,
+    per_group,
+    plateau_spec,
+    round_lr,
+    scales_text,
+)
 from lrfind.errors import ConfigError, NoReliableSuggestion
 from lrfind.format import format_lr
 from lrfind.results import LRRange, RangeTestResult
 
-ScheduleKind = Literal["onecycle", "cyclic", "plateau", "cosine"]
+ScheduleKind = Literal["onecycle", "cyclic", "plateau", "cosine", "linear"]
 
-ScheduleFormat = Literal["yaml", "python", "json"]
+ScheduleFormat = Literal["yaml", "python", "json", "transformers"]
 
 SCHEDULE_KINDS: tuple[str, ...] = get_args(ScheduleKind)
 
 SCHEDULE_FORMATS: tuple[str, ...] = get_args(ScheduleFormat)
 
-#: OneCycleLR's div_factor is max_lr / min_lr clipped to this interval: below 4 there is hardly a
-#: warm-up; above 100 the warm-up crawls through LRs too small to train anything.
-DIV_FACTOR_BOUNDS = (4.0, 100.0)
-
-#: OneCycleLR's final LR is its initial LR divided by this (torch's default).
-FINAL_DIV_FACTOR = 1e4
-
-#: CyclicLR half-cycle in epochs when steps_per_epoch is known (Smith suggests 2-10 epochs).
-CYCLIC_EPOCHS_PER_HALF_CYCLE = 4
-
-#: CyclicLR half-cycle when only total_steps is known: four full cycles over the run.
-CYCLIC_CYCLES = 4
-
-#: CyclicLR half-cycle when nothing is known (torch's default).
-CYCLIC_DEFAULT_STEP_SIZE = 2000
-
-PLATEAU_FACTOR = 0.5
-
-PLATEAU_PATIENCE = 5
-
-PLATEAU_THRESHOLD = 1e-4
-
-#: ReduceLROnPlateau's floor is the range's min_lr divided by this.
-PLATEAU_FLOOR_DIVISOR = 10.0
-
-#: Cosine warm-up starts at min_lr / peak, kept inside this interval.
-WARMUP_START_BOUNDS = (0.01, 0.5)
-
+#: The cosine and linear warm-up when none is given: this share of the run.
 DEFAULT_WARMUP_FRACTION = 0.05
 
-SCHEDULER_MODULE = "torch.optim.lr_scheduler"
+DEFAULT_PCT_START = 0.3
 
-
-@dataclass(frozen=True)
-class SchedulerSpec:
-    """One torch scheduler: its class in ``torch.optim.lr_scheduler`` and its keyword arguments.
-
-    ``args`` exclude the optimizer; ``notes`` explain some of them (rendered as comments);
-    ``children`` are the nested schedulers of a SequentialLR, in order.
-    """
-
-    class_name: str
-    args: tuple[tuple[str, Any], ...]
-    variable: str = "scheduler"
-    notes: Mapping[str, str] = field(default_factory=dict)
-    children: tuple[SchedulerSpec, ...] = ()
-
-    def kwargs(self) -> dict[str, Any]:
-        """The arguments as a dict."""
-        return dict(self.args)
+#: Kinds that need the run's length (total steps), and kinds that start from one peak LR.
+SIZED_KINDS = ("onecycle", "cosine", "linear")
+PEAK_KINDS = ("plateau", "cosine", "linear")
 
 
 @dataclass(frozen=True)
 class SchedulePlan:
-    """What ``build_schedule`` renders: the scheduler and how to drive it.
+    """What ``lrfind.schedule`` renders: the scheduler and how to drive it.
 
     ``optimizer_lr`` is the LR to set on every param group before building the scheduler (a
     tuple: one per param group, in order; None when the scheduler sets the LR itself);
@@ -88,23 +58,14 @@ class SchedulePlan:
     monitor: str | None
     header: tuple[str, ...]
     optimizer_lr_note: str = ""
-
-
-def _round(value: float) -> float:
-    """Three significant digits: the range test is not more precise than that."""
-    return float(float_text(value))
-
-
-def float_text(value: float) -> str:
-    # PyYAML (YAML 1.1) reads "1e-05" as a string: a float needs a dot and a signed exponent.
-    text = f"{value:.3g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        if "." not in mantissa:
-            mantissa += ".0"
-        power = int(exponent)
-        return f"{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
-    return text if "." in text else f"{text}.0"
+    #: The peak LR before lr_scale (cosine, linear, plateau start), the warm-up and run length in
+    #: optimizer steps, the epochs the length came from, and the range's min_lr: what
+    #: ``--format transformers`` needs.
+    peak_lr: float | None = None
+    warmup_steps: int = 0
+    total_steps: int | None = None
+    epochs: int | None = None
+    range_min_lr: float | None = None
 
 
 def _one_line(text: str, limit: int = 60) -> str:
@@ -143,7 +104,7 @@ def _resolve_total(
                 f"({epoch_count} × {per_epoch} = {product})"
             )
         total = product if total is None else total
-    if kind in ("onecycle", "cosine") and total is None and len(problems) == before:
+    if kind in SIZED_KINDS and total is None and len(problems) == before:
         if epoch_count is not None:
             problems.append(
                 f"{kind}: epochs needs steps_per_epoch (--steps-per-epoch; the run did not "
@@ -191,21 +152,6 @@ def _usable(value: float | None) -> bool:
     return value is not None and math.isfinite(value) and value > 0
 
 
-Scalable = float | list[float]
-
-
-def _per_group(value: float, scales: Sequence[float]) -> Scalable:
-    """``value`` (rounded) when no group scales its LR, else one rounded value per param group."""
-    if all(scale == 1.0 for scale in scales):
-        return _round(value)
-    values = [_round(value * scale) for scale in scales]
-    return values[0] if len(values) == 1 else values
-
-
-def _scales_text(scales: Sequence[float]) -> str:
-    return ", ".join(f"{scale:g}" for scale in scales)
-
-
 def _check_scales(scales: Sequence[float], problems: list[str]) -> tuple[float, ...]:
     checked: list[float] = []
     for scale in scales:
@@ -224,18 +170,22 @@ def plan_schedule(
     steps_per_epoch: int | None = None,
     *,
     lr: float | None = None,
-    pct_start: float = 0.3,
+    pct_start: float | None = None,
     warmup_steps: int | None = None,
-    warmup_fraction: float = DEFAULT_WARMUP_FRACTION,
+    warmup_fraction: float | None = None,
     step_size_up: int | None = None,
     lr_scales: Sequence[float] | None = None,
 ) -> SchedulePlan:
-    """Return the scheduler ``build_schedule`` would render, as data (see ``build_schedule``).
+    """Return the scheduler ``lrfind.schedule`` renders, as data (see ``lrfind.schedule``).
 
     ``lr_scales`` are the param groups' LR multipliers, in the optimizer's order (default: those
     the run recorded, ``result.info.lr_scales``). With more than one group, or a scale other
     than 1, every LR becomes one value per group (``max_lr=[...]``, per-group base LRs), so a
     group swept at 0.1x also trains at 0.1x.
+
+    The warm-up is ``warmup_steps`` or ``warmup_fraction`` of the run: for cosine and linear a
+    LinearLR rise to the peak (default 5%), for onecycle its rising phase (instead of
+    ``pct_start``, default 0.3); cyclic and plateau take none.
 
     Raises:
         ConfigError: unknown kind or a bad option combination (every problem listed).
@@ -253,10 +203,15 @@ def plan_schedule(
     per_epoch = (
         steps_per_epoch if isinstance(steps_per_epoch, int) and steps_per_epoch > 0 else None
     )
-    if not 0.0 < pct_start < 1.0:
+    if pct_start is not None and not 0.0 < pct_start < 1.0:
         problems.append(f"pct_start must be between 0 and 1, got {pct_start!r}")
-    if not 0.0 <= warmup_fraction < 1.0:
+    if warmup_fraction is not None and not 0.0 <= warmup_fraction < 1.0:
         problems.append(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}")
+    warmup_given = warmup_steps is not None or warmup_fraction is not None
+    if warmup_given and kind in ("cyclic", "plateau"):
+        problems.append(_no_warmup(kind))
+    if warmup_given and pct_start is not None and kind == "onecycle":
+        problems.append("onecycle: give a warm-up or pct_start, not both (the warm-up sets it)")
     if warmup_steps is not None and (
         isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0
     ):
@@ -270,7 +225,7 @@ def plan_schedule(
     if lr is not None and not _usable(lr):
         problems.append(f"lr must be a positive number, got {lr!r}")
     name, suggested, why, lr_range = _source(result_or_range)
-    if isinstance(result_or_range, LRRange) and kind in ("plateau", "cosine") and lr is None:
+    if isinstance(result_or_range, LRRange) and kind in PEAK_KINDS and lr is None:
         problems.append(f"{kind} starts from a single LR: pass lr= when building from an LRRange")
     if problems:
         raise ConfigError(problems)
@@ -287,7 +242,7 @@ def plan_schedule(
             f"cannot build a {kind} schedule"
         )
     peak = lr if lr is not None else suggested
-    if kind in ("plateau", "cosine") and not _usable(peak):
+    if kind in PEAK_KINDS and not _usable(peak):
         detail = f" ({_one_line(why, 120)})" if why else ""
         raise NoReliableSuggestion(
             f"no reliable suggestion for {label}: cannot build a {kind} schedule{detail}"
@@ -299,161 +254,76 @@ def plan_schedule(
     )
     if derived:
         header += (derived,)
-    grouped = isinstance(_per_group(1.0, scales), list)
+    grouped = isinstance(per_group(1.0, scales), list)
     if grouped:
         header += (
-            f"{len(scales)} param groups with lr_scale {_scales_text(scales)}: one LR per group, "
+            f"{len(scales)} param groups with lr_scale {scales_text(scales)}: one LR per group, "
             "in the optimizer's order",
         )
     if kind == "onecycle":
         assert total is not None  # _resolve_total reported its absence
-        spec = _onecycle(min_lr, max_lr, total, pct_start, scales)
-        return SchedulePlan("onecycle", spec, None, "step", None, header)
+        rise = _warmup_length(total, warmup_steps, warmup_fraction, 0.0)
+        if pct_start is None:
+            pct_start = max(rise, 1) / max(total, 2) if warmup_given else DEFAULT_PCT_START
+        spec = onecycle_spec(min_lr, max_lr, total, pct_start, scales)
+        rise = max(1, round(pct_start * total))
+        return SchedulePlan(
+            "onecycle", spec, None, "step", None, header,
+            warmup_steps=rise, total_steps=total, epochs=epochs,
+        )  # fmt: skip
     if kind == "cyclic":
-        half, why_half = _half_cycle(step_size_up, per_epoch, total)
-        spec = _cyclic(min_lr, max_lr, half, why_half, scales)
+        half, why_half = half_cycle(step_size_up, per_epoch, total)
+        spec = cyclic_spec(min_lr, max_lr, half, why_half, scales)
         return SchedulePlan("cyclic", spec, None, "step", None, header)
-    assert peak is not None  # checked above for plateau and cosine
-    start_lr = _round(peak)
-    scaled_start = _per_group(start_lr, scales)
+    assert peak is not None  # checked above for plateau, cosine and linear
+    start_lr = round_lr(peak)
+    scaled_start = per_group(start_lr, scales)
     start = tuple(scaled_start) if isinstance(scaled_start, list) else scaled_start
     peak_note = "the range test's suggestion" if lr is None else "lr as given"
     if any(scale != 1.0 for scale in scales):
-        peak_note += f" × lr_scale ({_scales_text(scales)})"
+        peak_note += f" × lr_scale ({scales_text(scales)})"
     if kind == "plateau":
         return SchedulePlan(
-            "plateau", _plateau(min_lr, scales), start, "epoch", "val_loss", header, peak_note
-        )
+            "plateau", plateau_spec(min_lr, scales), start, "epoch", "val_loss", header, peak_note,
+            peak_lr=start_lr,
+        )  # fmt: skip
     assert total is not None
-    if warmup_steps is None:
-        warmup_steps = max(1, round(total * warmup_fraction)) if warmup_fraction > 0 else 0
-    warmup = min(warmup_steps, total - 1)
+    warmup = _warmup_length(total, warmup_steps, warmup_fraction, DEFAULT_WARMUP_FRACTION)
+    build = cosine_spec if kind == "cosine" else linear_spec
     return SchedulePlan(
-        "cosine",
-        _cosine(start_lr, min_lr, total, warmup, scales),
+        kind,
+        build(start_lr, min_lr, total, warmup, scales),
         start,
         "step",
         None,
         header,
         peak_note,
+        peak_lr=start_lr,
+        range_min_lr=min_lr,
+        warmup_steps=warmup,
+        total_steps=total,
+        epochs=epochs,
     )
 
 
-def _scaled_note(note: str, scales: Sequence[float]) -> str:
-    return f"{note} × each group's lr_scale" if isinstance(_per_group(1.0, scales), list) else note
-
-
-def _onecycle(
-    min_lr: float, max_lr: float, total: int, pct_start: float, scales: Sequence[float] = ()
-) -> SchedulerSpec:
-    ratio = max_lr / min_lr
-    div_factor = _round(min(max(ratio, DIV_FACTOR_BOUNDS[0]), DIV_FACTOR_BOUNDS[1]))
-    rounded_max = _round(max_lr)
-    note = f"starts at max_lr / div_factor = {format_lr(rounded_max / div_factor)}"
-    if isinstance(_per_group(1.0, scales), list):
-        note = "starts at max_lr / div_factor"
-    if div_factor != _round(ratio):
-        bound = "capped" if ratio > div_factor else "raised"
-        note += f" (the range spans ×{ratio:.0f}; {bound} to ×{div_factor:g})"
-    return SchedulerSpec(
-        "OneCycleLR",
-        (
-            ("max_lr", _per_group(rounded_max, scales)),
-            ("total_steps", total),
-            ("pct_start", _round(pct_start)),
-            ("div_factor", div_factor),
-            ("final_div_factor", FINAL_DIV_FACTOR),
-            ("anneal_strategy", "cos"),
-            ("cycle_momentum", False),
-        ),
-        notes={
-            "max_lr": _scaled_note("the range's max_lr", scales),
-            "div_factor": note,
-            "cycle_momentum": "True also cycles momentum/beta1 (needs momentum or betas)",
-        },
+def _no_warmup(kind: str) -> str:
+    if kind == "cyclic":
+        return (
+            "cyclic takes no warm-up: each cycle already rises from base_lr to max_lr "
+            "(step_size_up sets how fast); use onecycle, cosine or linear for a warm-up"
+        )
+    return (
+        "plateau takes no warm-up: ReduceLROnPlateau only lowers the LR once per epoch; "
+        "use cosine or linear for a warm-up"
     )
 
 
-def _half_cycle(
-    step_size_up: int | None, per_epoch: int | None, total: int | None
-) -> tuple[int, str]:
-    """CyclicLR's step_size_up and why: as given, else 4 epochs, else 4 cycles, else 2000."""
-    if step_size_up is not None:
-        return step_size_up, "as given"
-    if per_epoch is not None:
-        epochs = CYCLIC_EPOCHS_PER_HALF_CYCLE
-        return epochs * per_epoch, f"{epochs} epochs of {per_epoch} steps"
-    if total is not None:
-        return max(
-            1, total // (2 * CYCLIC_CYCLES)
-        ), f"{CYCLIC_CYCLES} full cycles over {total} steps"
-    return CYCLIC_DEFAULT_STEP_SIZE, "torch's default; pass steps_per_epoch"
-
-
-def _cyclic(
-    min_lr: float, max_lr: float, half: int, why_half: str, scales: Sequence[float] = ()
-) -> SchedulerSpec:
-    return SchedulerSpec(
-        "CyclicLR",
-        (
-            ("base_lr", _per_group(_round(min_lr), scales)),
-            ("max_lr", _per_group(_round(max_lr), scales)),
-            ("step_size_up", half),
-            ("mode", "triangular2"),
-            ("cycle_momentum", False),
-        ),
-        notes={
-            "base_lr": _scaled_note("the range's min_lr", scales),
-            "max_lr": _scaled_note("the range's max_lr", scales),
-            "step_size_up": why_half,
-            "cycle_momentum": "True also cycles SGD momentum (needs momentum)",
-        },
-    )
-
-
-def _plateau(min_lr: float, scales: Sequence[float] = ()) -> SchedulerSpec:
-    return SchedulerSpec(
-        "ReduceLROnPlateau",
-        (
-            ("mode", "min"),
-            ("factor", PLATEAU_FACTOR),
-            ("patience", PLATEAU_PATIENCE),
-            ("threshold", PLATEAU_THRESHOLD),
-            ("min_lr", _per_group(_round(min_lr / PLATEAU_FLOOR_DIVISOR), scales)),
-        ),
-        notes={"min_lr": _scaled_note("the range's min_lr / 10", scales)},
-    )
-
-
-def _cosine(
-    peak: float, min_lr: float, total: int, warmup: int, scales: Sequence[float] = ()
-) -> SchedulerSpec:
-    """Linear warm-up from about min_lr to ``peak``, then cosine decay to min_lr.
-
-    CosineAnnealingLR takes one ``eta_min`` for every group: with several groups it is the
-    lowest group's floor, so no group's floor sits above its own peak.
-    """
-    floor_is_min_lr = min_lr < peak
-    floor = min_lr if floor_is_min_lr else peak / 10
-    floor_note = "the range's min_lr" if floor_is_min_lr else "peak / 10"
-    lowest = min(scales) if scales else 1.0
-    if lowest != 1.0:
-        floor *= lowest
-        floor_note += f" × the lowest lr_scale ({lowest:g}): one eta_min serves every group"
-    decay = SchedulerSpec(
-        "CosineAnnealingLR",
-        (("T_max", total - warmup), ("eta_min", _round(floor))),
-        variable="decay" if warmup else "scheduler",
-        notes={"eta_min": floor_note},
-    )
-    if warmup == 0:
-        return decay
-    low, high = WARMUP_START_BOUNDS
-    start_factor = _round(min(max(min_lr / peak, low), high))
-    warm = SchedulerSpec(
-        "LinearLR",
-        (("start_factor", start_factor), ("end_factor", 1.0), ("total_iters", warmup)),
-        variable="warmup",
-        notes={"start_factor": f"warm-up starts at {format_lr(peak * start_factor)}"},
-    )
-    return SchedulerSpec("SequentialLR", (("milestones", [warmup]),), children=(warm, decay))
+def _warmup_length(
+    total: int, warmup_steps: int | None, warmup_fraction: float | None, default: float
+) -> int:
+    """Warm-up steps: as given, else ``warmup_fraction`` (else ``default``) of the run, rounded
+    to at least one step when the share is positive, and always below ``total``."""
+    if warmup_steps is None:
+        fraction = default if warmup_fraction is None else warmup_fraction
+        warmup_steps = max(1, round(total * fraction)) if fraction > 0 else 0
+    return max(0, min(warmup_steps, total - 1))

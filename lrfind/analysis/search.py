@@ -22,6 +22,10 @@ from lrfind.results import History, Trial
 #: Float slack when an LR sits exactly on a grid value.
 _GRID_SLACK = 1e-9
 
+#: The stable window's rise is read off a running median this many points wide: a rise needs
+#: most of them above the level, so a blip of one or two points cannot cap the window.
+RISE_MEDIAN_POINTS = 5
+
 
 def next_bracket_lr(
     trials: Sequence[Trial], stride: int, floor: int | None, ceiling: int | None
@@ -102,9 +106,11 @@ def stable_window(history: History) -> StableWindow | None:
 
     Only for a sweep whose curve has a problem other than an immediate blow-up and was long
     enough to analyse (``describe_curve``): from the first swept LR up to the last grid value
-    at or below the last point before the loss rose. The rise: a 3-point running median of
-    the raw losses first exceeds the starting level (median of the first tenth) by more than
-    MIN_SIGNIFICANCE noise standard deviations -- significance read the same way as a descent.
+    at or below the last point before the loss rose. The rise: a RISE_MEDIAN_POINTS-point
+    running median of the raw losses first exceeds the starting level (median of the first
+    tenth) by more than MIN_SIGNIFICANCE noise standard deviations -- significance read the same
+    way as a descent -- or the loss blew up (``CurveShape.diverged_lr``). The noise is the
+    larger of the curve's and the step-to-step scatter of the whole sweep (``sweep_noise``).
     None for a sweep with a clear descent (the refine stage's case), or when the range holds
     no grid value.
     """
@@ -114,17 +120,39 @@ def stable_window(history: History) -> StableWindow | None:
         return None
     if not np.all(np.isfinite(shape.losses)):
         return None
-    top, rose = _stable_top(shape.losses, shape.noise)
+    top, rose = _stable_top(shape.losses, max(shape.noise, sweep_noise(shape.losses)))
+    if shape.diverged_lr is not None:
+        # Where the loss blew up the sweep was unstable, whatever the running median says.
+        below = np.flatnonzero(shape.lrs < shape.diverged_lr)
+        top, rose = (min(top, int(below[-1])) if below.size else 0), True
     low = math.ceil(GRID_PER_DECADE * float(shape.x[0]) - _GRID_SLACK)
     high = math.floor(GRID_PER_DECADE * float(shape.x[top]) + _GRID_SLACK)
     return StableWindow(low, high, rose) if high >= low else None
 
 
+def sweep_noise(losses: np.ndarray) -> float:
+    """The standard deviation of one raw loss about the curve, from every step of the sweep.
+
+    Read off the differences of consecutive losses (a robust spread over sqrt(2)): a smooth
+    trend, a descent or a rise barely changes them, so every point counts, not only the few
+    before the lowest one -- from ten points an estimate can come out several times too small,
+    and then an ordinary blip reads as a significant rise.
+    """
+    if len(losses) < 3:
+        return 0.0
+    steps = np.diff(np.asarray(losses, dtype=float))
+    spread = 1.4826 * float(np.median(np.abs(steps - np.median(steps))))
+    return spread / math.sqrt(2)
+
+
 def _stable_top(losses: np.ndarray, noise: float) -> tuple[int, bool]:
     """The last index before the losses rose (see ``stable_window``), and whether they did."""
     count = len(losses)
-    padded = np.concatenate(([losses[0]], losses, [losses[-1]]))
-    local = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    half = RISE_MEDIAN_POINTS // 2
+    # The windows shrink at the ends rather than repeat an end point, which would count twice.
+    padded = np.concatenate(([np.nan] * half, losses, [np.nan] * half))
+    windows = np.stack([padded[i : i + count] for i in range(RISE_MEDIAN_POINTS)])
+    local = np.nanmedian(windows, axis=0)
     head = max(3, count // 10)
     start = float(np.median(losses[:head]))
     level = start + MIN_SIGNIFICANCE * noise + _GRID_SLACK * abs(start)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from lrfind.analysis.curve import NOISY_SIGNIFICANCE, CurveShape, describe_curve
+from lrfind.analysis.curve import NOISY_SIGNIFICANCE, CurveShape, describe_curve, log_lrs
 from lrfind.analysis.grid import GRID_STEP
 from lrfind.format import format_lr
+from lrfind.names import DEFAULT_METHOD, SUGGEST_METHODS
 from lrfind.results import (
     Analysis,
     Confidence,
@@ -19,9 +21,8 @@ from lrfind.results import (
     Suggestion,
 )
 
-METHODS: tuple[str, ...] = ("lrfind", "steepest", "minimum", "valley")
-
-DEFAULT_METHOD = "lrfind"
+#: The suggestion methods, in the order reports list them (their one home: ``lrfind.names``).
+METHODS = SUGGEST_METHODS
 
 #: max_lr: the LR at which the trend has completed this fraction of its descent.
 MAX_LR_FRACTION = 0.8
@@ -51,6 +52,20 @@ def _read_curve(history: History) -> CurveShape:
             problem=(
                 f"interrupted after {history.steps} step(s){at}: the sweep stopped before its "
                 "curve could be read; run it to the end"
+            ),
+        )
+    if (
+        history.stop_reason == "non_finite"
+        and shape.problem is not None
+        and shape.problem.startswith("no clear descent")
+        and history.lrs
+    ):
+        return replace(
+            shape,
+            problem=(
+                f"cut by a non-finite loss: the loss was NaN/inf at lr {format_lr(history.lrs[-1])}"
+                f" after {history.steps - 1} step(s), before the curve showed a clear descent; "
+                "sweep lower LRs (try_range), or check the loss for NaN at high LRs"
             ),
         )
     first, last = (history.lrs[0], history.lrs[-1]) if history.lrs else (0.0, 0.0)
@@ -202,10 +217,9 @@ def _confidence(
     first = float(history.lrs[0]) if history.lrs and history.lrs[0] > 0 else None
     last = float(history.lrs[-1]) if history.lrs and history.lrs[-1] > 0 else None
     if shape.problem is not None:
-        completed = history.stop_reason == "completed"
-        return Confidence(
-            "none", (shape.problem,), _problem_try_range(shape, first, last, completed)
-        )
+        completed = history.stop_reason == "completed" and shape.diverged_lr is None
+        try_instead = _problem_try_range(shape, first, last, completed)
+        return Confidence("none", (shape.problem,), _below_blow_up(shape, try_instead, first, last))
     if suggestion.lr is None:
         return Confidence("none", (suggestion.reason or "no answer",), None)
     reasons: list[str] = []
@@ -246,7 +260,29 @@ def _confidence(
         if first is not None and last is not None:
             try_range = (first / 100, last) if edge == "start_lr" else (first, last * 100)
     names: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
-    return Confidence(names[level], tuple(reasons), try_range)
+    return Confidence(names[level], tuple(reasons), _below_blow_up(shape, try_range, first, last))
+
+
+def _below_blow_up(
+    shape: CurveShape,
+    try_range: tuple[float, float] | None,
+    first: float | None,
+    last: float | None,
+) -> tuple[float, float] | None:
+    """``try_range`` with its end_lr kept at or below the LR where the loss blew up.
+
+    A sweep never needs to go past an LR whose loss already diverged: the advice may move
+    start_lr, never reach into that. None when what is left tries nothing the sweep did not
+    (its own LRs or a part of them).
+    """
+    if try_range is None or shape.diverged_lr is None:
+        return try_range
+    start, end = try_range[0], min(try_range[1], shape.diverged_lr)
+    if start >= end:
+        return None
+    if first is not None and last is not None and start >= first and end <= last:
+        return None
+    return (start, end)
 
 
 def _problem_try_range(
@@ -259,6 +295,8 @@ def _problem_try_range(
     if problem.startswith("too narrow"):
         middle = math.sqrt(first * last)
         return (middle / 100, middle * 100)
+    if problem.startswith("cut by a non-finite loss"):
+        return (first / 100, last)
     if problem.startswith("diverged immediately"):
         blew_up = float(shape.lrs[-1]) if shape.points else first * 10
         return (first / 1000, max(blew_up, first * 10))
@@ -285,3 +323,50 @@ def analyze(history: History, method: str = DEFAULT_METHOD) -> Analysis:
         confidence=_confidence(shape, history, suggestion, method),
         methods=methods,
     )
+
+
+#: Per-repeat answers within this factor of each other agree (half a decade, two grid steps):
+#: their median is then as good as a mean curve's answer would be, up to medium confidence.
+REPEATS_AGREE = 10**0.5
+
+
+def reconcile_repeats(
+    mean: Analysis, repeats: Sequence[Analysis], history: History
+) -> tuple[Analysis, int | None]:
+    """The repeats' answer: the mean curve's, or the per-repeat answers' when it has none.
+
+    ``mean`` analyses ``history``, the mean of the repeats' curves; ``repeats`` analyses each
+    repeat alone. Averaging can lose an answer every repeat gives (the mean stops where the
+    shortest repeat stopped; its noise reads lower than any one curve's): when the mean gives
+    none but every repeat does, the answer is that of the repeat whose LR is the median (the
+    lower one of an even count), with the confidence at most medium -- low when the answers
+    spread over more than REPEATS_AGREE -- and a reason saying so. Returns the analysis and the
+    index of the repeat it came from (None: the mean's).
+    """
+    answered = [a for a in repeats if a.suggestion.lr is not None]
+    if mean.suggestion.lr is not None or len(repeats) < 2 or len(answered) < len(repeats):
+        return mean, None
+    lrs = [float(a.suggestion.lr) for a in answered if a.suggestion.lr is not None]
+    order = sorted(range(len(lrs)), key=lrs.__getitem__)
+    median = order[(len(order) - 1) // 2]
+    chosen = answered[median]
+    spread = max(lrs) / min(lrs)
+    names: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
+    ceiling = 2 if spread <= REPEATS_AGREE * (1 + 1e-9) else 1
+    level = names[min(names.index(chosen.confidence.level), ceiling)]
+    why = mean.suggestion.reason or "no answer"
+    reason = (
+        f"the mean of the {len(repeats)} repeats gave no answer ({why}), but each repeat did "
+        f"({', '.join(format_lr(lr) for lr in lrs)}): the answer is their median, repeat "
+        f"{median + 1}'s"
+    )
+    index = None
+    if chosen.suggestion.lr is not None and history.lrs:
+        index = nearest_index(log_lrs(history.lrs), math.log10(chosen.suggestion.lr))
+    analysis = Analysis(
+        suggestion=replace(chosen.suggestion, index=index),
+        lr_range=chosen.lr_range,
+        confidence=Confidence(level, (reason, *chosen.confidence.reasons), None),
+        methods=chosen.methods,
+    )
+    return analysis, median

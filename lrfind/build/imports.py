@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from lrfind.errors import ComponentError, LrfindError
-from lrfind.format import did_you_mean, first_line, raised_at
+from lrfind.format import did_you_mean, first_line, raised_at, unknown_arguments
 
 #: Top-level module name -> the config/current folder it was imported from by resolve_import.
 _LOADED_FROM: dict[str, Path] = {}
@@ -28,6 +28,34 @@ def exit_error(error: SystemExit, doing: str) -> ComponentError:
     """
     code = "" if error.code is None else repr(error.code)
     return ComponentError(f"{doing} called sys.exit({code}){raised_at(error)}")
+
+
+@contextlib.contextmanager
+def user_code(
+    doing: str,
+    *,
+    error_type: type[LrfindError] = ComponentError,
+    passing: tuple[type[Exception], ...] = (),
+) -> Iterator[None]:
+    """Run the ``with`` body as user code, worded as ``doing`` ("model.target: 'pkg.mod:f'").
+
+    LrfindError and the exception types in ``passing`` leave unchanged (the caller words
+    those); ``sys.exit()`` becomes a ComponentError (see ``exit_error``), and any other
+    exception ``error_type`` with its type, first line and where it was raised.
+    KeyboardInterrupt is not caught: it stays an interruption.
+    """
+    try:
+        yield
+    except LrfindError:
+        raise
+    except passing:
+        raise
+    except SystemExit as error:
+        raise exit_error(error, doing) from error
+    except Exception as error:
+        raise error_type(
+            f"{doing} raised {type(error).__name__}: {first_line(error)}{raised_at(error)}"
+        ) from error
 
 
 def _search_dirs(base_dir: Path) -> list[Path]:
@@ -111,22 +139,14 @@ def _import_module(name: str, search: Sequence[Path], key: str) -> ModuleType:
     _drop_stale(top, search)
     importlib.invalidate_caches()
     try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError:
-        raise
+        with user_code(
+            f"{key}: importing module '{name}'", passing=(ModuleNotFoundError, SyntaxError)
+        ):
+            module = importlib.import_module(name)
     except SyntaxError as error:
         raise ComponentError(
             f"{key}: syntax error in {error.filename}:{error.lineno}: {error.msg}"
         ) from None
-    except LrfindError:
-        raise
-    except SystemExit as error:
-        raise exit_error(error, f"{key}: importing module '{name}'") from error
-    except Exception as error:
-        raise ComponentError(
-            f"{key}: importing module '{name}' raised {type(error).__name__}: "
-            f"{first_line(error)}{raised_at(error)}"
-        ) from error
     root = _module_root(sys.modules[top])
     if root is not None and root in search and top != "lrfind":
         _LOADED_FROM[top] = root
@@ -215,13 +235,75 @@ def check_arguments(
     parameters = signature.parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    accepted = _accepted(parameters, skip)
-    for name in args:
-        if name not in parameters:
-            hint = did_you_mean(name, accepted)
-            raise ComponentError(
-                f"{key}: {label} has no argument '{name}'{hint}; accepted: {', '.join(accepted)}"
-            )
+    problems = unknown_arguments(args, _accepted(parameters, skip), key, label, known=parameters)
+    if problems:
+        raise ComponentError(problems[0])
+
+
+def _type_text(hint: Any) -> str:
+    import typing
+
+    text = str(hint) if typing.get_args(hint) else str(getattr(hint, "__name__", hint))
+    return text.replace("typing.", "").replace("collections.abc.", "")
+
+
+def _type_problem(target: Any, name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the annotated parameter ``name`` of ``target``, if any."""
+    import typing
+
+    import pydantic
+
+    function = target.__init__ if inspect.isclass(target) else target
+    try:
+        hint = typing.get_type_hints(function).get(name)
+        if hint is None:
+            return None
+        adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(hint)
+    except Exception:  # an annotation pydantic cannot check (a tensor type...): not ours to judge
+        return None
+    try:
+        adapter.validate_python(value)
+    except pydantic.ValidationError:
+        return f"takes {_type_text(hint)}, got {value!r}"
+    return None
+
+
+def argument_problems(
+    target: Any,
+    args: Mapping[str, Any],
+    key: str,
+    label: str,
+    *,
+    skip: Sequence[str] = (),
+    partial: bool = False,
+    typed: bool = False,
+) -> list[str]:
+    """Every problem binding ``args`` to ``target``'s signature, one line each (none: []).
+
+    Unknown names (with close matches), then what ``inspect.Signature.bind`` refuses (missing
+    required arguments unless ``partial``); with ``typed``, values that do not match the
+    parameter's annotation. ``skip`` names parameters lrfind fills itself.
+    """
+    signature = signature_of(target)
+    if signature is None:
+        return []
+    parameters = [p for name, p in signature.parameters.items() if name not in skip]
+    by_name = {p.name: p for p in parameters}
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    accepted = _accepted(by_name)
+    known = {name: value for name, value in args.items() if name in by_name or open_ended}
+    problems = unknown_arguments(args, accepted, key, label, known=known)
+    bound = signature.replace(parameters=parameters)
+    try:
+        (bound.bind_partial if partial else bound.bind)(**known)
+    except TypeError as error:
+        problems.append(f"{key}: {label}: {error}")
+    if typed:
+        for name, value in known.items():
+            problem = _type_problem(target, name, value) if name in by_name else None
+            if problem is not None:
+                problems.append(f"{key}.{name}: {label} {problem}")
+    return problems
 
 
 def call_user(
@@ -237,22 +319,8 @@ def call_user(
         raise ComponentError(
             f"{section}.target: {path!r} is a {type(target).__name__}, not something to call"
         )
-    label = f"'{short_name(path)}'"
-    check_arguments(target, args, f"{section}.args", label)
-    signature = signature_of(target)
-    if signature is not None:
-        try:
-            signature.bind(**args)
-        except TypeError as error:
-            raise ComponentError(f"{section}.args: {label}: {error}") from None
-    try:
+    problems = argument_problems(target, args, f"{section}.args", f"'{short_name(path)}'")
+    if problems:
+        raise ComponentError(problems[0])
+    with user_code(f"{section}.target: {path!r}", error_type=error_type):
         return target(**args)
-    except LrfindError:
-        raise
-    except SystemExit as error:
-        raise exit_error(error, f"{section}.target: {path!r}") from error
-    except Exception as error:
-        raise error_type(
-            f"{section}.target: {path!r} raised {type(error).__name__}: "
-            f"{first_line(error)}{raised_at(error)}"
-        ) from error

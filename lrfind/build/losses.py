@@ -19,19 +19,24 @@ from lrfind.config.schema import (
 from lrfind.data.model_outputs import MODEL_LOSS, ModelLoss
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError, SweepError
+from lrfind.names import AUTO_LOSS, LOSS_CLASSES, registry
 
 LossFn = Callable[[Any, Any], torch.Tensor]
 
-#: Built-in losses by name (``auto`` resolves to one of them from the data's task).
-LOSSES: dict[str, type[nn.Module]] = {
-    "cross_entropy": nn.CrossEntropyLoss,
-    "nll": nn.NLLLoss,
-    "mse": nn.MSELoss,
-    "l1": nn.L1Loss,
-    "smooth_l1": nn.SmoothL1Loss,
-    "huber": nn.HuberLoss,
-    "bce_with_logits": nn.BCEWithLogitsLoss,
-}
+#: Built-in losses by name (``auto`` resolves to one of them from the data's task;
+#: ``lrfind.names`` holds the names).
+LOSSES: dict[str, type[nn.Module]] = registry(
+    LOSS_CLASSES,
+    {
+        "cross_entropy": nn.CrossEntropyLoss,
+        "nll": nn.NLLLoss,
+        "mse": nn.MSELoss,
+        "l1": nn.L1Loss,
+        "smooth_l1": nn.SmoothL1Loss,
+        "huber": nn.HuberLoss,
+        "bce_with_logits": nn.BCEWithLogitsLoss,
+    },
+)
 
 _CLASS_LOSSES = ("cross_entropy", "nll")
 
@@ -144,7 +149,7 @@ def build_loss(
                 "the model computes its loss itself"
             )
         return MODEL_LOSS, MODEL_LOSS
-    if name == "auto":
+    if name == AUTO_LOSS:
         if info.task is None:
             raise ComponentError(
                 "loss: 'auto' cannot tell the task from the data; set loss: cross_entropy "

@@ -18,7 +18,8 @@ from lrfind.config.schema import (
 )
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError
-from lrfind.format import did_you_mean, first_line
+from lrfind.format import first_line, unknown_arguments
+from lrfind.names import BUILTIN_MODELS, registry
 
 
 def _flat_features(info: DataInfo) -> int | None:
@@ -98,17 +99,20 @@ class ModelEntry:
     needs: str
 
 
-#: Built-in models by the name ``model.target`` uses.
-MODELS: dict[str, ModelEntry] = {
-    "linear": ModelEntry(LinearModel, _in_out, _describe_linear("linear"), "tabular"),
-    "logistic": ModelEntry(LinearModel, _in_out, _describe_linear("logistic"), "tabular"),
-    "mlp": ModelEntry(MLP, _in_out, _describe_mlp, "tabular"),
-    "cnn": ModelEntry(CNN, _cnn_sizes, _describe_cnn, "image"),
-    "gru": ModelEntry(GRUModel, _gru_sizes, _describe_gru, "sequence"),
-    "transformer": ModelEntry(
-        TransformerModel, _transformer_sizes, _describe_transformer, "sequence"
-    ),
-}
+#: Built-in models by the name ``model.target`` uses (``lrfind.names`` holds the names).
+MODELS: dict[str, ModelEntry] = registry(
+    BUILTIN_MODELS,
+    {
+        "linear": ModelEntry(LinearModel, _in_out, _describe_linear("linear"), "tabular"),
+        "logistic": ModelEntry(LinearModel, _in_out, _describe_linear("logistic"), "tabular"),
+        "mlp": ModelEntry(MLP, _in_out, _describe_mlp, "tabular"),
+        "cnn": ModelEntry(CNN, _cnn_sizes, _describe_cnn, "image"),
+        "gru": ModelEntry(GRUModel, _gru_sizes, _describe_gru, "sequence"),
+        "transformer": ModelEntry(
+            TransformerModel, _transformer_sizes, _describe_transformer, "sequence"
+        ),
+    },
+)
 
 #: ``model.args`` spellings accepted as another argument's name.
 ALIASES = {"num_classes": "out_features"}
@@ -126,14 +130,9 @@ def model_arguments(name: str) -> list[str]:
 
 
 def _check_names(name: str, args: Mapping[str, Any]) -> None:
-    accepted = model_arguments(name)
-    for arg in args:
-        if arg not in accepted:
-            hint = did_you_mean(arg, accepted)
-            raise ComponentError(
-                f"model.args: model '{name}' has no argument '{arg}'{hint}; "
-                f"accepted: {', '.join(accepted)}"
-            )
+    problems = unknown_arguments(args, model_arguments(name), "model.args", f"model '{name}'")
+    if problems:
+        raise ComponentError(problems[0])
 
 
 def build_builtin_model(

@@ -10,23 +10,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrfind.build.imports import check_arguments, exit_error, resolve_import, short_name
+from lrfind.build.imports import check_arguments, resolve_import, short_name, user_code
 from lrfind.config.schema import (
     LR_SCALE_KEY,
     OptimizerSpec,
     ParamGroupRule,
 )
-from lrfind.errors import ComponentError, LrfindError, SweepError
-from lrfind.format import did_you_mean, first_line, raised_at
+from lrfind.errors import ComponentError, SweepError
+from lrfind.format import did_you_mean, first_line
+from lrfind.names import BUILTIN_OPTIMIZERS, registry
 
-#: Built-in optimizers by the name ``optimizer.name`` uses.
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
-}
+#: Built-in optimizers by the name ``optimizer.name`` uses (``lrfind.names`` holds the names).
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = registry(
+    BUILTIN_OPTIMIZERS,
+    {
+        "sgd": torch.optim.SGD,
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "rmsprop": torch.optim.RMSprop,
+        "adagrad": torch.optim.Adagrad,
+    },
+)
 
 NO_DECAY = "@no_decay"
 
@@ -151,6 +155,11 @@ def build_optimizer(
         SweepError: the model has no trainable parameters.
     """
     groups, warnings = group_parameters(model, spec.param_groups)
+    if not any(True for _ in model.parameters()):
+        raise SweepError(
+            f"the model ({type(model).__name__}) has no parameters at all: there is nothing to "
+            "train (are its layers kept in a plain list instead of nn.ModuleList?)"
+        )
     if not groups:
         raise SweepError(
             "the model has no trainable parameters (every parameter has requires_grad=False)"
@@ -168,20 +177,12 @@ def build_optimizer(
         )
     check_arguments(factory, spec.args, "optimizer.args", label, skip=("params", "lr"))
     try:
-        optimizer = factory(groups, lr=start_lr, **spec.args)
-    except LrfindError:
-        raise
+        with user_code(f"optimizer.name: {label}", passing=(TypeError, ValueError)):
+            optimizer = factory(groups, lr=start_lr, **spec.args)
     except (TypeError, ValueError) as error:
         raise ComponentError(
             f"optimizer.args: {label} rejected its arguments: {first_line(error)}"
         ) from None
-    except SystemExit as error:
-        raise exit_error(error, f"optimizer.name: {label}") from error
-    except Exception as error:
-        raise ComponentError(
-            f"optimizer.name: {label} raised {type(error).__name__}: {first_line(error)}"
-            f"{raised_at(error)}"
-        ) from error
     if not all(hasattr(optimizer, attr) for attr in ("param_groups", "step", "zero_grad")):
         raise ComponentError(
             f"optimizer.name: {spec.name!r} returned a {type(optimizer).__name__}, "

@@ -73,6 +73,11 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
             f"{describe_shape(inputs)} and the model raised {type(error).__name__}: "
             f"{first_line(error)} (check model.args or data.args)"
         ) from error
+    if outputs is None or isinstance(outputs, (bool, int, float)):
+        raise SweepError(
+            f"model '{model_name}': forward returned {outputs!r} ({type(outputs).__name__}), "
+            "not a tensor: is a `return` missing at the end of forward?"
+        )
     read = loss_input(outputs, task.output_key)
     try:
         loss = task.loss_fn(read, targets)

@@ -12,20 +12,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lrfind.build.imports import call_user, resolve_import, short_name
-from lrfind.build.losses import LossFn, build_loss
-from lrfind.build.models import build_model
-from lrfind.build.optim import build_optimizer
+from lrfind.build.imports import argument_problems, call_user, resolve_import, short_name
+from lrfind.build.losses import LOSSES, LossFn, build_loss
+from lrfind.build.models import ALIASES, MODELS, build_model
+from lrfind.build.optim import OPTIMIZERS, build_optimizer
+from lrfind.build.sharding import shard_model
 from lrfind.config.schema import (
     Config,
     is_import_path,
 )
+from lrfind.data.batches import InputsKey
 from lrfind.data.loaders import make_loaders
 from lrfind.data.model_outputs import ModelLoss, OutputKey
-from lrfind.data.registry import load_builtin_dataset
+from lrfind.data.registry import DATASETS, INJECTED_ARGUMENTS, load_builtin_dataset
 from lrfind.data.types import DataInfo
 from lrfind.data.user import from_user_data
-from lrfind.errors import ComponentError, DataError
+from lrfind.errors import ComponentError, DataError, LrfindError
 
 StepFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -40,8 +42,34 @@ class _Data:
     warnings: list[str]
 
 
+#: ``data:`` keys a user's DataLoaders decide for themselves (batching, order, workers, split).
+LOADER_KEYS = ("batch_size", "val_fraction", "shuffle", "num_workers", "drop_last", "collate")
+
+
+def _unused_loader_keys(config: Config, split: Any) -> list[str]:
+    """Warnings for the ``data:`` keys set in the config that a factory's DataLoaders ignore;
+    the config then leaves all of them out of the saved config.yaml."""
+    if not isinstance(split.train, DataLoader):
+        return []
+    config.mark_unused(f"data.{key}" for key in LOADER_KEYS)
+    spec = config.data
+    named = [key for key in LOADER_KEYS if key in spec.model_fields_set]
+    if not named:
+        return []
+    keys = ", ".join(f"data.{key}" for key in named)
+    return [
+        f"{keys} ignored: {short_name(spec.target)} returned DataLoaders, which keep their own "
+        "batching, order and workers; return Datasets to have them apply, or remove the keys"
+    ]
+
+
 def _build_data(config: Config, device: torch.device, rank: int, world_size: int) -> _Data:
     spec = config.data
+    collate = (
+        resolve_import(spec.collate, config.base_dir, "data.collate") if spec.collate else None
+    )
+    if collate is not None and not callable(collate):
+        raise ComponentError(f"data.collate: {spec.collate!r} is not callable")
     if is_import_path(spec.target):
         factory = resolve_import(spec.target, config.base_dir, "data.target")
         value = call_user(
@@ -54,8 +82,10 @@ def _build_data(config: Config, device: torch.device, rank: int, world_size: int
             val_fraction=spec.val_fraction,
             inputs_key=spec.inputs_key,
             targets_key=spec.targets_key,
+            collate=collate,
         )
         split.description = short_name(spec.target)
+        split.warnings.extend(_unused_loader_keys(config, split))
     else:
         split = load_builtin_dataset(
             spec.target,
@@ -74,6 +104,7 @@ def _build_data(config: Config, device: torch.device, rank: int, world_size: int
         device=device,
         rank=rank,
         world_size=world_size,
+        collate_fn=collate,
     )
     return _Data(
         loaders.train,
@@ -96,13 +127,75 @@ class BuiltTask:
     train_loader: DataLoader[Any]
     val_loader: DataLoader[Any] | None
     info: DataInfo
-    inputs_key: str | None
+    inputs_key: InputsKey | None
     targets_key: str | None
     description: dict[str, str]
     batch_size: int
     warnings: list[str] = field(default_factory=list)
     #: What a loss reads from a non-tensor model output (``model.output_key``; None: logits).
     output_key: OutputKey | None = None
+
+
+def component_problems(config: Config, user: bool = True) -> list[str]:
+    """Every component argument its target cannot take, bound to its signature, all at once.
+
+    Built-in models, datasets and optimizers also have their values checked against their
+    annotations. With ``user`` False, components named by import path are skipped (checking
+    them imports them, which runs their module's code); an import path that fails to resolve
+    is skipped too (the import error is its own problem).
+    """
+    checks: list[tuple[Any, dict[str, Any], str, str, tuple[str, ...], bool, bool]] = []
+
+    def user_target(path: str, key: str) -> Any:
+        if not user:
+            return None
+        try:
+            return resolve_import(path, config.base_dir, key)
+        except LrfindError:
+            return None
+
+    model = config.model
+    model_args = {ALIASES.get(name, name): value for name, value in model.args.items()}
+    if model.target in MODELS:
+        label = f"model '{model.target}'"
+        checks.append((MODELS[model.target].cls, model_args, "model.args", label, (), True, True))
+    elif is_import_path(model.target):
+        factory = user_target(model.target, "model.target")
+        label = f"'{short_name(model.target)}'"
+        checks.append((factory, dict(model.args), "model.args", label, (), True, False))
+    data = config.data
+    if data.target in DATASETS:
+        label = f"dataset '{data.target}'"
+        loader = DATASETS[data.target]
+        checks.append((loader, dict(data.args), "data.args", label, INJECTED_ARGUMENTS, True, True))
+    elif is_import_path(data.target):
+        factory = user_target(data.target, "data.target")
+        label = f"'{short_name(data.target)}'"
+        checks.append((factory, dict(data.args), "data.args", label, (), False, False))
+    optimizer = config.optimizer
+    skip: tuple[str, ...] = ("params", "lr")
+    if optimizer.name in OPTIMIZERS:
+        label = OPTIMIZERS[optimizer.name].__name__
+        checks.append((OPTIMIZERS[optimizer.name], optimizer.args, "optimizer.args", label, skip,
+                       True, True))  # fmt: skip
+    elif is_import_path(optimizer.name):
+        factory = user_target(optimizer.name, "optimizer.name")
+        label = f"'{short_name(optimizer.name)}'"
+        checks.append((factory, optimizer.args, "optimizer.args", label, skip, True, False))
+    if config.step is None and not isinstance(config.loss, str) and config.loss.args:
+        loss = config.loss
+        target = LOSSES.get(loss.target) or (
+            user_target(loss.target, "loss.target") if is_import_path(loss.target) else None
+        )
+        label = f"loss '{short_name(loss.target)}'"
+        checks.append((target, dict(loss.args), "loss.args", label, (), True, False))
+    problems: list[str] = []
+    for target, args, key, label, skipped, partial, typed in checks:
+        if target is not None and callable(target):
+            problems += argument_problems(
+                target, args, key, label, skip=skipped, partial=partial, typed=typed
+            )
+    return problems
 
 
 def seed_everything(seed: int) -> None:
@@ -122,18 +215,33 @@ def build_task(
     shard the data with a DistributedSampler when ``world_size > 1``.
 
     Raises:
-        ComponentError, DataError: naming the config key at fault.
+        ComponentError: component arguments their targets cannot take (every one listed), or
+            a component that cannot be imported or built, naming the config key at fault.
+        DataError: naming the config key at fault.
         SweepError: the model has no trainable parameters.
     """
+    problems = component_problems(config)
+    if len(problems) == 1:
+        raise ComponentError(problems[0])
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise ComponentError(f"{len(problems)} problems with component arguments:\n{listed}")
     seed_everything(config.seed)
     data = _build_data(config, device, rank, world_size)
     seed_everything(config.seed)
     model, model_description = build_model(config, data.info)
     model.to(device)
+    sharding_warnings: list[str] = []
+    if config.distributed.strategy == "fsdp":
+        if world_size > 1:
+            # Before the optimizer is made: it must hold the sharded parameters.
+            shard_model(model, config.distributed.shard_modules)
+        else:
+            sharding_warnings.append("distributed.strategy fsdp: one process, nothing to shard")
     optimizer, optimizer_description, optimizer_warnings = build_optimizer(
         config.optimizer, model, config.sweep.start_lr, config.base_dir
     )
-    warnings = [*data.warnings, *optimizer_warnings]
+    warnings = [*data.warnings, *sharding_warnings, *optimizer_warnings]
     loss_fn: LossFn | ModelLoss | None = None
     step_fn: StepFn | None = None
     if config.step is not None:

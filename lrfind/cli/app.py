@@ -81,6 +81,8 @@ def main() -> None:
             error.show()  # type: ignore[attr-defined]
             sys.exit(EXIT_USAGE)
         message = " ".join(error.format_message().split())  # type: ignore[attr-defined]
+        # Typer validates choices through pydantic, whose wording leaks into the message.
+        message = message.replace(": Value error, ", ": ")
         context = getattr(error, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         if "--json" in sys.argv[1:]:  # a bad option value is an outcome too: one document

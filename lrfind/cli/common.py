@@ -9,10 +9,10 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, TextIO
 
 import typer
 
@@ -22,9 +22,7 @@ from lrfind.errors import (
     EXIT_USAGE,
     LrfindError,
 )
-
-if TYPE_CHECKING:
-    pass
+from lrfind.format import error_summary
 
 
 def make_cli_console() -> Any:
@@ -46,7 +44,7 @@ def fail(message: str, code: int, debug: bool) -> typer.Exit:
 #: A config key at the start of an error message ("model.args: ...", "--set: data.target: ...").
 _KEY = re.compile(
     r"^(?:line \d+(?: \([^)]*\))?: |--[a-z-]+: )?"
-    r"((?:name|seed|device|model|data|loss|optimizer|step|sweep|suggest|expect|output)"
+    r"((?:name|seed|device|model|data|loss|optimizer|step|sweep|suggest|expect|output|distributed)"
     r"(?:\.[A-Za-z0-9_]+)*)(?=[: ])"
 )
 
@@ -107,7 +105,8 @@ def guarded(debug: bool, body: Callable[[], T], reply: JsonReply | None = None) 
     """
     reply = reply or JsonReply(False)
     try:
-        code = body()
+        with user_stdout_to_stderr(reply.enabled):
+            code = body()
     except typer.Exit:
         raise  # --nproc: the launched processes printed their own answer
     except LrfindError as error:
@@ -123,8 +122,7 @@ def guarded(debug: bool, body: Callable[[], T], reply: JsonReply | None = None) 
         reply.emit()
         raise fail("out of memory", EXIT_USAGE, debug) from None
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+        text = error_summary(error)
         reply.fail(EXIT_USAGE, f"unexpected error: {text}")
         reply.emit()
         hint = "" if debug else " (run with --debug for the traceback)"
@@ -142,14 +140,20 @@ STOPPING = (
 
 @contextmanager
 def stop_on_signals() -> Iterator[Any]:
-    """Turn the first SIGINT/SIGTERM into a graceful stop request; a second one aborts."""
+    """Turn the first SIGINT/SIGTERM/SIGHUP into a graceful stop request.
+
+    A second one aborts the step under way, still keeping what was recorded; once the results
+    are being written, further signals are ignored until they are.
+    """
     from lrfind.engine.options import StopFlag
 
     flag = StopFlag()
     previous: dict[signal.Signals, Any] = {}
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if flag.requested:
+        if flag.raised and flag.finishing:
+            return  # the results are being written: aborting now would lose them
+        if flag.raised:
             raise KeyboardInterrupt
         flag.request(signal.Signals(signum).name)
         # Said at once, even while a slow data factory runs: os.write is safe in a handler,
@@ -157,7 +161,9 @@ def stop_on_signals() -> Iterator[Any]:
         with suppress(OSError):
             os.write(2, STOPPING.encode())
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal or ssh session that ran lrfind was closed.
+    hangup = [signal.SIGHUP] if hasattr(signal, "SIGHUP") else []
+    for sig in (signal.SIGINT, signal.SIGTERM, *hangup):
         # signal.signal raises ValueError off the main thread (e.g. inside some test runners).
         with suppress(ValueError):
             previous[sig] = signal.signal(sig, handler)
@@ -204,10 +210,48 @@ def argv_without_nproc(argv: list[str]) -> list[str]:
     return cleaned
 
 
+#: The real stdout while user output is redirected (``print_json`` still writes there).
+_MACHINE_STDOUT: list[TextIO] = []
+
+
+@contextmanager
+def user_stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """While ``enabled`` (``--json``), what Python code prints to stdout goes to stderr.
+
+    User code (a ``print`` at import or in a factory) must not break the one JSON document
+    that stdout carries; ``print_json`` alone still writes to the real stdout.
+    """
+    if not enabled:
+        yield
+        return
+    _MACHINE_STDOUT.append(sys.stdout)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _MACHINE_STDOUT.pop()
+
+
 def print_json(text: str) -> None:
-    """Write ``text`` and a newline to stdout (the only thing commands print there)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    """Write ``text`` and a newline to stdout (the only thing commands print there).
+
+    A reader that has gone away (``| head``, ``| true``) does not change the command's exit
+    code: the rest of the output is dropped.
+    """
+    stdout = _MACHINE_STDOUT[-1] if _MACHINE_STDOUT else sys.stdout
+    try:
+        stdout.write(text + "\n")
+        stdout.flush()
+    except BrokenPipeError:
+        drop_output(stdout)
+
+
+def drop_output(stream: TextIO) -> None:
+    """Send the rest of ``stream`` to /dev/null, so the interpreter's last flush cannot fail."""
+    with suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
 
 
 def say(console: Any, text: str) -> None:

@@ -163,6 +163,8 @@ class SweepProgress:
         plan = self._plan
         first = plan.first if plan is not None else event.count
         name = getattr(event, "stage", "refine")
+        if name == "horizon":  # its extension joins the first rung, not the end
+            first = max(first, event.count)
         counter = (
             f"trial {event.index + 1}/{first}"
             if event.index < first
@@ -181,8 +183,11 @@ class SweepProgress:
             elapsed = time.perf_counter() - self._stage_started
             remaining = elapsed / (event.index + 1) * (first - event.index - 1)
             left = f"  (~{duration(remaining)} left)" if remaining >= 1 else ""
+        # Horizon trials continue through rungs of growing length: say how far each one got.
+        at = f" after {event.trial.steps} steps" if name == "horizon" else ""
         self.console.print(
-            f"  {name} {counter}: lr {format_lr(event.trial.lr)} -> {score}{left}", markup=False
+            f"  {name} {counter}: lr {format_lr(event.trial.lr)}{at} -> {score}{left}",
+            markup=False,
         )
 
     def _start_stage(self, plan: Any) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
+from lrfind.names import DEFAULT_METHOD, SUGGEST_METHODS
 
 T = TypeVar("T")
 
@@ -53,8 +51,8 @@ MethodOpt = Annotated[
     typer.Option(
         "--method",
         metavar="NAME",
-        help="Suggestion rule: lrfind, steepest, minimum or valley.",
-        show_default="the config's suggest.method, else lrfind",
+        help=f"Suggestion rule: {', '.join(SUGGEST_METHODS[:-1])} or {SUGGEST_METHODS[-1]}.",
+        show_default=f"the config's suggest.method, else {DEFAULT_METHOD}",
     ),
 ]
 
@@ -64,7 +62,7 @@ NprocOpt = Annotated[
         "--nproc",
         metavar="N",
         min=1,
-        help="Launch N local processes with torchrun (DistributedDataParallel).",
+        help="Launch N local processes (DDP, or FSDP2 with distributed.strategy: fsdp).",
         show_default=False,
     ),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -12,9 +12,6 @@ from lrfind.cli.options import DebugOpt, ForceOpt
 from lrfind.errors import (
     EXIT_OK,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def report_command(

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from lrfind.cli.common import JsonReply, guarded, print_json
 from lrfind.cli.options import DebugOpt
-from lrfind.errors import (
-    EXIT_OK,
-)
-
-if TYPE_CHECKING:
-    pass
+from lrfind.errors import EXIT_OK, ConfigError
 
 
 class KindChoice(str, Enum):
@@ -25,6 +20,7 @@ class KindChoice(str, Enum):
     cyclic = "cyclic"
     plateau = "plateau"
     cosine = "cosine"
+    linear = "linear"
 
 
 class FormatChoice(str, Enum):
@@ -33,6 +29,7 @@ class FormatChoice(str, Enum):
     python = "python"
     yaml = "yaml"
     json = "json"
+    transformers = "transformers"
 
 
 def schedule_command(
@@ -41,14 +38,20 @@ def schedule_command(
         typer.Argument(help="A run directory.", metavar="RUN_DIR", show_default=False),
     ],
     kind: Annotated[
-        KindChoice,
-        typer.Option("--kind", help="The scheduler to configure.", show_default=False),
-    ],
+        KindChoice | None,
+        typer.Option(
+            "--kind",
+            help="The scheduler to configure.",
+            show_default="the run's train.schedule",
+        ),
+    ] = None,
     fmt: Annotated[
         FormatChoice,
         typer.Option(
             "--format",
-            help="python (a snippet using `optimizer`), yaml, or json (the same layout as yaml).",
+            help="python (a snippet using `optimizer`), yaml, json (the same layout as yaml), or "
+            "transformers (TrainingArguments keyword arguments and a get_scheduler call; linear "
+            "and cosine).",
         ),
     ] = FormatChoice.python,
     json_output: Annotated[
@@ -86,6 +89,17 @@ def schedule_command(
             show_default="the run's batches per epoch / accumulation steps",
         ),
     ] = None,
+    warmup: Annotated[
+        float | None,
+        typer.Option(
+            "--warmup",
+            metavar="W",
+            min=0,
+            help="Warm-up: a fraction of the run below 1 (0.06) or a whole number of steps (500). "
+            "cosine and linear rise to the peak over it; onecycle rises over it instead of 30%.",
+            show_default="5% for cosine and linear",
+        ),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Print a ready-to-paste LR scheduler built from a run's suggestion and range (stdout).
@@ -99,17 +113,38 @@ def schedule_command(
         from lrfind.outputs.runs import load_run
         from lrfind.workflows.schedule import schedule
 
+        warmup_steps, warmup_fraction = warmup_option(warmup)
         result = load_run(run_dir)
         snippet = schedule(
             result,
-            kind.value,
+            kind.value if kind is not None else None,
             "json" if json_output else fmt.value,
             total_steps=total_steps,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
+            warmup_steps=warmup_steps,
+            warmup_fraction=warmup_fraction,
         )
         print_json(snippet.rstrip("\n"))  # the snippet is this command's machine output
         reply.answered()
         return EXIT_OK
 
     raise typer.Exit(guarded(debug, body, reply))
+
+
+def warmup_option(value: float | None) -> tuple[int | None, float | None]:
+    """``--warmup`` as (steps, fraction): below 1 a fraction of the run, else whole steps.
+
+    Raises:
+        ConfigError: a value of 1 or more that is not a whole number.
+    """
+    if value is None:
+        return None, None
+    if value < 1:
+        return None, value
+    if not float(value).is_integer():
+        raise ConfigError(
+            f"--warmup {value:g}: give a fraction of the run below 1 (0.06) or a whole number "
+            "of steps (500)"
+        )
+    return int(value), None

@@ -74,12 +74,13 @@ def verify_command(
     """Train briefly at constant LRs around the suggestion, from the same initial weights.
 
     Scores each trial on validation loss (training loss without a validation set). The
-    suggestion is confirmed when its score is within 2% of the best trial's; otherwise the LR
-    that did better is named, with by how much. Writes verify.json and verify.png.
+    suggestion is confirmed when its score is within one standard error of the best trial's
+    (the error of their paired, batch-by-batch difference); otherwise the LR that did better is
+    named, with by how much. Writes verify.json and verify.png.
 
-    Exit codes: 0 confirmed, 1 not confirmed (another LR did better by more than 2%, or the
-    suggestion diverged), 2 bad usage/config/data or output exists, 3 no suggestion to verify,
-    130 interrupted.
+    Exit codes: 0 confirmed, 1 not confirmed (another LR did better by more than one standard
+    error, or the suggestion diverged), 2 bad usage/config/data or output exists, 3 no
+    suggestion to verify, 130 interrupted.
     """
     reply = JsonReply(json_output)
 

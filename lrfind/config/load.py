@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from pydantic import (
 
 from lrfind.config.schema import Config
 from lrfind.errors import ConfigError
-from lrfind.format import did_you_mean
+from lrfind.format import did_you_mean, first_line
 
 KeyPath = tuple[str | int, ...]
 
@@ -107,7 +108,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def _yaml_error(error: yaml.YAMLError, source: str) -> ConfigError:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    problem = getattr(error, "problem", None) or first_line(error)
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
     return ConfigError(f"invalid YAML: {problem}", source=where)
 
@@ -398,9 +399,9 @@ def _stem_name(path: Path) -> str:
 
 
 def load_config(
-    path: str | Path,
+    path: str | os.PathLike[str],
     overrides: Sequence[str] = (),
-    base_dir: str | Path | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
     *,
     labels: Mapping[str, str] | None = None,
 ) -> Config:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -14,45 +13,45 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from lrfind.format import did_you_mean
-from lrfind.results import MIN_CURVE_POINTS
-
-#: Built-in component names (implemented in lrfind.components; a test keeps the lists in sync).
-BUILTIN_MODELS = ("linear", "logistic", "mlp", "cnn", "gru", "transformer")
-
-BUILTIN_DATASETS = (
-    "sklearn",
-    "synthetic_classification",
-    "synthetic_regression",
-    "sequence",
-    "csv",
-    "npz",
-    "pt",
+from lrfind.config.fields import (
+    StrictModel,
+    check_builtin,
+    finite_args,
+    finite_values,
+    is_import_path,
 )
-
-BUILTIN_LOSSES = (
-    "auto",
-    "cross_entropy",
-    "nll",
-    "mse",
-    "l1",
-    "smooth_l1",
-    "huber",
-    "bce_with_logits",
-    "model",
+from lrfind.names import (
+    AUTO_LOSS,
+    BUILTIN_DATASETS,
+    BUILTIN_LOSSES,
+    BUILTIN_MODELS,
+    BUILTIN_OPTIMIZERS,
+    DEFAULT_METHOD,
+    SuggestMethod,
 )
-
-BUILTIN_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-
-SUGGEST_METHODS = ("lrfind", "steepest", "minimum", "valley")
+from lrfind.results import MIN_CURVE_POINTS, TRAIN_SCHEDULES, TrainRun, parse_budget
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+#: Run names are at most this long (they name folders).
+NAME_LIMIT = 100
+
+
+def run_name_problem(value: str) -> str | None:
+    """What is wrong with a run name, or None for a valid one."""
+    if len(value) > NAME_LIMIT:
+        return f"invalid run name: {len(value)} characters, the limit is {NAME_LIMIT}"
+    if not NAME_PATTERN.match(value):
+        return (
+            f"invalid run name {value!r}: use letters, digits, '-', '_' and '.', "
+            "starting with a letter or digit"
+        )
+    return None
+
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -69,93 +68,8 @@ MAX_REFINE_STEPS = 1_000_000
 MIN_LR = 1e-12
 MAX_LR = 1e6
 
-#: Integers in ``args`` beyond int64 cannot reach torch or numpy.
-_INT64_MAX = 2**63 - 1
 
-
-def _finite_values(value: Any, path: str = "") -> None:
-    """Raise a ``bad_number`` error naming the first NaN/inf float or beyond-int64 integer.
-
-    The error's context holds ``path``, the dotted path inside ``value``, so the loader can name
-    the exact key (``model.args.hidden.0``).
-    """
-    if isinstance(value, bool):
-        return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise PydanticCustomError(
-            "bad_number", "must be a finite number, got {value}", {"path": path, "value": value}
-        )
-    if isinstance(value, int) and abs(value) > _INT64_MAX:
-        raise PydanticCustomError(
-            "bad_number",
-            "is too large ({value}); at most 2**63 - 1",
-            {"path": path, "value": value},
-        )
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _finite_values(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _finite_values(item, f"{path}.{index}" if path else str(index))
-
-
-def _finite_args(value: dict[str, Any]) -> dict[str, Any]:
-    _finite_values(value)
-    return value
-
-
-def is_import_path(target: str) -> bool:
-    """Return True when ``target`` is an import path ("pkg.mod:callable" or "pkg.mod.Callable")."""
-    return ":" in target or "." in target
-
-
-def _accepts_bool(annotation: Any) -> bool:
-    """Whether a field annotated ``annotation`` takes True/False as they are."""
-    if annotation is bool or annotation is Any:
-        return True
-    if get_origin(annotation) is Literal:
-        return any(isinstance(choice, bool) for choice in get_args(annotation))
-    return any(_accepts_bool(arg) for arg in get_args(annotation))
-
-
-def _takes_number(annotation: Any) -> bool:
-    """Whether a field annotated ``annotation`` takes an int or a float."""
-    if annotation in (int, float):
-        return True
-    return any(_takes_number(arg) for arg in get_args(annotation))
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic reads YAML's true/false (and yes/no/on/off) as 1/0 for a number field, so a
-        # slip like "batch_size: yes" would run with batch size 1 instead of failing.
-        if isinstance(value, bool) and info.field_name is not None:
-            field = cls.model_fields.get(info.field_name)
-            annotation = None if field is None else field.annotation
-            if _takes_number(annotation) and not _accepts_bool(annotation):
-                word = "true" if value else "false"
-                raise ValueError(
-                    f"expected a number, got the boolean {word} (YAML reads true/false, yes/no "
-                    "and on/off as booleans)"
-                )
-        return value
-
-
-def _check_builtin(value: str, builtins: Sequence[str], what: str) -> str:
-    if is_import_path(value) or value in builtins:
-        return value
-    hint = did_you_mean(value, builtins)
-    raise ValueError(
-        f"unknown built-in {what} '{value}'{hint}; built-ins: {', '.join(builtins)}; "
-        "or give an import path 'pkg.module:callable'"
-    )
-
-
-class _TargetSpec(_Strict):
+class _TargetSpec(StrictModel):
     """A component given as ``{target: built-in name or import.path, args: {...}}``.
 
     Subclasses name their built-ins in ``builtins`` and what they are in ``kind``.
@@ -170,9 +84,9 @@ class _TargetSpec(_Strict):
     @field_validator("target")
     @classmethod
     def _known(cls, value: str) -> str:
-        return _check_builtin(value, cls.builtins, cls.kind)
+        return check_builtin(value, cls.builtins, cls.kind)
 
-    _finite = field_validator("args")(_finite_args)
+    _finite = field_validator("args")(finite_args)
 
 
 class ModelSpec(_TargetSpec):
@@ -207,8 +121,18 @@ class DataSpec(_TargetSpec):
     shuffle: bool = True
     num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
     drop_last: bool = False
-    inputs_key: str | None = None
+    #: The key (or keys: passed as keyword arguments) of a dict batch that the model takes.
+    inputs_key: str | list[str] | None = None
     targets_key: str | None = None
+    #: ``module:fn`` collate function for both loaders (a ``datasets.Dataset`` of token lists).
+    collate: str | None = None
+
+    @field_validator("collate")
+    @classmethod
+    def _collate_path(cls, value: str | None) -> str | None:
+        if value is not None and not is_import_path(value):
+            raise ValueError(f"must be an import path like 'module:fn', got {value!r}")
+        return value
 
 
 class ParamGroupRule(BaseModel):
@@ -237,7 +161,7 @@ class ParamGroupRule(BaseModel):
 
     @model_validator(mode="after")
     def _finite_options(self) -> ParamGroupRule:
-        _finite_values(self.model_extra or {})
+        finite_values(self.model_extra or {})
         return self
 
     def options(self) -> dict[str, Any]:
@@ -245,7 +169,7 @@ class ParamGroupRule(BaseModel):
         return dict(self.model_extra or {})
 
 
-class OptimizerSpec(_Strict):
+class OptimizerSpec(StrictModel):
     """``optimizer:`` a built-in name or import path; ``args`` holds everything but the LR."""
 
     name: str = "sgd"
@@ -255,18 +179,18 @@ class OptimizerSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        return _check_builtin(value, BUILTIN_OPTIMIZERS, "optimizer")
+        return check_builtin(value, BUILTIN_OPTIMIZERS, "optimizer")
 
     @field_validator("args")
     @classmethod
     def _no_lr(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "lr" in value:
             raise ValueError("do not set 'lr' here: the sweep sets the learning rate")
-        _finite_values(value)
+        finite_values(value)
         return value
 
 
-class SweepSpec(_Strict):
+class SweepSpec(StrictModel):
     """``sweep:`` the LR ladder, the stop rule, and how each step is computed."""
 
     start_lr: float = Field(default=1e-7, gt=0)
@@ -280,6 +204,11 @@ class SweepSpec(_Strict):
     grad_clip: float | None = Field(default=None, gt=0)
     repeats: int = Field(default=1, ge=1, le=100)
     check_every: int | None = Field(default=None, ge=1, le=MAX_SWEEP_STEPS)
+    # memory: a host copy of the weights and optimizer (each rank its shard under FSDP2);
+    # disk: torch.distributed.checkpoint into a temporary folder, removed afterwards.
+    snapshot: Literal["memory", "disk"] = "memory"
+    # None: inside the run directory. Several machines need a folder every one of them reads.
+    snapshot_dir: str | None = None
 
     @field_validator("start_lr", "end_lr")
     @classmethod
@@ -308,17 +237,26 @@ DEFAULT_BUDGET = 4.0
 MAX_BUDGET = 1000.0
 
 
-class SuggestSpec(_Strict):
+class SuggestSpec(StrictModel):
     """``suggest:`` which rule picks the LR, and the trials that refine or search for it."""
 
-    method: Literal["lrfind", "steepest", "minimum", "valley"] = "lrfind"
+    method: SuggestMethod = DEFAULT_METHOD
     refine: Literal["auto", "on", "off"] = "auto"
     # None: the longest trials the budget affords (at most twice sweep.steps).
     refine_steps: int | None = Field(default=None, ge=1, le=MAX_REFINE_STEPS)
     # None: 3 grid LRs from the sweep's max_lr down (+1 past an edge), fewer on a tight budget.
     refine_candidates: int | None = Field(default=None, ge=2, le=20)
-    # 1: the sweep alone (no trials).
-    budget: float = Field(default=DEFAULT_BUDGET, ge=1.0, le=MAX_BUDGET)
+    # 1: the sweep alone (no trials). A number of sweeps, or with train.steps a share of the
+    # run: "5%".
+    budget: float | str = Field(default=DEFAULT_BUDGET)
+
+    @field_validator("budget")
+    @classmethod
+    def _valid_budget(cls, value: float | str) -> float | str:
+        budget = parse_budget(value)
+        if budget.sweeps is not None and budget.sweeps > MAX_BUDGET:
+            raise ValueError(f"a budget above {MAX_BUDGET:g} sweeps is a typo, not a plan")
+        return value if isinstance(value, str) and budget.share is not None else budget.sweeps or 0
 
     @field_validator("refine", mode="before")
     @classmethod
@@ -331,11 +269,54 @@ class SuggestSpec(_Strict):
         return value
 
 
-#: The suggestion's defaults as one value (``range_test`` reads its own here).
+#: The suggestion's defaults as one value: ``RangeTest.run`` reads its own here, and a test holds
+#: ``range_test``'s signature to them.
 SUGGEST_DEFAULTS = SuggestSpec()
 
 
-class ExpectSpec(_Strict):
+#: A stated run longer than this many optimizer steps is a typo, not a plan.
+MAX_TRAIN_STEPS = 10**9
+
+
+class TrainSpec(StrictModel):
+    """``train:`` the run you will train with the answer: its length, schedule and warmup.
+
+    Give ``steps`` (optimizer steps) or ``epochs`` (converted with the training loader's
+    length and ``sweep.accumulation_steps``). ``warmup`` below 1 is a fraction of the run,
+    1 or more a number of steps.
+    """
+
+    steps: int | None = Field(default=None, ge=1, le=MAX_TRAIN_STEPS)
+    epochs: float | None = Field(default=None, gt=0, le=1e6)
+    schedule: Literal["constant", "onecycle", "cosine", "linear"] = "constant"
+    warmup: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainSpec:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give the run's length as steps or as epochs (one of the two)")
+        if self.steps is not None:
+            try:
+                self.run(self.steps)  # a warmup that does not fit the run fails here
+            except ValueError as error:
+                raise ValueError(str(error).removeprefix("train ")) from None
+        elif self.warmup >= 1 and self.warmup != int(self.warmup):
+            raise ValueError(f"warmup of {self.warmup:g} steps must be a whole number")
+        return self
+
+    def run(self, steps: int) -> TrainRun:
+        """The run as the engine takes it, ``steps`` long (``steps``, or ``epochs`` converted).
+
+        Raises:
+            ValueError: the warmup does not fit the run.
+        """
+        return TrainRun(steps=steps, schedule=self.schedule, warmup=self.warmup)
+
+
+assert tuple(get_args(TrainSpec.model_fields["schedule"].annotation)) == TRAIN_SCHEDULES
+
+
+class ExpectSpec(StrictModel):
     """``expect:`` what ``lrfind check`` compares the suggestion with."""
 
     lr_min: float | None = Field(default=None, gt=0)
@@ -355,13 +336,30 @@ class ExpectSpec(_Strict):
 EXPECT_DEFAULTS = ExpectSpec()
 
 
-class OutputSpec(_Strict):
+class DistributedSpec(StrictModel):
+    """``distributed:`` how the model is spread over processes under torchrun or ``--nproc``."""
+
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    # FSDP2 shards each module of these classes (names, or import paths), then the root; empty:
+    # the built-in models' blocks.
+    shard_modules: list[str] = Field(default_factory=list)
+
+    @field_validator("shard_modules")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not name.strip()]
+        if bad:
+            raise ValueError("module class names must not be empty")
+        return value
+
+
+class OutputSpec(StrictModel):
     """``output:`` where run directories go."""
 
     dir: str = "runs"
 
 
-class Config(_Strict):
+class Config(StrictModel):
     """A validated lrfind config. ``base_dir`` is the folder relative paths resolve against."""
 
     name: str = "range-test"
@@ -369,25 +367,35 @@ class Config(_Strict):
     device: str = "auto"
     model: ModelSpec
     data: DataSpec
-    loss: str | ComponentSpec = "auto"
+    loss: str | ComponentSpec = AUTO_LOSS
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     step: str | None = None
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     suggest: SuggestSpec = Field(default_factory=SuggestSpec)
+    train: TrainSpec | None = None
     expect: ExpectSpec | None = None
     output: OutputSpec = Field(default_factory=OutputSpec)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
+    _unused: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _share_needs_a_run(self) -> Config:
+        if parse_budget(self.suggest.budget).share is not None and self.train is None:
+            raise ValueError(
+                f"suggest.budget {self.suggest.budget!r} is a share of the run: describe the run "
+                "in train: (steps or epochs), or give the budget in sweeps"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value) or len(value) > 100:
-            raise ValueError(
-                f"invalid run name {value!r}: use letters, digits, '-', '_' and '.', "
-                "starting with a letter or digit"
-            )
+        problem = run_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("device")
@@ -401,7 +409,7 @@ class Config(_Strict):
     @classmethod
     def _known_loss(cls, value: str | ComponentSpec) -> str | ComponentSpec:
         if isinstance(value, str):
-            return _check_builtin(value, BUILTIN_LOSSES, "loss")
+            return check_builtin(value, BUILTIN_LOSSES, "loss")
         return value
 
     @field_validator("step")
@@ -421,11 +429,19 @@ class Config(_Strict):
         """The YAML file this config was loaded from, if any."""
         return self._source
 
+    def mark_unused(self, keys: Iterable[str]) -> None:
+        """Leave these dotted keys (``data.batch_size``) out of ``to_yaml``: the run ignored
+        them, so the saved config must not show them as used."""
+        self._unused = (*self._unused, *keys)
+
     def to_yaml(self) -> str:
-        """Return the resolved config (every default filled in) as YAML."""
-        return yaml.safe_dump(
-            self.model_dump(mode="json"), sort_keys=False, default_flow_style=False
-        )
+        """Return the resolved config (every default filled in, unused keys left out) as YAML."""
+        document = self.model_dump(mode="json")
+        for dotted in self._unused:
+            section, _, key = dotted.partition(".")
+            if isinstance(document.get(section), dict):
+                document[section].pop(key, None)
+        return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
     def import_paths(self) -> list[tuple[str, str]]:
         """Return (key, import path) for every piece of user code this config will import."""
@@ -434,6 +450,8 @@ class Config(_Strict):
             found.append(("model.target", self.model.target))
         if is_import_path(self.data.target):
             found.append(("data.target", self.data.target))
+        if self.data.collate is not None:
+            found.append(("data.collate", self.data.collate))
         loss_target = self.loss if isinstance(self.loss, str) else self.loss.target
         if is_import_path(loss_target):
             found.append(("loss" if isinstance(self.loss, str) else "loss.target", loss_target))

@@ -11,16 +11,14 @@ import re
 from collections.abc import Sequence
 
 from lrfind.config.schema import (
-    BUILTIN_DATASETS,
-    BUILTIN_MODELS,
-    BUILTIN_OPTIMIZERS,
-    NAME_PATTERN,
     SUGGEST_DEFAULTS,
     SWEEP_DEFAULTS,
     is_import_path,
+    run_name_problem,
 )
 from lrfind.errors import ConfigError
 from lrfind.format import did_you_mean
+from lrfind.names import BUILTIN_DATASETS, BUILTIN_MODELS, BUILTIN_OPTIMIZERS
 
 _SEQUENCE_MODELS = ("gru", "transformer")
 _FILE_DATASETS = ("csv", "npz", "pt")
@@ -236,7 +234,7 @@ sweep:
   steps: {sweep[steps]:<17}# one optimizer step per LR
   mode: {sweep[mode]:<18}# exp (even in log LR) | linear
   smoothing: {sweep[smoothing]:<13}# EMA of the loss the stop rule and the suggestion read
-  diverge_factor: {sweep[diverge_factor]:<8}# stop once the smoothed loss exceeds this x its best
+  diverge_factor: {sweep[diverge_factor]:<8}# stop: smoothed loss (or 5 raw ones) > this x best
   precision: fp32         # fp32 | bf16 | fp16
   accumulation_steps: 1
   grad_clip: null
@@ -248,6 +246,12 @@ suggest:
   refine: {suggest[refine]:<16}# auto | on | off: short runs at candidate LRs, scored on val loss
   budget: {suggest[budget]:<16}# sweep + trials (validation too) cost at most this many sweeps
   refine_candidates: {suggest[refine_candidates]:<5}# null: what the budget affords (3 + 1 at most)
+
+# --- train: the run you will train (the best LR falls as training gets longer) ----------------
+# train:
+#   steps: 20000          # or epochs: 30; the answer is then for this run
+#   schedule: constant    # constant | onecycle | cosine | linear: the answer is the peak LR
+#   warmup: 0.0           # fraction of the run (0.06) or steps (500)
 
 # --- expect: what `lrfind check` compares the suggestion with (for CI) -------------------------
 # expect:
@@ -289,11 +293,9 @@ def render_starter(
     optimizer = _choose(optimizer, BUILTIN_OPTIMIZERS, "optimizer")
     _check_pair(model, dataset)
     run_name = name if name is not None else _default_name(model, dataset)
-    if not NAME_PATTERN.match(run_name) or len(run_name) > 100:
-        raise ConfigError(
-            f"invalid run name {run_name!r}: use letters, digits, '-', '_' and '.', "
-            "starting with a letter or digit"
-        )
+    problem = run_name_problem(run_name)
+    if problem is not None:
+        raise ConfigError(problem)
     placeholder = (
         "\n# Replace the placeholder data path below before running.\n"
         if dataset in _FILE_DATASETS

@@ -8,21 +8,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lrfind.config.load import load_config, parse_override
-from lrfind.config.schema import Config
+from lrfind.config.schema import NAME_LIMIT, Config
 from lrfind.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
-
 
 #: Longest slug one varied value contributes to a variant's name.
 SLUG_LIMIT = 24
-
-#: Run names are at most this long (``lrfind.config.NAME_PATTERN`` plus its length check).
-NAME_LIMIT = 100
 
 _OPENERS = {"[": "]", "{": "}"}
 

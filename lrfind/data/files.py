@@ -15,7 +15,7 @@ import torch
 from lrfind.data.split import tensor_split
 from lrfind.data.types import MAX_AUTO_CLASSES, TASKS, DataSplit, Task
 from lrfind.errors import DataError
-from lrfind.format import did_you_mean
+from lrfind.format import did_you_mean, error_summary
 
 #: Fewest rows (samples) a file dataset may hold: one for training, one for validation.
 MIN_ROWS = 2
@@ -44,6 +44,18 @@ def _close(name: str, options: Iterable[str], noun: str = "columns") -> str:
     if hint:
         return hint
     return f" ({noun}: {', '.join(choices)})" if len(choices) <= 30 else ""
+
+
+def _refuse_repeated_columns(header: Sequence[str], file: Path) -> None:
+    """Columns are looked up by name, so a repeated name would silently read the first copy."""
+    first_seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name in first_seen:
+            raise DataError(
+                f"data.args.path: {file.name} has the column name {name!r} twice (columns "
+                f"{first_seen[name]} and {position} of the header); rename one of them"
+            )
+        first_seen[name] = position
 
 
 def _parse_float(text: str) -> float | None:
@@ -122,6 +134,7 @@ def load_csv(
     if not rows:
         raise DataError(f"data.args.path: {file} is empty")
     header = [name.strip() for name in rows[0]]
+    _refuse_repeated_columns(header, file)
     body = [[cell.strip() for cell in row] for row in rows[1:]]
     if not body:
         raise DataError(f"data.args.path: {file} has a header but no data rows")
@@ -416,10 +429,9 @@ def load_pt(
     try:
         content = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError)
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise DataError(
             f"data.args.path: cannot load {file} with torch.load(weights_only=True): "
-            f"{type(error).__name__}: {first_line}"
+            f"{error_summary(error)}"
         ) from None
     if isinstance(content, Mapping):
         x, y = _pick(content, x_key, "x_key", file), _pick(content, y_key, "y_key", file)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ def make_loaders(
     rank: int = 0,
     world_size: int = 1,
     key: str = "data.target",
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> Loaders:
     """Wrap ``split``'s datasets in DataLoaders (a user's DataLoaders are kept as they are).
 
@@ -57,12 +59,15 @@ def make_loaders(
     worker; ``pin_memory`` is on for CUDA. With ``world_size > 1`` both use a
     ``DistributedSampler(num_replicas=world_size, rank=rank, seed=seed)`` (exposed as the loader's
     ``.sampler``; call ``set_epoch`` per pass), so each process sees its own shard.
+    ``collate_fn`` (default: the one the factory returned with its data, else torch's) batches
+    both.
 
     Raises:
         DataError: an empty training set, or fewer samples (per process) than one batch when
             ``drop_last`` is set.
     """
     warnings = list(split.warnings)
+    collate_fn = collate_fn or split.collate
     pin_memory = device is not None and device.type == "cuda"
     common: dict[str, Any] = {
         "num_workers": num_workers,
@@ -90,6 +95,7 @@ def make_loaders(
             sampler=sampler,
             drop_last=drop_last and train,
             generator=generator,
+            collate_fn=collate_fn,
             **common,
         )
 

@@ -12,14 +12,12 @@ return ``ModelOutput`` objects; many others return dicts or named tuples) need t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import torch
 
 from lrfind.errors import SweepError
-
-#: The ``loss:`` value (and ``range_test(loss_fn=...)`` value) meaning "the model's own loss".
-MODEL_LOSS: Final = "model"
+from lrfind.names import MODEL_LOSS as MODEL_LOSS
 
 ModelLoss = Literal["model"]
 

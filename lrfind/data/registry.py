@@ -16,26 +16,31 @@ from lrfind.data.builtin import (
 from lrfind.data.files import load_csv, load_npz, load_pt
 from lrfind.data.types import DataSplit
 from lrfind.errors import ComponentError, DataError
-from lrfind.format import did_you_mean
+from lrfind.format import unknown_arguments
+from lrfind.names import BUILTIN_DATASETS, registry
 
-#: Built-in data sources by the name ``data.target`` uses.
-DATASETS: dict[str, Callable[..., DataSplit]] = {
-    "sklearn": load_sklearn,
-    "synthetic_classification": load_synthetic_classification,
-    "synthetic_regression": load_synthetic_regression,
-    "sequence": load_sequence,
-    "csv": load_csv,
-    "npz": load_npz,
-    "pt": load_pt,
-}
+#: Built-in data sources by the name ``data.target`` uses (``lrfind.names`` holds the names).
+DATASETS: dict[str, Callable[..., DataSplit]] = registry(
+    BUILTIN_DATASETS,
+    {
+        "sklearn": load_sklearn,
+        "synthetic_classification": load_synthetic_classification,
+        "synthetic_regression": load_synthetic_regression,
+        "sequence": load_sequence,
+        "csv": load_csv,
+        "npz": load_npz,
+        "pt": load_pt,
+    },
+)
 
-_INJECTED = ("seed", "val_fraction", "base_dir")
+#: What lrfind passes every built-in dataset itself (never set in ``data.args``).
+INJECTED_ARGUMENTS = ("seed", "val_fraction", "base_dir")
 
 
 def dataset_arguments(name: str) -> list[str]:
     """Return the ``data.args`` names built-in dataset ``name`` accepts."""
     parameters = inspect.signature(DATASETS[name]).parameters
-    return [p for p in parameters if p not in _INJECTED]
+    return [p for p in parameters if p not in INJECTED_ARGUMENTS]
 
 
 def load_builtin_dataset(
@@ -49,14 +54,9 @@ def load_builtin_dataset(
     """
     if name not in DATASETS:
         raise ComponentError(f"data.target: unknown built-in dataset {name!r}")
-    accepted = dataset_arguments(name)
-    for arg in args:
-        if arg not in accepted:
-            hint = did_you_mean(arg, accepted)
-            raise ComponentError(
-                f"data.args: dataset '{name}' has no argument '{arg}'{hint}; "
-                f"accepted: {', '.join(accepted)}"
-            )
+    problems = unknown_arguments(args, dataset_arguments(name), "data.args", f"dataset '{name}'")
+    if problems:
+        raise ComponentError(problems[0])
     try:
         return DATASETS[name](seed=seed, val_fraction=val_fraction, base_dir=base_dir, **args)
     except (TypeError, ValueError) as error:

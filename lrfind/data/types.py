@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,3 +46,5 @@ class DataSplit:
     info: DataInfo
     description: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: A collate function the factory returned with its data (``(train, val, collate)``).
+    collate: Callable[[list[Any]], Any] | None = None

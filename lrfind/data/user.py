@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from lrfind.data.batches import split_batch
+from lrfind.data.batches import InputsKey, split_batch
 from lrfind.data.split import split_indices
 from lrfind.data.types import DataInfo, DataSplit
 from lrfind.errors import ComponentError, DataError
@@ -23,7 +24,28 @@ from lrfind.format import first_line, raised_at
 
 
 def _is_data(value: Any) -> bool:
-    return isinstance(value, (Dataset, DataLoader))
+    return isinstance(value, (Dataset, DataLoader)) or is_map_style(value)
+
+
+def is_map_style(value: Any) -> bool:
+    """A map-style dataset that is not a torch Dataset: indexable rows and a length, such as a
+    Hugging Face ``datasets.Dataset`` (not a tensor, array, list, dict or string)."""
+    if isinstance(value, (Dataset, DataLoader, torch.Tensor, str, bytes, list, tuple, dict)):
+        return False
+    if type(value).__module__.startswith("numpy"):
+        return False
+    return callable(getattr(value, "__getitem__", None)) and callable(
+        getattr(value, "__len__", None)
+    )
+
+
+def _torch_rows(value: Any, collate: Any) -> Any:
+    """A ``datasets.Dataset`` serves python lists; without a collate function, ask it for
+    tensors so the default collation stacks them (with one, the rows are its to batch)."""
+    with_format = getattr(value, "with_format", None)
+    if collate is None and is_map_style(value) and callable(with_format):
+        return with_format("torch")
+    return value
 
 
 def from_user_data(
@@ -32,12 +54,16 @@ def from_user_data(
     key: str,
     seed: int,
     val_fraction: float,
-    inputs_key: str | None = None,
+    inputs_key: InputsKey | None = None,
     targets_key: str | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
 ) -> DataSplit:
     """Normalise what a user data factory returned into a DataSplit.
 
-    Accepts a Dataset, a DataLoader, or a ``(train, val)`` pair of either (val may be None).
+    Accepts a Dataset (a torch one, or a map-style one such as ``datasets.Dataset``), a
+    DataLoader, a ``(train, val)`` pair of either (val may be None), or ``(train, val,
+    collate)`` with the collate function to batch them (``collate``, from ``data.collate``,
+    wins). A ``datasets.Dataset`` without a collate function serves torch tensors.
     A lone map-style Dataset is split: ``val_fraction`` of it (shuffled from the seed) becomes the
     validation set. A lone DataLoader or iterable dataset cannot be split: there is then no
     validation set, and a warning says so. ``inputs_key``/``targets_key`` locate inputs and
@@ -48,15 +74,24 @@ def from_user_data(
         DataError: an empty training set.
     """
     warnings: list[str] = []
+    returned_collate = None
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 3
+        and _is_data(value[0])
+        and callable(value[2])
+    ):
+        value, returned_collate = tuple(value[:2]), value[2]
+    collate = collate or returned_collate
     if isinstance(value, (tuple, list)) and len(value) == 2 and _is_data(value[0]):
-        train, val = value
+        train, val = (_torch_rows(part, collate) for part in value)
         if val is not None and not _is_data(val):
             raise ComponentError(
                 f"{key} returned a pair whose second item is a {type(val).__name__}, "
                 "not a Dataset, DataLoader or None"
             )
     elif _is_data(value):
-        train, val = value, None
+        train, val = _torch_rows(value, collate), None
         if val_fraction > 0:
             if _splittable(train):
                 train, val = _split_dataset(train, val_fraction, seed)
@@ -71,15 +106,15 @@ def from_user_data(
         if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
             hint = " (for tensors, return torch.utils.data.TensorDataset(inputs, targets))"
         raise ComponentError(
-            f"{key} returned a {type(value).__name__}; expected a torch Dataset, a DataLoader, "
-            f"or a (train, val) pair of them{hint}"
+            f"{key} returned a {type(value).__name__}; expected a torch Dataset, a "
+            f"datasets.Dataset, a DataLoader, or a (train, val) pair of them{hint}"
         )
     if is_sized(train) and length(train) == 0:
         raise DataError(f"{key} returned an empty training set")
     info = infer_info(train, val, inputs_key, targets_key, key=key)
     if info.task == "classification":
         warnings.extend(_class_gaps(train, val, key))
-    return DataSplit(train, val, info, "", warnings)
+    return DataSplit(train, val, info, "", warnings, collate=returned_collate)
 
 
 def _class_gaps(train: Any, val: Any, key: str) -> list[str]:
@@ -118,6 +153,8 @@ def length(data: Any) -> int:
 
 
 def _splittable(data: Any) -> bool:
+    if is_map_style(data):
+        return True
     return isinstance(data, Dataset) and not isinstance(data, IterableDataset) and is_sized(data)
 
 
@@ -164,7 +201,7 @@ def info_from_tensors(
 def infer_info(
     train: Dataset[Any] | DataLoader[Any],
     val: Dataset[Any] | DataLoader[Any] | None,
-    inputs_key: str | None = None,
+    inputs_key: InputsKey | None = None,
     targets_key: str | None = None,
     *,
     key: str = "data.target",

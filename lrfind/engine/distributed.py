@@ -6,6 +6,9 @@ available), ``wrap_model`` wraps the model in DistributedDataParallel, and the e
 the recorded losses so every rank sees the same curve and takes the same stop decision at the
 same step. Only rank 0 writes files. Outside a launcher it is a no-op context with world size 1.
 
+What the engine does across ranks beyond this (the library under the user's own torchrun, a
+failed rank's message, comparing the ranks' data) is in ``engine.collectives``.
+
 ``lrfind sweep --nproc N`` (``launch``) starts N local processes itself rather than through
 torchrun, so that the command's exit code is rank 0's (torchrun reports 1 for any failure, which
 would turn ``lrfind check``'s 3 "no reliable answer" into 1 "check failed"). torch is imported
@@ -68,7 +71,7 @@ class DistContext:
     def resolve_device(self, requested: str | None) -> torch.device:
         """Return this process's device for the config's ``device`` setting.
 
-        One process: as ``lrfind.rangetest.resolve_device``. Several: ``auto`` (with CUDA),
+        One process: as ``lrfind.engine.device.resolve_device``. Several: ``auto`` (with CUDA),
         ``cuda`` and ``cuda:N`` all mean ``cuda:LOCAL_RANK`` (each process drives its own GPU);
         ``cpu`` and ``auto`` without CUDA mean the CPU.
 
@@ -99,8 +102,13 @@ class DistContext:
         return self.device
 
     def wrap_model(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """Return ``model`` wrapped in DistributedDataParallel when world_size > 1."""
-        if self.world_size == 1:
+        """Return ``model`` wrapped in DistributedDataParallel when world_size > 1.
+
+        A model already sharded with FSDP2 (``fully_shard``) is returned as it is.
+        """
+        from lrfind.engine.state import is_sharded
+
+        if self.world_size == 1 or is_sharded(model):
             return model
         from torch.nn.parallel import DistributedDataParallel
 
@@ -124,13 +132,13 @@ class DistContext:
         return sum(1 for ref in self._wrappers if ref() is not None)
 
 
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    """Return the mean of ``tensor`` over all ranks (a new tensor; the input is left alone)."""
+def all_reduce_mean(tensor: torch.Tensor, group: Any = None) -> torch.Tensor:
+    """Return the mean of ``tensor`` over the ranks of ``group`` (default: all), as a new tensor."""
     import torch.distributed as dist
 
     reduced = tensor.detach().clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-    return reduced / dist.get_world_size()
+    dist.all_reduce(reduced, op=dist.ReduceOp.SUM, group=group)
+    return reduced / dist.get_world_size(group)
 
 
 _CONTEXT: DistContext | None = None

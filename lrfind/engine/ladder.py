@@ -69,3 +69,28 @@ def set_lr(optimizer: Any, lr: float) -> None:
             current.fill_(value)
         else:
             group["lr"] = value
+
+
+def param_group_notes(optimizer: Any) -> list[str]:
+    """Say how ``set_lr`` sweeps several param groups, when their LRs or scales differ."""
+    groups = optimizer.param_groups
+    if len(groups) < 2:
+        return []
+    scales = [float(group.get(LR_SCALE_KEY, 1.0)) for group in groups]
+    if any(LR_SCALE_KEY in group for group in groups):
+        if len(set(scales)) == 1:
+            return []
+        shown = ", ".join(f"x{scale:g}" for scale in scales)
+        return [
+            f"one LR is swept for all {len(groups)} param groups, each group getting it times "
+            f"its lr_scale ({shown}); the suggestion is the LR at lr_scale 1"
+        ]
+    lrs = [float(group.get("lr", 0.0)) for group in groups]
+    if len(set(lrs)) == 1:
+        return []
+    shown = ", ".join(f"{lr:.3g}" for lr in lrs)
+    return [
+        f"the optimizer's {len(groups)} param groups had different LRs ({shown}): one LR is "
+        "swept and set on every group, so their ratio is ignored; to keep it, give each group "
+        f"an '{LR_SCALE_KEY}' (its multiple of the swept LR)"
+    ]

@@ -12,6 +12,11 @@ into one tensor, all-reduced (mean) under torch.distributed, and copied to pinne
 without blocking. On CUDA chunk *m* is inspected only once chunk *m+1* has been queued, so the
 host never waits on the step it just launched.
 
+Divergence: a step diverges when its smoothed loss exceeds ``diverge_factor`` x the best
+smoothed loss so far, or when it completes a run of ``RAW_DIVERGE_STEPS`` consecutive raw losses
+above that same threshold (the EMA lags a blow-up by tens of steps; ``raw_divergence_step``).
+Both read the losses the host already holds (all-reduced under torch.distributed), step by step.
+
 Worst-case lag: the sweep stops at most ``2 * check_every - 1`` optimizer steps after the first
 divergent (or non-finite) step on CUDA, at most ``check_every - 1`` steps after it on CPU and
 MPS (0 on CPU with the default ``check_every`` of 1). The extra steps only cost time: the
@@ -59,13 +64,12 @@ from lrfind.engine.steps import (
     Smoother,
     Stepper,
     default_check_every,
-    divergence_threshold,
     inspects_one_chunk_late,
     take_step,
     trainable_parameters,
 )
-from lrfind.errors import DataError, SweepError
-from lrfind.results import History, StopReason
+from lrfind.errors import DataError, SweepError, UserCodeError
+from lrfind.results import RAW_DIVERGE_STEPS, History, StopReason, divergence_threshold
 
 
 def sweep_loop(
@@ -119,9 +123,10 @@ def sweep_loop(
     overflow_from: int | None = None
     best = math.inf
     first_smoothed: float | None = None
+    raw_streak = 0
 
     def inspect(chunk: LossChunk) -> bool:
-        nonlocal best, first_smoothed, stop_reason, overflow_from
+        nonlocal best, first_smoothed, stop_reason, overflow_from, raw_streak
         for offset, loss in enumerate(chunk.values):
             step = chunk.start + offset
             lr = ladder[step]
@@ -136,7 +141,11 @@ def sweep_loop(
                 return True
             first_smoothed = value if first_smoothed is None else first_smoothed
             best = min(best, value)
-            if value > divergence_threshold(best, first_smoothed, options.diverge_factor):
+            threshold = divergence_threshold(best, first_smoothed, options.diverge_factor)
+            # The lagging EMA can stay under the threshold while the raw loss has already blown
+            # up: a run of raw losses above it is a divergence too (``raw_divergence_step``).
+            raw_streak = raw_streak + 1 if loss > threshold else 0
+            if value > threshold or raw_streak >= RAW_DIVERGE_STEPS:
                 stop_reason = "diverged"
                 return True
             if fp16:
@@ -162,7 +171,7 @@ def sweep_loop(
         for step in range(options.steps):
             if watching and step > 0:
                 assert initial is not None
-                watching = not parameters_changed(initial, model)
+                watching = not parameters_changed(initial, model, reduce)
                 unmoved = step + 1 if watching else unmoved
             reader.record(take_step(stepper, stream, ladder[step], step))
             if fp16:
@@ -177,6 +186,20 @@ def sweep_loop(
             chunk_start = end
             if (not lagged or end == options.steps) and inspect(reader.collect()):
                 break
+    except UserCodeError as error:
+        # The steps recorded before the failure are the user's evidence: they travel with it.
+        partial = History(
+            lrs=tuple(lrs), losses=tuple(losses), smoothed_losses=tuple(smoothed),
+            stop_reason="interrupted",
+        )  # fmt: skip
+        error.at_step(step, ladder[step], partial)
+        raise
+    except KeyboardInterrupt:
+        # A second Ctrl-C after a stop request ends the sweep like the first: with the steps
+        # recorded so far. Under torch.distributed the other ranks would wait on this one.
+        if reduce is not None or not stop.raised:
+            raise
+        stop_reason = "interrupted"
     finally:
         optimizer.zero_grad(set_to_none=True)
 

@@ -11,6 +11,7 @@ import torch
 
 from lrfind.config.schema import SWEEP_DEFAULTS, Config
 from lrfind.engine.ladder import SweepMode
+from lrfind.errors import SweepError
 from lrfind.results import History
 
 LossFn = Callable[[Any, Any], torch.Tensor]
@@ -98,6 +99,9 @@ class StopFlag:
         self.reason = ""
         self.shared = False
         self._agreed = False
+        #: Set once the run has ended and its results are being written: a further signal
+        #: must not abort the writing (the CLI's handler reads it).
+        self.finishing = False
 
     @property
     def requested(self) -> bool:
@@ -135,3 +139,22 @@ def sweep_options(config: Config) -> SweepOptions:
         grad_clip=sweep.grad_clip,
         check_every=sweep.check_every,
     )
+
+
+def check_range_test_arguments(model: torch.nn.Module, *, refine: object, **counts: object) -> None:
+    """Refuse ``range_test`` arguments that would be misread or fail deep inside the sweep.
+
+    Raises:
+        ValueError: ``refine`` is not auto/on/off, or a count is not a whole number.
+        SweepError: the model's parameters are on the meta device.
+    """
+    if refine not in ("auto", "on", "off"):
+        raise ValueError(f"refine must be 'auto', 'on' or 'off', got {refine!r}")
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if any(parameter.is_meta for parameter in model.parameters()):
+        raise SweepError(
+            "the model's parameters are on the meta device (shapes without data): materialize "
+            "it first, e.g. model.to_empty(device='cpu') and then initialize its weights"
+        )

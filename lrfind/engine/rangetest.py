@@ -6,18 +6,32 @@ always puts the model, optimizer, RNG and data order back exactly as they were.
 
 from __future__ import annotations
 
-import math
+import contextlib
+import functools
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import torch
 
 from lrfind.analysis.budget import TrialPlan
-from lrfind.analysis.suggest import METHODS, analyze
-from lrfind.config.schema import DEFAULT_BUDGET, LR_SCALE_KEY, SWEEP_DEFAULTS
+from lrfind.analysis.horizon import DRIFT_PRIOR, RungPlan
+from lrfind.analysis.refine import unconfirmed
+from lrfind.analysis.suggest import METHODS, analyze, reconcile_repeats
+from lrfind.config.schema import DEFAULT_BUDGET, LR_SCALE_KEY, SUGGEST_DEFAULTS
+from lrfind.data.batches import InputsKey
 from lrfind.data.model_outputs import ModelLoss, OutputKey
+from lrfind.engine.checkpoint import exit_on_sigterm
+from lrfind.engine.collectives import (
+    failures_shared,
+    group_reduce,
+    strategy_of,
+    uneven_data_notes,
+)
 from lrfind.engine.device import resolve_device, versions
+from lrfind.engine.horizon import horizon_stage
+from lrfind.engine.ladder import param_group_notes
 from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import (
     ComputeLoss,
@@ -28,24 +42,33 @@ from lrfind.engine.options import (
     StopFlag,
     SweepOptions,
 )
-from lrfind.engine.state import StateSnapshot, parameters_changed, restore_state, snapshot_state
+from lrfind.engine.state import (
+    SnapshotStore,
+    StateSnapshot,
+    parameters_changed,
+    restore_state,
+    snapshot_state,
+)
 from lrfind.engine.steps import make_compute_loss
 from lrfind.engine.trials import TrialEvent, TrialRunner
-from lrfind.errors import SweepError
+from lrfind.errors import SweepError, UserCodeError
 from lrfind.results import (
     Analysis,
+    Budget,
     History,
     RangeTestResult,
     Refinement,
     RunInfo,
+    TrainRun,
     Trial,
     mean_history,
+    parse_budget,
 )
 
 RefineMode = Literal["auto", "on", "off"]
 
 #: What ``range_test(progress=...)`` receives: sweep steps, the trial plan, finished trials.
-ProgressEvent = StepEvent | TrialPlan | TrialEvent
+ProgressEvent = StepEvent | TrialPlan | RungPlan | TrialEvent
 
 
 def _describe_loss(loss_fn: Any, step_fn: Any) -> str:
@@ -67,6 +90,22 @@ def _length(loader: Iterable[Any]) -> int | None:
         return len(loader)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+_Run = TypeVar("_Run", bound=Callable[..., RangeTestResult])
+
+
+def _across_ranks(run: _Run) -> _Run:
+    """``RangeTest.run`` under torch.distributed: a rank's failure reaches the others (with its
+    message, see ``failures_shared``), and the snapshots it took are released in every outcome,
+    a disk snapshot's folder also on SIGTERM."""
+
+    @functools.wraps(run)
+    def wrapper(self: RangeTest, *args: Any, **kwargs: Any) -> RangeTestResult:
+        with failures_shared(self.reduce is not None), self._released_snapshots():
+            return run(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _reseed(seed: int, loaders: Iterable[Any]) -> None:
@@ -100,11 +139,16 @@ class RangeTest:
         val_loader: Iterable[Any] | None = None,
         step_fn: StepFn | None = None,
         device: str | torch.device | None = None,
-        inputs_key: str | None = None,
+        inputs_key: InputsKey | None = None,
         targets_key: str | None = None,
         output_key: OutputKey | None = None,
         reduce: Reducer | None = None,
+        process_group: Any = None,
+        snapshot: SnapshotStore = "memory",
+        snapshot_dir: str | Path | None = None,
     ) -> None:
+        if snapshot not in ("memory", "disk"):
+            raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
         self.model = model
         self.optimizer = optimizer
         self.train_loader = train_loader
@@ -114,7 +158,40 @@ class RangeTest:
             loss_fn, step_fn, inputs_key, targets_key, output_key
         )
         self.loss_name = _describe_loss(loss_fn, step_fn)
-        self.reduce = reduce
+        # Under torch.distributed every rank must take every decision together.
+        self.reduce = reduce if reduce is not None else group_reduce(process_group)
+        self.process_group = process_group
+        self.snapshot_store: SnapshotStore = snapshot
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
+        self._snapshots: list[StateSnapshot] = []
+
+    def _snapshot(self) -> StateSnapshot:
+        """Snapshot the state (as ``snapshot``/``snapshot_dir`` say), released after ``run``."""
+        taken = snapshot_state(
+            self.model,
+            self.optimizer,
+            self._loaders(),
+            store=self.snapshot_store,
+            folder=self.snapshot_dir,
+        )
+        self._snapshots.append(taken)
+        return taken
+
+    @contextlib.contextmanager
+    def _released_snapshots(self) -> Iterator[None]:
+        guard = exit_on_sigterm() if self.snapshot_store == "disk" else contextlib.nullcontext()
+        try:
+            with guard:
+                yield
+        finally:
+            for taken in self._snapshots:
+                taken.close()
+            self._snapshots.clear()
+
+    def _uneven_data_notes(self) -> list[str]:
+        if self.reduce is None:
+            return []
+        return uneven_data_notes(self.train_loader, self.val_loader, self.process_group)
 
     def _loaders(self) -> list[Any]:
         return [loader for loader in (self.train_loader, self.val_loader) if loader is not None]
@@ -148,7 +225,7 @@ class RangeTest:
         if (
             history.steps > 1
             and history.stop_reason != "non_finite"
-            and not parameters_changed(snapshot, self.model)
+            and not parameters_changed(snapshot, self.model, self.reduce)
         ):
             raise SweepError(
                 "the optimizer never changed the parameters: the model is frozen, its gradients "
@@ -163,9 +240,19 @@ class RangeTest:
         analysis: Analysis,
         options: SweepOptions,
         snapshot: StateSnapshot,
-        **kwargs: Any,
+        *,
+        budget: Budget | float | str = DEFAULT_BUDGET,
+        candidates: int | None = None,
+        steps: int | None = None,
+        stop: StopFlag | None = None,
+        on_plan: Callable[[Any], None] | None = None,
+        on_trial: Callable[[TrialEvent], None] | None = None,
+        train: TrainRun | None = None,
+        drift_prior: float | None = DRIFT_PRIOR,
+        compress_schedule: bool = True,
     ) -> tuple[Analysis, Refinement | None]:
-        """Run the refine or search stage after the sweep (``TrialRunner.after_sweep``)."""
+        """Run the trials after the sweep: the horizon stage when a run is stated and the sweep
+        answered (``lrfind.engine.horizon``), else refine or search (``TrialRunner``)."""
         runner = TrialRunner(
             self.model,
             self.optimizer,
@@ -175,23 +262,57 @@ class RangeTest:
             self.device,
             self.reduce,
         )
-        return runner.after_sweep(history, analysis, options, snapshot, **kwargs)
+        budget = parse_budget(budget)
+        stop = stop or StopFlag()
+        if train is not None and analysis.suggestion.lr is not None and steps is None:
+            return horizon_stage(
+                runner,
+                history,
+                analysis,
+                options,
+                snapshot,
+                train,
+                budget=budget,
+                candidates=candidates,
+                stop=stop,
+                on_plan=on_plan,
+                on_trial=on_trial,
+                drift_prior=drift_prior,
+                compress_schedule=compress_schedule,
+            )
+        return runner.after_sweep(
+            history,
+            analysis,
+            options,
+            snapshot,
+            budget=budget,
+            candidates=candidates,
+            steps=steps,
+            stop=stop,
+            on_plan=on_plan,
+            on_trial=on_trial,
+            horizon=train.steps if train is not None else None,
+        )
 
+    @_across_ranks
     def run(
         self,
         options: SweepOptions,
         *,
-        method: str = "lrfind",
-        refine: RefineMode = "auto",
-        refine_steps: int | None = None,
-        refine_candidates: int | None = None,
-        budget: float = DEFAULT_BUDGET,
+        method: str = SUGGEST_DEFAULTS.method,
+        refine: RefineMode = SUGGEST_DEFAULTS.refine,
+        refine_steps: int | None = SUGGEST_DEFAULTS.refine_steps,
+        refine_candidates: int | None = SUGGEST_DEFAULTS.refine_candidates,
+        budget: Budget | float | str = SUGGEST_DEFAULTS.budget,
         repeats: int = 1,
         seed: int | None = None,
+        train: TrainRun | None = None,
+        drift_prior: float | None = DRIFT_PRIOR,
+        compress_schedule: bool = True,
         info: RunInfo | None = None,
         progress: Callable[[StepEvent], None] | None = None,
         on_trial: Callable[[int, int, Trial], None] | None = None,
-        stage_events: Callable[[TrialPlan | TrialEvent], None] | None = None,
+        stage_events: Callable[[TrialPlan | RungPlan | TrialEvent], None] | None = None,
         stop: StopFlag | None = None,
         reinitialize: Callable[[int], None] | None = None,
     ) -> RangeTestResult:
@@ -209,14 +330,17 @@ class RangeTest:
             )
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
-        if not (1 <= budget < math.inf):
-            raise ValueError(f"budget must be a finite number of sweeps >= 1, got {budget!r}")
+        budget = parse_budget(budget)
+        if budget.share is not None and train is None:
+            budget.allowance(options.steps, None)  # raises: a share needs the run's length
+        if drift_prior is not None and not (0 <= drift_prior <= 1):
+            raise ValueError(f"drift_prior must be between 0 and 1 (or None), got {drift_prior!r}")
         started = time.perf_counter()
         stop = stop or StopFlag()
-        initial = snapshot_state(self.model, self.optimizer, self._loaders())
+        initial = self._snapshot()
         snapshot = initial
         histories: list[History] = []
-        notes: list[str] = []
+        notes: list[str] = [*self._uneven_data_notes(), *param_group_notes(self.optimizer)]
         refinement: Refinement | None = None
         try:
             for repeat in range(repeats):
@@ -224,33 +348,88 @@ class RangeTest:
                     _reseed((seed or 0) + repeat, self._loaders())
                     if reinitialize is not None:
                         reinitialize((seed or 0) + repeat)
-                    snapshot = snapshot_state(self.model, self.optimizer, self._loaders())
+                    snapshot = self._snapshot()
                 history, sweep_notes = self.sweep(options, snapshot, progress=progress, stop=stop)
                 histories.append(history)
                 notes.extend(n for n in sweep_notes if n not in notes)
                 if history.stop_reason == "interrupted":
                     break
+            cut = len(histories) > 1 and histories[-1].stop_reason == "interrupted"
+            if cut:
+                # Averaged in, the cut repeat would truncate the finished ones to its length.
+                histories.pop()
+                notes.append(
+                    f"repeat {len(histories) + 1} of {repeats} was cut short by a stop request: "
+                    f"the answer is read from the {len(histories)} completed repeat(s) only"
+                )
             history = histories[0] if len(histories) == 1 else mean_history(histories)
             analysis = analyze(history, method)
             repeat_suggestions: tuple[float | None, ...] = ()
+            # The curve the trials read: the mean's, or the repeat whose answer stands for it.
+            stage_history = history
             if len(histories) > 1:
-                repeat_suggestions = tuple(analyze(h, method).suggestion.lr for h in histories)
+                per_repeat = [analyze(h, method) for h in histories]
+                repeat_suggestions = tuple(a.suggestion.lr for a in per_repeat)
+                analysis, chosen = reconcile_repeats(analysis, per_repeat, history)
+                stage_history = history if chosen is None else histories[chosen]
             wants_refine = refine == "on" or (refine == "auto" and self.val_loader is not None)
-            complete = history.stop_reason != "interrupted"
+            complete = history.stop_reason != "interrupted" and not cut
             if wants_refine and complete:
-                analysis, refinement = self.after_sweep(
-                    history,
-                    analysis,
-                    options,
-                    initial,
-                    budget=budget,
-                    candidates=refine_candidates,
-                    steps=refine_steps,
-                    stop=stop,
-                    on_plan=stage_events,
-                    on_trial=_trial_reporter(on_trial, stage_events),
-                )
+                # Trials that finished before any stop request: kept should the stage be cut.
+                finished: list[TrialEvent] = []
+                report = _trial_reporter(on_trial, stage_events)
+
+                def keep_finished(event: TrialEvent) -> None:
+                    if not stop.raised:
+                        finished.append(event)
+                    if report is not None:
+                        report(event)
+
+                stage_started = time.perf_counter()
+                try:
+                    analysis, refinement = self.after_sweep(
+                        stage_history,
+                        analysis,
+                        options,
+                        initial,
+                        budget=budget,
+                        candidates=refine_candidates,
+                        steps=refine_steps,
+                        stop=stop,
+                        on_plan=stage_events,
+                        on_trial=keep_finished,
+                        train=train,
+                        drift_prior=drift_prior,
+                        compress_schedule=compress_schedule,
+                    )
+                except UserCodeError as error:
+                    if error.partial is None:  # the whole sweep was recorded: keep it
+                        error.partial = history
+                        error.args = (f"{error.args[0]}, in a refine/search trial",)
+                    raise
+                except KeyboardInterrupt:
+                    # A second Ctrl-C after a stop request: end like the first one did.
+                    if self.reduce is not None or not stop.raised:
+                        raise
                 complete = not stop.requested
+                if not complete:
+                    analysis = unconfirmed(analysis, REFINE_CUT_SHORT)
+                    notes.append(REFINE_CUT_SHORT)
+                    if refinement is None and finished:
+                        refinement = Refinement(
+                            trials=tuple(event.trial for event in finished),
+                            chosen_lr=None,
+                            steps_per_trial=max(event.trial.steps for event in finished),
+                            seconds=time.perf_counter() - stage_started,
+                            metric="val_loss" if self.val_loader is not None else "train_loss",
+                            stage=finished[0].stage,
+                        )
+            if train is not None and not wants_refine and analysis.suggestion.lr is not None:
+                analysis = unconfirmed(
+                    analysis,
+                    f"no trials toward {train.describe()}: there is no validation data "
+                    "(refine: auto); the answer is the sweep's (refine: on trains them anyway)",
+                )
         finally:
             restore_state(initial, self.model, self.optimizer)
         base_info = info or RunInfo(
@@ -276,6 +455,8 @@ class RangeTest:
                 "versions": base_info.versions or versions(),
                 "lr_scales": base_info.lr_scales or _lr_scales(self.optimizer),
                 "batches_per_epoch": base_info.batches_per_epoch or _length(self.train_loader),
+                "strategy": base_info.strategy or strategy_of(self.model),
+                "train": train if train is not None else base_info.train,
             }
         )
         return RangeTestResult(
@@ -290,9 +471,16 @@ class RangeTest:
         )
 
 
+#: Said when a stop request ends the refine/search stage before it could choose.
+REFINE_CUT_SHORT = (
+    "the refine/search stage was cut short by a stop request: the answer is the sweep's alone, "
+    "unconfirmed by constant-LR trials"
+)
+
+
 def _trial_reporter(
     on_trial: Callable[[int, int, Trial], None] | None,
-    stage_events: Callable[[TrialPlan | TrialEvent], None] | None,
+    stage_events: Callable[[TrialPlan | RungPlan | TrialEvent], None] | None,
 ) -> Callable[[TrialEvent], None] | None:
     """One TrialEvent callback that feeds both ways of listening to trials."""
     if on_trial is None and stage_events is None:
@@ -305,108 +493,3 @@ def _trial_reporter(
             stage_events(event)
 
     return report
-
-
-def range_test(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn | ModelLoss | None,
-    train_loader: Iterable[Any],
-    *,
-    val_loader: Iterable[Any] | None = None,
-    start_lr: float = SWEEP_DEFAULTS.start_lr,
-    end_lr: float = SWEEP_DEFAULTS.end_lr,
-    steps: int = SWEEP_DEFAULTS.steps,
-    mode: Literal["exp", "linear"] = SWEEP_DEFAULTS.mode,
-    smoothing: float = SWEEP_DEFAULTS.smoothing,
-    diverge_factor: float = SWEEP_DEFAULTS.diverge_factor,
-    method: str = "lrfind",
-    refine: RefineMode = "auto",
-    refine_steps: int | None = None,
-    refine_candidates: int | None = None,
-    budget: float = DEFAULT_BUDGET,
-    repeats: int = 1,
-    accumulation_steps: int = 1,
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
-    grad_clip: float | None = None,
-    check_every: int | None = None,
-    device: str | torch.device | None = None,
-    step_fn: StepFn | None = None,
-    inputs_key: str | None = None,
-    targets_key: str | None = None,
-    output_key: OutputKey | None = None,
-    seed: int | None = None,
-    progress: Callable[[ProgressEvent], None] | None = None,
-    stop: StopFlag | None = None,
-) -> RangeTestResult:
-    """Run an LR range test and return its result; model and optimizer are restored afterwards.
-
-    The LR grows from ``start_lr`` to ``end_lr`` over ``steps`` optimizer steps (``mode`` exp:
-    ``start*(end/start)**(i/(steps-1))``); the sweep stops early once the smoothed loss exceeds
-    ``diverge_factor`` times its best, or on a NaN/inf loss. ``loss_fn(outputs, targets)`` is
-    applied to ``model(inputs)`` (to its ``output_key`` entry, default ``logits``, when the model
-    returns an object or dict); ``loss_fn="model"`` uses the loss the model computes itself from
-    the whole batch (``outputs.loss``; a dict batch is passed as keyword arguments);
-    alternatively ``step_fn(model, batch) -> loss``. The model must
-    already be on ``device`` (default: its parameters' device). ``repeats > 1`` reruns the sweep
-    with reseeded data order (seed+1, seed+2...) and analyses the mean curve.
-
-    With a ``val_loader`` (or ``refine="on"``), short constant-LR trials from the same initial
-    weights follow the sweep: the refine stage tries grid LRs around the sweep's answer (3 by
-    default, one more past an edge holding the best); after a flat sweep the search stage tries
-    LRs a decade apart across the range it showed stable, then bisects towards the best. Both
-    choose by the rule in ``lrfind.analysis.choose``: the lowest LR tied with the best trial
-    within one paired standard error. ``budget`` caps the whole recommendation at that many
-    sweeps' compute (trials are sized to fit; ``refine_steps`` / ``refine_candidates`` override
-    the automatic sizes). ``progress`` receives a StepEvent per sweep step, the stage's
-    TrialPlan before its first trial, and a TrialEvent per trial.
-
-    Returns:
-        RangeTestResult with ``.suggestion``, ``.lr_range``, ``.confidence``, ``.history``,
-        ``.to_dict()``; draw it with ``lrfind.plot_result(result, path)``.
-
-    Raises:
-        SweepError: the step cannot run (non-scalar loss, no trainable parameters, frozen model,
-            model/data mismatch on the first step, unavailable device).
-        DataError: a loader yields no batches, or the loss is NaN/inf before any update has
-            moved the weights (a data or model problem: the message names the step and batch).
-        ValueError: invalid options (start_lr >= end_lr, steps < 2, unknown method, budget
-            below 1...).
-    """
-    options = SweepOptions(
-        start_lr=start_lr,
-        end_lr=end_lr,
-        steps=steps,
-        mode=mode,
-        smoothing=smoothing,
-        diverge_factor=diverge_factor,
-        accumulation_steps=accumulation_steps,
-        precision=precision,
-        grad_clip=grad_clip,
-        check_every=check_every,
-    )
-    runner = RangeTest(
-        model,
-        optimizer,
-        loss_fn,
-        train_loader,
-        val_loader=val_loader,
-        step_fn=step_fn,
-        device=device,
-        inputs_key=inputs_key,
-        targets_key=targets_key,
-        output_key=output_key,
-    )
-    return runner.run(
-        options,
-        method=method,
-        refine=refine,
-        refine_steps=refine_steps,
-        refine_candidates=refine_candidates,
-        budget=budget,
-        repeats=repeats,
-        seed=seed,
-        progress=progress,
-        stage_events=progress,
-        stop=stop,
-    )

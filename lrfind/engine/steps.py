@@ -7,13 +7,12 @@ overflow watch. The loop that drives them, and its timing guarantees, is in ``en
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
 
-from lrfind.data.batches import move_to_device, split_batch
+from lrfind.data.batches import InputsKey, move_to_device, split_batch
 from lrfind.data.model_outputs import (
     MODEL_LOSS,
     ModelLoss,
@@ -33,13 +32,14 @@ from lrfind.engine.options import (
     StepFn,
     SweepOptions,
 )
-from lrfind.errors import SweepError
+from lrfind.errors import LrfindError, SweepError, UserCodeError
+from lrfind.format import first_line, raised_at
 
 
 def make_compute_loss(
     loss_fn: LossFn | ModelLoss | None,
     step_fn: StepFn | None = None,
-    inputs_key: str | None = None,
+    inputs_key: InputsKey | None = None,
     targets_key: str | None = None,
     output_key: OutputKey | None = None,
 ) -> ComputeLoss:
@@ -57,13 +57,29 @@ def make_compute_loss(
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("give exactly one of loss_fn and step_fn")
     if step_fn is not None:
-        return step_fn
+        user_step: StepFn = step_fn
+
+        def compute_step(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+            try:
+                return user_step(model, batch)
+            except LrfindError:
+                raise
+            except Exception as error:
+                raise user_code_error("step", error) from error
+
+        return compute_step
     if isinstance(loss_fn, str):
         if loss_fn != MODEL_LOSS:
             raise ValueError(f"loss_fn must be a callable or {MODEL_LOSS!r}, got {loss_fn!r}")
 
         def compute_model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
-            return model_loss(call_model_on_batch(model, batch))
+            try:
+                outputs = call_model_on_batch(model, batch)
+            except LrfindError:
+                raise
+            except Exception as error:
+                raise user_code_error("model loss", error) from error
+            return model_loss(outputs)
 
         return compute_model_loss
 
@@ -75,13 +91,49 @@ def make_compute_loss(
         if (type(batch) is tuple or type(batch) is list) and len(batch) == 2:
             inputs, targets = batch
         else:
-            inputs, targets = split_batch(batch, inputs_key, targets_key)
-        outputs = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+            inputs, targets = split_batch(batch, inputs_key, targets_key, library=True)
+        try:
+            outputs = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+        except LrfindError:
+            raise
+        except Exception as error:
+            raise user_code_error("forward", error) from error
         if type(outputs) is not torch.Tensor:
+            if outputs is None or isinstance(outputs, (bool, int, float)):
+                raise SweepError(
+                    f"the model's forward returned {outputs!r} ({type(outputs).__name__}), not "
+                    "a tensor: is a `return` missing at the end of forward?"
+                )
             outputs = loss_input(outputs, output_key)
-        return loss(outputs, targets)
+        try:
+            return loss(outputs, targets)
+        except LrfindError:
+            raise
+        except Exception as error:
+            raise user_code_error("loss", error) from error
 
     return compute
+
+
+#: How a failing component is named in messages.
+COMPONENT_NAMES = {
+    "forward": "the model's forward",
+    "loss": "the loss function",
+    "model loss": "the model (computing its own loss)",
+    "step": "the step function",
+    "data": "the training data",
+    "backward": "the backward pass",
+    "optimizer step": "the optimizer's step",
+}
+
+
+def user_code_error(component: str, error: BaseException) -> UserCodeError:
+    """A UserCodeError saying which ``component`` raised ``error``, what and where."""
+    return UserCodeError(
+        f"{COMPONENT_NAMES[component]} raised {type(error).__name__}: "
+        f"{first_line(error)}{raised_at(error)}",
+        component,
+    )
 
 
 def _check_scalar(loss: Any) -> None:
@@ -177,7 +229,10 @@ class Stepper:
         scaled = loss if self.accumulation == 1 else loss / self.accumulation
         if self.scaler is not None:
             scaled = self.scaler.scale(scaled)
-        scaled.backward()
+        try:
+            scaled.backward()
+        except Exception as error:
+            raise user_code_error("backward", error) from error
         return _as_recorded(loss)
 
     def step(self, stream: Iterator[Any], lr: float) -> torch.Tensor:
@@ -317,18 +372,6 @@ class OverflowWatch:
         return self.streak_start if self.streak >= limit else None
 
 
-def divergence_threshold(best: float, first: float, factor: float) -> float:
-    """Return the smoothed loss above which the sweep counts as diverged.
-
-    ``factor * best`` for a positive best loss; for a best loss <= 0 (losses that can go
-    negative), ``best + (factor - 1) * max(|best|, |first - best|)``.
-    """
-    if best > 0:
-        return factor * best
-    scale = max(abs(best), abs(first - best))
-    return best + (factor - 1) * scale if scale > 0 else math.inf
-
-
 def inspects_one_chunk_late(device: torch.device) -> bool:
     """On CUDA chunk m is inspected once chunk m+1 is queued, so the host never waits on it."""
     return device.type == "cuda"
@@ -339,16 +382,27 @@ def default_check_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 8
 
 
-def _first_step_error(error: RuntimeError) -> SweepError:
-    first_line = str(error).strip().splitlines()[0] if str(error) else "error"
-    return SweepError(f"the first training step failed: {first_line}")
+def _first_step_error(error: Exception) -> SweepError:
+    return SweepError(f"the first training step failed: {first_line(error)}")
 
 
 def take_step(stepper: Stepper, stream: Iterator[Any], lr: float, step: int) -> torch.Tensor:
-    """One optimizer step; a RuntimeError on the very first one is a model/data mismatch."""
+    """One optimizer step; a RuntimeError on the very first one is a model/data mismatch.
+
+    Raises:
+        UserCodeError: user code (forward, loss, step function, data, backward, the optimizer)
+            raised on a later step.
+        SweepError: the first step failed.
+    """
     try:
         return stepper.step(stream, lr)
-    except RuntimeError as error:
+    except UserCodeError as error:
         if step == 0:
             raise _first_step_error(error) from error
         raise
+    except LrfindError:
+        raise
+    except Exception as error:
+        if step == 0 and isinstance(error, RuntimeError):
+            raise _first_step_error(error) from error
+        raise user_code_error("optimizer step", error) from error

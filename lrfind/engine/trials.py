@@ -1,8 +1,11 @@
-"""Constant-LR trials and validation: the one trial loop used by refine, search and verify."""
+"""Constant-LR trials: the one trial loop used by refine, search, the horizon stage and verify.
+
+(Validation passes are ``lrfind.engine.evaluation``'s; re-exported here for the callers that
+take both from one place.)
+"""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -21,9 +24,10 @@ from lrfind.analysis.refine import (
 )
 from lrfind.analysis.search import next_search_lr, search_candidates, stable_window
 from lrfind.config.schema import DEFAULT_BUDGET
-from lrfind.data.batches import BatchStream, batch_size_of, move_to_device
-from lrfind.engine.options import PRECISION_DTYPES, ComputeLoss, Reducer, StopFlag, SweepOptions
-from lrfind.engine.state import StateSnapshot, restore_state, without_ddp
+from lrfind.data.batches import BatchStream
+from lrfind.engine.evaluation import Evaluation, evaluate, evaluate_batches, start_trial
+from lrfind.engine.options import ComputeLoss, Reducer, StopFlag, SweepOptions
+from lrfind.engine.state import StateSnapshot, restore_state
 from lrfind.engine.steps import (
     LossReader,
     OverflowWatch,
@@ -31,10 +35,26 @@ from lrfind.engine.steps import (
     default_check_every,
     take_step,
 )
-from lrfind.errors import (
-    DataError,
+from lrfind.results import (
+    Analysis,
+    Budget,
+    History,
+    Refinement,
+    Trial,
+    parse_budget,
 )
-from lrfind.results import Analysis, History, Refinement, Trial
+
+__all__ = [
+    "Evaluation",
+    "Resume",
+    "TrialEvent",
+    "TrialRunner",
+    "evaluate",
+    "evaluate_batches",
+    "run_trial",
+    "start_trial",
+    "validation_cost",
+]
 
 
 @dataclass(frozen=True)
@@ -52,109 +72,11 @@ class TrialEvent:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """One validation pass: the sample-weighted mean loss and each batch's mean loss and size.
+class Resume:
+    """Where a continued trial picks up: after ``steps`` steps, in ``state``."""
 
-    The per-batch lists are empty when they could not be recorded (under torch.distributed
-    without a ``max_batches`` to align every rank's batches on).
-    """
-
-    loss: float
-    batch_losses: tuple[float, ...] = ()
-    batch_sizes: tuple[int, ...] = ()
-
-
-@torch.no_grad()
-def evaluate_batches(
-    model: torch.nn.Module,
-    compute_loss: ComputeLoss,
-    loader: Iterable[Any],
-    device: torch.device,
-    *,
-    precision: str = "fp32",
-    max_batches: int | None = None,
-    reduce: Reducer | None = None,
-) -> Evaluation:
-    """Return the validation pass of ``model`` over ``loader`` (eval mode, no grad).
-
-    Under torch.distributed (``reduce`` given) the per-batch sums are all-reduced once at the
-    end, batch k of every rank together, so the values are the same on every rank.
-
-    Raises:
-        DataError: the loader yields no batches (on every rank).
-    """
-    was_training = model.training
-    module = without_ddp(model)
-    module.eval()
-    dtype = PRECISION_DTYPES.get(precision)
-    sums: list[torch.Tensor] = []
-    sizes: list[int] = []
-    try:
-        for index, batch in enumerate(loader):
-            if max_batches is not None and index >= max_batches:
-                break
-            batch = move_to_device(batch, device, device.type == "cuda")
-            size = batch_size_of(batch)
-            context = (
-                torch.autocast(device_type=device.type, dtype=dtype)
-                if dtype is not None
-                else contextlib.nullcontext()
-            )
-            with context:
-                loss = compute_loss(module, batch)
-            sums.append(loss.detach().double().reshape(()) * size)
-            sizes.append(size)
-    finally:
-        model.train(was_training)
-    if not sums and reduce is None:
-        raise DataError("the validation data yields no batches")
-    # One (sum, count) slot per batch; under torch.distributed every rank sends the same
-    # shape (max_batches slots, or a single total without a cap) and batch k of every rank
-    # shares slot k.
-    per_batch = reduce is None or max_batches is not None
-    slots = len(sums) if reduce is None else (max_batches if max_batches is not None else 1)
-    table = torch.zeros((2, max(slots, 1)), dtype=torch.float64, device=device)
-    for index, (total, size) in enumerate(zip(sums, sizes, strict=True)):
-        slot = index if per_batch else 0
-        table[0, slot] += total
-        table[1, slot] += size
-    if reduce is not None:
-        table = reduce(table)
-    totals, counts = table.cpu().tolist()
-    samples = sum(counts)
-    if samples == 0:
-        raise DataError("the validation data yields no batches")
-    mean = sum(totals) / samples
-    if not per_batch:
-        return Evaluation(mean)
-    kept = [(t / c, max(1, round(c))) for t, c in zip(totals, counts, strict=True) if c > 0]
-    return Evaluation(mean, tuple(v for v, _ in kept), tuple(c for _, c in kept))
-
-
-def evaluate(
-    model: torch.nn.Module,
-    compute_loss: ComputeLoss,
-    loader: Iterable[Any],
-    device: torch.device,
-    *,
-    precision: str = "fp32",
-    max_batches: int | None = None,
-    reduce: Reducer | None = None,
-) -> float:
-    """Return the sample-weighted mean loss of ``model`` over ``loader`` (``evaluate_batches``).
-
-    Raises:
-        DataError: the loader yields no batches (on every rank).
-    """
-    return evaluate_batches(
-        model,
-        compute_loss,
-        loader,
-        device,
-        precision=precision,
-        max_batches=max_batches,
-        reduce=reduce,
-    ).loss
+    steps: int
+    state: StateSnapshot
 
 
 def run_trial(
@@ -170,10 +92,21 @@ def run_trial(
     device: torch.device,
     *,
     reduce: Reducer | None = None,
-    max_val_batches: int | None = 50,
+    max_val_batches: int | None = MAX_VAL_BATCHES,
     stop: StopFlag | None = None,
+    resume: Resume | None = None,
+    lr_factor: Callable[[int], float] | None = None,
+    reference_loss: float | None = None,
 ) -> Trial:
     """Train ``steps`` steps at constant ``lr`` from the snapshot's weights and data order.
+
+    ``resume`` continues a trial instead: the data order is replayed from the snapshot up to
+    ``resume.steps`` (batches drawn, nothing computed), then the trial's own weights,
+    optimizer and RNG state are put back, and it trains ``steps`` more; the returned Trial
+    counts every step since the snapshot. ``lr_factor(step)`` (step counted from the snapshot)
+    scales ``lr`` for a schedule; ``lr`` is then the schedule's peak. ``reference_loss`` is
+    what ``diverge_factor`` multiplies (default: the trial's first loss; a continued trial's
+    first loss is already low, and ordinary batch noise can reach 4x it).
 
     Returns the trial's final train loss (mean of its last tenth of steps) and validation loss
     (None without validation data). A trial whose loss turns non-finite, exceeds
@@ -186,6 +119,13 @@ def run_trial(
     model.train()
     stepper = Stepper(model, optimizer, compute_loss, device, options)
     stream = BatchStream(train_loader)
+    offset = 0
+    if resume is not None:
+        for _ in range(resume.steps * options.accumulation_steps):
+            next(stream)
+        restore_state(resume.state, model, optimizer)
+        model.train()
+        offset = resume.steps
     check_every = options.check_every or default_check_every(device)
     reader = LossReader(check_every, device, reduce)
     stop = stop or StopFlag()
@@ -198,7 +138,8 @@ def run_trial(
     done = 0
     chunk_start = 0
     for step in range(steps):
-        reader.record(take_step(stepper, stream, lr, step))
+        step_lr = lr if lr_factor is None else lr * lr_factor(offset + step)
+        reader.record(take_step(stepper, stream, step_lr, offset + step))
         done = step + 1
         if fp16 and overflow.update(step, stepper.skipped) is not None:
             diverged = True
@@ -209,7 +150,7 @@ def run_trial(
         chunk = reader.collect()
         recorded.extend(chunk.values)
         stop.agree(chunk.stop_asked)
-        first = recorded[0]
+        first = reference_loss if reference_loss is not None else recorded[0]
         if diverged or any(
             not math.isfinite(v) or (first > 0 and v > options.diverge_factor * first)
             for v in chunk.values
@@ -222,9 +163,9 @@ def run_trial(
     tail = tuple(recorded[-max(1, done // 10) :])
     train_loss = sum(tail) / len(tail) if tail else math.nan
     if diverged or not math.isfinite(train_loss):
-        return Trial(lr=lr, train_loss=math.inf, val_loss=None, diverged=True, steps=done)
+        return Trial(lr=lr, train_loss=math.inf, val_loss=None, diverged=True, steps=offset + done)
     if val_loader is None:
-        return Trial(lr, train_loss, None, diverged=False, steps=done, train_tail=tail)
+        return Trial(lr, train_loss, None, diverged=False, steps=offset + done, train_tail=tail)
     evaluation = evaluate_batches(
         model,
         compute_loss,
@@ -235,33 +176,28 @@ def run_trial(
         reduce=reduce,
     )
     if not math.isfinite(evaluation.loss):
-        return Trial(lr=lr, train_loss=train_loss, val_loss=None, diverged=True, steps=done)
+        return Trial(
+            lr=lr, train_loss=train_loss, val_loss=None, diverged=True, steps=offset + done
+        )
     return Trial(
         lr,
         train_loss,
         evaluation.loss,
         diverged=False,
-        steps=done,
+        steps=offset + done,
         val_batch_losses=evaluation.batch_losses,
         val_batch_sizes=evaluation.batch_sizes,
         train_tail=tail,
     )
 
 
-def start_trial(evaluation: Evaluation) -> Trial:
-    """Return the untrained model's validation pass as a Trial at LR 0 with 0 steps.
-
-    Compared with the trials batch by batch, it tells whether any trial trained at all.
-    """
-    return Trial(
-        lr=0.0,
-        train_loss=math.nan,
-        val_loss=evaluation.loss,
-        diverged=False,
-        steps=0,
-        val_batch_losses=evaluation.batch_losses,
-        val_batch_sizes=evaluation.batch_sizes,
+def validation_cost(trial: Trial, planned_batches: int | None, batch_cost: float) -> float:
+    """What a trial's validation pass cost, in sweep steps: the batches it read (as recorded,
+    else as planned when it has a score) at ``batch_cost`` each."""
+    batches = len(trial.val_batch_losses) or (
+        (planned_batches or 0) if trial.val_loss is not None else 0
     )
+    return batches * batch_cost
 
 
 @dataclass
@@ -280,7 +216,7 @@ class TrialRunner:
     device: torch.device
     reduce: Reducer | None = None
 
-    def _val_batches_available(self) -> int | None:
+    def val_batches_available(self) -> int | None:
         """Batches the validation data holds (0 when it cannot tell; None without it)."""
         if self.val_loader is None:
             return None
@@ -304,7 +240,7 @@ class TrialRunner:
             stage,
             sweep_steps=max(history.steps, 1),
             budget=budget,
-            val_batches=self._val_batches_available(),
+            val_batches=self.val_batches_available(),
             val_batch_cost=1 / options.accumulation_steps,
             candidates=candidates,
             steps=steps,
@@ -350,10 +286,7 @@ class TrialRunner:
                 stop=stop,
             )
             trials.append(trial)
-            batches = len(trial.val_batch_losses) or (
-                (plan.val_batches or 0) if trial.val_loss is not None else 0
-            )
-            cost += trial.steps + batches * plan.val_batch_cost
+            cost += trial.steps + validation_cost(trial, plan.val_batches, plan.val_batch_cost)
             # A diverged trial stops early and costs less than planned: what it leaves
             # unspent pays for further trials.
             if not queue and cost + plan.trial_cost <= allowance + 1e-9:
@@ -389,23 +322,36 @@ class TrialRunner:
         options: SweepOptions,
         snapshot: StateSnapshot,
         *,
-        budget: float = DEFAULT_BUDGET,
+        budget: Budget | float | str = DEFAULT_BUDGET,
         candidates: int | None = None,
         steps: int | None = None,
         stop: StopFlag | None = None,
         on_plan: Callable[[TrialPlan], None] | None = None,
         on_trial: Callable[[TrialEvent], None] | None = None,
+        horizon: int | None = None,
     ) -> tuple[Analysis, Refinement | None]:
         """Run the refine stage (the sweep answered) or the search stage (a flat sweep).
+
+        ``horizon``: the stated run's steps, which a budget given as a share of it needs (the
+        horizon stage itself is ``lrfind.engine.horizon``'s).
 
         Returns the final analysis and the stage's record; (analysis, None) when no stage
         applies, the budget affords no trial, or a stop cut the stage short.
         """
         stop = stop or StopFlag()
+        budget = parse_budget(budget)
+        sweep_steps = max(history.steps, 1)
         stage: Stage = "refine" if analysis.suggestion.lr is not None else "search"
         if stage == "search" and stable_window(history) is None:
             return analysis, None
-        plan = self.plan(stage, history, options, budget=budget, candidates=candidates, steps=steps)
+        plan = self.plan(
+            stage,
+            history,
+            options,
+            budget=budget.as_sweeps(sweep_steps, horizon),
+            candidates=candidates,
+            steps=steps,
+        )
         if plan is None:
             return analysis, None
         if stage == "refine":
@@ -445,7 +391,7 @@ class TrialRunner:
             val_batches=plan.val_batches,
             cost_steps=cost,
             sweep_steps=plan.sweep_steps,
-            budget=budget,
+            budget=plan.budget,
             start_score=start_score,
         )
         return final, refinement

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-from lrfind.config.variants import variant_labels
-from lrfind.format import NO_VALUE, format_lr
-
-if TYPE_CHECKING:
-    pass
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from lrfind.config.variants import Variant
+from lrfind.config.variants import Variant, variant_labels
+from lrfind.format import NO_VALUE, format_lr
 from lrfind.results import RangeTestResult
 
-if TYPE_CHECKING:
-    pass
+#: compare.json's ``schema_version``.
+COMPARE_SCHEMA_VERSION = 1
 
 TABLE_HEADERS = ("variant", "suggested LR", "min LR", "max LR", "best loss", "confidence", "note")
 
@@ -199,7 +193,7 @@ class Comparison:
                     vary[key].append(_jsonable(value))
         overlay = self.files.get("overlay")
         return {
-            "schema_version": 1,
+            "schema_version": COMPARE_SCHEMA_VERSION,
             "name": self.name,
             "status": self.status,
             "vary": vary,

@@ -100,16 +100,36 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def create_run_dir(output_dir: Path, name: str, now: datetime | None = None) -> Path:
+def in_the_way(folder: Path) -> str:
+    """Say which file stands where ``folder`` (or one of its parents) should be a folder."""
+    for candidate in (folder, *folder.parents):
+        if candidate.is_symlink() and not candidate.exists():
+            return (
+                f"cannot create {folder}: {candidate} is a symbolic link that leads nowhere "
+                "(a loop, or its target is missing)"
+            )
+        if candidate.exists() and not candidate.is_dir():
+            return (
+                f"cannot create {folder}: {candidate} is a file, not a folder; move it, or "
+                "choose another output.dir or name"
+            )
+    return f"cannot create {folder}: something is in the way"
+
+
+def create_run_dir(output_dir: Path, name: str | None = None, now: datetime | None = None) -> Path:
     """Create and return a new, empty run directory ``output_dir/name/<timestamp>[-N]``.
+
+    Without ``name`` the run directory goes straight under ``output_dir``.
 
     Raises:
         OutputError: the output folder cannot be created or written.
     """
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
-    parent = Path(output_dir) / name
+    parent = Path(output_dir) if name is None else Path(output_dir) / name
     try:
         parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise OutputError(in_the_way(parent)) from error
     except OSError as error:
         raise OutputError(_describe_os_error(parent, error)) from error
     for attempt in range(1000):
@@ -188,7 +208,78 @@ def write_json(path: Path, document: Mapping[str, Any]) -> Path:
     return atomic_write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
 
 
-def load_run(run_dir: Path) -> RangeTestResult:
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+_OPTIONAL_INT = (int, type(None))
+_OPTIONAL_MAP = (dict, type(None))
+
+#: The types result.json's fields must have (a dotted key: inside a section), as written.
+RESULT_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "suggestion": (dict,),
+    "suggestion.lr": _OPTIONAL_NUMBER,
+    "suggestion.method": (str,),
+    "suggestion.index": _OPTIONAL_INT,
+    "range": _OPTIONAL_MAP,
+    "range.min_lr": _OPTIONAL_NUMBER,
+    "range.max_lr": _OPTIONAL_NUMBER,
+    "confidence": (dict,),
+    "confidence.level": (str,),
+    "confidence.reasons": (list,),
+    "confidence.try_range": _OPTIONAL_MAP,
+    "confidence.try_range.start_lr": _NUMBER,
+    "confidence.try_range.end_lr": _NUMBER,
+    "methods": (dict,),
+    "refine": _OPTIONAL_MAP,
+    "repeats": _OPTIONAL_MAP,
+    "stop_reason": (str,),
+    "steps": (int,),
+    "best_loss": _OPTIONAL_NUMBER,
+    "best_loss_lr": _OPTIONAL_NUMBER,
+    "seconds": _NUMBER,
+    "world_size": (int,),
+    "batch_size": _OPTIONAL_INT,
+    "accumulation_steps": (int,),
+    "sweep": (dict,),
+    "sweep.start_lr": _OPTIONAL_NUMBER,
+    "sweep.end_lr": _OPTIONAL_NUMBER,
+    "sweep.steps": _OPTIONAL_INT,
+    "sweep.smoothing": _OPTIONAL_NUMBER,
+    "sweep.diverge_factor": _OPTIONAL_NUMBER,
+    "warnings": (list,),
+    "lr_scales": (list,),
+    "batches_per_epoch": _OPTIONAL_INT,
+}
+
+_TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "a mapping",
+               list: "a list", type(None): "null"}  # fmt: skip
+
+
+def malformed_field(document: Mapping[str, Any]) -> str | None:
+    """What is wrong with the first field of a result.json document of the wrong type, if any."""
+    for key, types in RESULT_FIELD_TYPES.items():
+        *parents, name = key.split(".")
+        section: Any = document
+        for parent in parents:
+            section = section.get(parent) if isinstance(section, Mapping) else None
+        if not isinstance(section, Mapping) or name not in section:
+            continue
+        value = section[name]
+        if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+            continue
+        # int in a number's types is implied by "a number"
+        shown = [kind for kind in types if kind is not int or float not in types]
+        wanted = " or ".join(_TYPE_NAMES[kind] for kind in shown)
+        return f"field '{key}' must be {wanted}, got {json.dumps(value)}"
+    methods = document.get("methods")
+    for name, method in methods.items() if isinstance(methods, Mapping) else ():
+        lr = method.get("lr") if isinstance(method, Mapping) else "?"
+        if not isinstance(lr, _OPTIONAL_NUMBER) or isinstance(lr, bool):
+            return f"field 'methods.{name}.lr' must be a number or null, got {json.dumps(lr)}"
+    return None
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RangeTestResult:
     """Load a saved run (result.json + history.csv) from ``run_dir``.
 
     Raises:
@@ -223,6 +314,9 @@ def load_run(run_dir: Path) -> RangeTestResult:
         raise OutputError(
             f"{run_dir}: not a run directory (needs {RESULT_FILE} and {HISTORY_FILE})"
         )
+    problem = malformed_field(document)
+    if problem is not None:
+        raise OutputError(f"{result_path}: {problem} (was the file edited by hand?)")
     try:
         history = history_from_csv(
             history_path.read_text(encoding="utf-8"),

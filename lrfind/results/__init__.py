@@ -6,17 +6,39 @@ writes, and re-exports every value from the module that defines it.
 
 from lrfind.results.analysis import Analysis, Confidence, ConfidenceLevel, LRRange, Suggestion
 from lrfind.results.check import CheckOutcome
-from lrfind.results.history import MIN_CURVE_POINTS, History, StopReason, mean_history
+from lrfind.results.history import (
+    DEFAULT_DIVERGE_FACTOR,
+    MIN_CURVE_POINTS,
+    RAW_DIVERGE_STEPS,
+    History,
+    StopReason,
+    divergence_threshold,
+    mean_history,
+    raw_divergence_step,
+)
 from lrfind.results.run import SCHEMA_VERSION, RangeTestResult, RunInfo
+from lrfind.results.train import (
+    TRAIN_SCHEDULES,
+    Budget,
+    Drift,
+    TrainRun,
+    TrainSchedule,
+    parse_budget,
+)
 from lrfind.results.trials import Refinement, Trial
 
 __all__ = [
+    "DEFAULT_DIVERGE_FACTOR",
     "MIN_CURVE_POINTS",
+    "RAW_DIVERGE_STEPS",
     "SCHEMA_VERSION",
+    "TRAIN_SCHEDULES",
     "Analysis",
+    "Budget",
     "CheckOutcome",
     "Confidence",
     "ConfidenceLevel",
+    "Drift",
     "History",
     "LRRange",
     "RangeTestResult",
@@ -24,6 +46,11 @@ __all__ = [
     "RunInfo",
     "StopReason",
     "Suggestion",
+    "TrainRun",
+    "TrainSchedule",
     "Trial",
+    "divergence_threshold",
     "mean_history",
+    "parse_budget",
+    "raw_divergence_step",
 ]

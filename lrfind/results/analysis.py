@@ -84,7 +84,7 @@ class Confidence:
 
 @dataclass(frozen=True)
 class Analysis:
-    """What the pure analysis of a curve concludes (see ``lrfind.analysis.analyze``)."""
+    """What the pure analysis of a curve concludes (see ``lrfind.analysis.suggest.analyze``)."""
 
     suggestion: Suggestion
     lr_range: LRRange

@@ -8,8 +8,10 @@ from typing import Any
 
 from lrfind.results.analysis import Analysis, Confidence, LRRange, Suggestion
 from lrfind.results.history import History, finite_or_none, float_or_none
+from lrfind.results.train import TrainRun
 from lrfind.results.trials import Refinement
 
+#: result.json's ``schema_version`` (the running/failed placeholder of a sweep's too).
 SCHEMA_VERSION = 1
 
 
@@ -41,6 +43,10 @@ class RunInfo:
     lr_scales: tuple[float, ...] = ()
     #: Training batches per epoch on one process (None when the loader has no length).
     batches_per_epoch: int | None = None
+    #: How the model was spread over the processes: "ddp", "fsdp", or None (one process).
+    strategy: str | None = None
+    #: The run the answer is for, when the user stated it (``train:``).
+    train: TrainRun | None = None
 
     @property
     def global_batch_size(self) -> int | None:
@@ -90,12 +96,25 @@ class RangeTestResult:
             return None
         return max(valid) / min(valid)
 
+    @property
+    def answer_steps(self) -> int | None:
+        """The training length the answer holds for: the stated run's, else the trials'.
+
+        Without a stated run (``train.steps``) the answer is the best LR for runs about as long
+        as the longest trials it measured (None without trials: about as long as the sweep).
+        """
+        if self.info.train is not None:
+            return self.info.train.steps
+        if self.refinement is not None and self.refinement.steps_per_trial:
+            return self.refinement.longest_trial
+        return None
+
     def with_updates(self, **changes: Any) -> RangeTestResult:
         """Return a copy with the given fields replaced."""
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the ``result.json`` document (schema_version 1)."""
+        """Return the ``result.json`` document (``schema_version``: SCHEMA_VERSION)."""
         history, info = self.history, self.info
         best = history.best_index()
         return {
@@ -142,6 +161,9 @@ class RangeTestResult:
             "versions": dict(info.versions),
             "lr_scales": list(info.lr_scales),
             "batches_per_epoch": info.batches_per_epoch,
+            "strategy": info.strategy,
+            "train": info.train.to_dict() if info.train is not None else None,
+            "answer_steps": self.answer_steps,
         }
 
     @classmethod
@@ -175,6 +197,8 @@ class RangeTestResult:
             versions=dict(data.get("versions") or {}),
             lr_scales=tuple(float(v) for v in data.get("lr_scales") or ()),
             batches_per_epoch=data.get("batches_per_epoch"),
+            strategy=data.get("strategy"),
+            train=TrainRun.from_dict(data["train"]) if data.get("train") else None,
         )
         analysis = Analysis(
             suggestion=Suggestion.from_dict(data.get("suggestion") or {}),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrfind.results.history import finite_or_none
+from lrfind.results.train import Drift
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class Refinement:
     steps (training steps plus validation batches); ``sweep_steps``: the sweep's own steps;
     ``budget``: the cap on (sweep + trials) / sweep. ``start_score``: the metric before any
     training, when the stage measured it.
+
+    The "horizon" stage (a stated training run) trains its candidates in rungs of doubling
+    length, continuing the finalists from their own state: ``rungs`` holds every rung's
+    evaluations (``trials`` is the last rung, the one the choice was made on) and ``drift``
+    how the best LR moved across them and what that did to the answer.
     """
 
     trials: tuple[Trial, ...]
@@ -87,6 +93,13 @@ class Refinement:
     sweep_steps: int | None = None
     budget: float | None = None
     start_score: float | None = None
+    rungs: tuple[tuple[Trial, ...], ...] = ()
+    drift: Drift | None = None
+
+    @property
+    def longest_trial(self) -> int:
+        """The most steps any trial trained (``steps_per_trial`` without trials)."""
+        return max((t.steps for t in self.trials), default=self.steps_per_trial)
 
     @property
     def cost_multiple(self) -> float | None:
@@ -111,6 +124,8 @@ class Refinement:
             "budget": self.budget,
             "start_score": finite_or_none(self.start_score),
             "trials": [trial.to_dict() for trial in self.trials],
+            "rungs": [[trial.to_dict() for trial in rung] for rung in self.rungs],
+            "drift": self.drift.to_dict() if self.drift is not None else None,
         }
 
     @classmethod
@@ -128,4 +143,8 @@ class Refinement:
             sweep_steps=data.get("sweep_steps"),
             budget=data.get("budget"),
             start_score=data.get("start_score"),
+            rungs=tuple(
+                tuple(Trial.from_dict(item) for item in rung) for rung in data.get("rungs") or ()
+            ),
+            drift=Drift.from_dict(data["drift"]) if data.get("drift") else None,
         )

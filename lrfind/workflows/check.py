@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,11 +15,10 @@ from lrfind.errors import ConfigError, NoReliableSuggestion, OutputError
 from lrfind.format import format_lr
 from lrfind.outputs import runs
 from lrfind.results import CheckOutcome, RangeTestResult
-from lrfind.workflows.sweep import Reporter, SweepRun, result_json, sweep
+from lrfind.workflows.sweep import Reporter, SweepRun, absolute, result_json, sweep
 
 if TYPE_CHECKING:
     from lrfind.engine.options import StopFlag
-    from lrfind.results import CheckOutcome
 
 CONFIDENCE_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
 
@@ -164,9 +165,9 @@ class CheckRun:
 def write_ci_reports(
     run: CheckRun,
     *,
-    summary_md: str | Path | None = None,
-    junit: str | Path | None = None,
-    step_summary: str | Path | None = None,
+    summary_md: str | os.PathLike[str] | None = None,
+    junit: str | os.PathLike[str] | None = None,
+    step_summary: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, ...]:
     """Write a check's Markdown summary, JUnit XML and GitHub step summary; return the paths.
 
@@ -214,7 +215,7 @@ def expectations_for(
     *,
     lr_min: float | None = None,
     lr_max: float | None = None,
-    baseline: Path | None = None,
+    baseline: str | os.PathLike[str] | None = None,
     tolerance: float | None = None,
     min_confidence: str | None = None,
     read_baseline: bool = True,
@@ -228,7 +229,7 @@ def expectations_for(
     """
 
     expect = config.expect
-    baseline_path = baseline
+    baseline_path = absolute(baseline)
     if baseline_path is None and expect is not None and expect.baseline:
         baseline_path = config.base_dir / expect.baseline
     chosen_tolerance = (
@@ -260,27 +261,30 @@ def expectations_for(
 
 
 def check(
-    config: Config,
+    config: Config | str | os.PathLike[str],
     *,
+    overrides: Sequence[str] = (),
     lr_min: float | None = None,
     lr_max: float | None = None,
-    baseline: Path | None = None,
+    baseline: str | os.PathLike[str] | None = None,
     tolerance: float | None = None,
     min_confidence: str | None = None,
     update_baseline: bool = False,
-    summary_md: str | Path | None = None,
-    junit: str | Path | None = None,
-    step_summary: str | Path | None = None,
-    out: Path | None = None,
+    summary_md: str | os.PathLike[str] | None = None,
+    junit: str | os.PathLike[str] | None = None,
+    step_summary: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
     stop: StopFlag | None = None,
 ) -> CheckRun:
     """Run the sweep and compare its suggestion with the expectations (the CI gate).
 
-    Expectations come from the config's ``expect:`` section, overridden by the arguments
-    (see ``expectations_for``). With ``update_baseline`` the new result.json is written to the
-    baseline path instead of comparing (the run still needs a reliable suggestion). The Markdown
-    summary, JUnit XML and step summary are written when their paths are given.
+    ``config`` is a loaded Config or the path of a config file (``overrides`` are ``--set``
+    strings applied when loading it). Expectations come from the config's ``expect:``
+    section, overridden by the arguments (see ``expectations_for``). With ``update_baseline``
+    the new result.json is written to the baseline path instead of comparing (the run still
+    needs a reliable suggestion). The Markdown summary, JUnit XML and step summary are written
+    when their paths are given.
 
     Raises:
         NoReliableSuggestion: the sweep gave no answer or too little confidence (exit 3); its
@@ -289,8 +293,15 @@ def check(
         Interrupted: the sweep was stopped; partial results are written.
         (and every error ``sweep`` raises)
     """
+    from lrfind.config.load import load_config
     from lrfind.errors import Interrupted
 
+    if not isinstance(config, Config):
+        config = load_config(config, list(overrides))
+    # Fixed before the sweep: user code may change the working directory.
+    summary_md, junit, step_summary, out = (
+        absolute(path) for path in (summary_md, junit, step_summary, out)
+    )
     if min_confidence is not None and min_confidence not in CONFIDENCE_ORDER:
         raise ConfigError(f"--min-confidence must be low, medium or high, got {min_confidence!r}")
     expectations = expectations_for(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
@@ -12,19 +13,19 @@ from lrfind.config.load import load_config
 from lrfind.config.schema import Config
 from lrfind.config.variants import load_variants, parse_vary, variant_grid, variant_labels
 from lrfind.errors import Interrupted, LrfindError
+from lrfind.format import error_summary
 from lrfind.outputs import runs
-from lrfind.outputs.comparison import comparison_csv
+from lrfind.outputs.comparison import (
+    Comparison,
+    VariantOutcome,
+    VariantStatus,
+    comparison_csv,
+)
 
 if TYPE_CHECKING:
+    from lrfind.config.variants import Variant
     from lrfind.engine.options import StopFlag
     from lrfind.workflows.sweep import Reporter
-from typing import TYPE_CHECKING
-
-from lrfind.outputs.comparison import Comparison, VariantOutcome, VariantStatus
-
-if TYPE_CHECKING:
-    pass
-from lrfind.config.variants import Variant
 
 COMPARE_JSON = "compare.json"
 
@@ -39,24 +40,23 @@ ReporterFactory = Callable[[str], AbstractContextManager["Reporter | None"]]
 def _error_text(error: BaseException) -> str:
     if isinstance(error, LrfindError):
         return " ".join(str(error).split())
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"unexpected error: {type(error).__name__}" + (f": {first}" if first else "")
+    return f"unexpected error: {error_summary(error)}"
 
 
 def _compare_dir(config: Config, out: Path | None) -> Path:
-    from lrfind.workflows.sweep import new_run_dir
+    from lrfind.workflows.sweep import new_run_dir, output_dir
 
     if out is not None:
         return new_run_dir(config, out)
-    return runs.create_run_dir(Path(config.output.dir), f"{config.name}-compare")
+    return runs.create_run_dir(output_dir(config), f"{config.name}-compare")
 
 
 def compare(
-    config_path: Path,
+    config_path: str | os.PathLike[str],
     varies: Sequence[str],
     overrides: Sequence[str] = (),
     *,
-    out: Path | None = None,
+    out: str | os.PathLike[str] | None = None,
     reporter_factory: ReporterFactory | None = None,
     stop: StopFlag | None = None,
 ) -> Comparison:
@@ -75,14 +75,17 @@ def compare(
             anything is trained or written).
         OutputError: the compare folder or its tables cannot be written.
     """
-    from lrfind.workflows.sweep import sweep
+    from lrfind.workflows.sweep import absolute, sweep
 
+    if isinstance(varies, str):
+        varies = [varies]
+    config_path = Path(config_path)
     base = load_config(config_path, list(overrides))
     parsed = [parse_vary(spec) for spec in varies]
     variants = variant_grid(base.name, parsed)
     configs = load_variants(config_path, variants, overrides)
     configs, notes = _fit_variants(variants, configs, [vary.key for vary in parsed])
-    compare_dir = _compare_dir(base, out)
+    compare_dir = _compare_dir(base, absolute(out))
     outcomes: list[VariantOutcome] = []
     for index, (variant, config) in enumerate(zip(variants, configs, strict=True)):
         if stop is not None and stop.requested:

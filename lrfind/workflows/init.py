@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lrfind.errors import OutputError
@@ -12,7 +13,7 @@ DEFAULT_STARTER_PATH = Path("lrfind.yaml")
 
 
 def init(
-    path: str | Path = DEFAULT_STARTER_PATH,
+    path: str | os.PathLike[str] = DEFAULT_STARTER_PATH,
     *,
     model: str = "mlp",
     dataset: str = "sklearn",
@@ -33,6 +34,11 @@ def init(
     from lrfind.config.starter import render_starter
 
     target = Path(path)
+    if target.is_dir():
+        raise OutputError(
+            f"{target} is a directory: give the config file's name, e.g. "
+            f"{target / DEFAULT_STARTER_PATH.name}"
+        )
     if target.exists() and not force:
         raise OutputError(f"{target} already exists (use --force to overwrite it)")
     text = render_starter(model=model, dataset=dataset, optimizer=optimizer, name=name)

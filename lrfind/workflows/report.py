@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -124,15 +125,17 @@ def _report_entry(label: str, run_dir: Path, result: RangeTestResult) -> ReportE
 
 
 def report(
-    run_dirs: Sequence[Path],
+    run_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
-    out: Path | None = None,
-    png: Path | None = None,
-    html: Path | None = None,
+    out: str | os.PathLike[str] | None = None,
+    png: str | os.PathLike[str] | None = None,
+    html: str | os.PathLike[str] | None = None,
     title: str | None = None,
     force: bool = False,
 ) -> ReportOutput:
     """Redraw saved runs from their files: a PNG (one run's plot, or an overlay) and/or HTML.
+
+    ``run_dirs`` is one run directory or a list of them.
 
     ``out`` is a folder (created when missing) for ``report.png`` and ``report.html``, like
     every command's ``--out``; ``png`` and ``html`` name the files themselves (and win over
@@ -146,9 +149,12 @@ def report(
         OutputError: a run directory is missing or malformed, ``out`` is not a folder, or an
             output file exists (and ``force`` is off), is a directory, or cannot be written.
     """
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
     if not run_dirs:
         raise ConfigError("report needs at least one run directory")
     dirs = [Path(run_dir) for run_dir in run_dirs]
+    png, html = (None if path is None else Path(path) for path in (png, html))
     if out is not None:
         png, html = _in_folder(Path(out), png, html)
     elif png is None and html is None:

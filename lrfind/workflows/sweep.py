@@ -4,42 +4,37 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lrfind.config.schema import Config
-from lrfind.errors import Interrupted, LrfindError, OutputError
+from lrfind.errors import ConfigError, Interrupted, LrfindError, OutputError, UserCodeError
 from lrfind.outputs import runs
-from lrfind.results import RangeTestResult, RunInfo, Trial
+from lrfind.results import (
+    SCHEMA_VERSION,
+    History,
+    RangeTestResult,
+    RunInfo,
+    TrainRun,
+    Trial,
+)
 
 if TYPE_CHECKING:
-    from lrfind.analysis.budget import TrialPlan
     from lrfind.engine.options import StepEvent, StopFlag
-    from lrfind.engine.trials import TrialEvent
 
 
 class Reporter(Protocol):
-    """What a sweep reports progress to (``lrfind.console.SweepProgress`` implements it)."""
+    """What a sweep reports progress to (``lrfind.cli.console.SweepProgress`` implements it)."""
 
     def phase(self, message: str) -> None: ...
 
     def step(self, step: int, steps: int, lr: float, loss: float, smoothed: float) -> None: ...
 
     def trial(self, index: int, count: int, trial: Trial) -> None: ...
-
-
-class StageReporter(Reporter, Protocol):
-    """A reporter that also follows the refine/search stage: its plan, then each trial.
-
-    ``stage`` receives the stage's TrialPlan before its first trial, then a TrialEvent per
-    trial (instead of ``trial``); ``sweep_done`` is called once the sweep itself has ended.
-    """
-
-    def stage(self, event: TrialPlan | TrialEvent) -> None: ...
-
-    def sweep_done(self, steps: int, planned: int, stop_reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +50,34 @@ class SweepRun:
     config: Config | None = None
 
 
+def train_run(config: Config, train_loader: Any) -> TrainRun | None:
+    """The run described by ``config.train``, its length in optimizer steps (None without one).
+
+    ``epochs`` become steps with the training loader's length (per process: each rank's shard)
+    and ``sweep.accumulation_steps`` micro-batches per step, rounded up.
+
+    Raises:
+        ConfigError: ``epochs`` with a loader that has no length, or a warmup that does not fit.
+    """
+    spec = config.train
+    if spec is None:
+        return None
+    steps = spec.steps
+    if steps is None:
+        try:
+            batches = len(train_loader)
+        except TypeError:
+            raise ConfigError(
+                "train.epochs needs a training loader with a length; give train.steps instead"
+            ) from None
+        accumulation = config.sweep.accumulation_steps
+        steps = max(1, math.ceil((spec.epochs or 0) * batches / accumulation))
+    try:
+        return spec.run(steps)
+    except ValueError as error:
+        raise ConfigError(f"train: {error}") from None
+
+
 def new_run_dir(config: Config, out: Path | None = None) -> Path:
     """Create the run directory: ``out`` itself when given, else ``<output.dir>/<name>/<stamp>``.
 
@@ -64,16 +87,32 @@ def new_run_dir(config: Config, out: Path | None = None) -> Path:
         OutputError: ``out`` exists and is not an empty folder, or it cannot be created.
     """
     if out is None:
-        return runs.create_run_dir(Path(config.output.dir), config.name)
+        return runs.create_run_dir(output_dir(config) / config.name)
     out = Path(out)
     if check_out_dir(out):
         _check_writable(out)
         return out
     try:
         out.mkdir(parents=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise OutputError(runs.in_the_way(out)) from error
     except OSError as error:
         raise OutputError(f"cannot create {out}: {error.strerror}") from error
     return out
+
+
+def output_dir(config: Config) -> Path:
+    """``output.dir`` as an absolute path (relative to the current directory, read now)."""
+    return Path.cwd() / Path(config.output.dir).expanduser()
+
+
+def absolute(path: str | os.PathLike[str] | None) -> Path | None:
+    """``path`` made absolute against the current directory now (None stays None).
+
+    Output paths are fixed before any user code runs: a component that changes the working
+    directory must not move where the run is written.
+    """
+    return None if path is None else Path.cwd() / Path(path).expanduser()
 
 
 def check_out_dir(out: Path) -> bool:
@@ -84,6 +123,11 @@ def check_out_dir(out: Path) -> bool:
     Raises:
         OutputError: ``out`` is a file or a folder that is not empty.
     """
+    if out.is_symlink() and not out.exists():
+        raise OutputError(
+            f"--out {out}: is a symbolic link that leads nowhere (a loop, or its target is "
+            "missing); remove the link or choose another folder"
+        )
     if not out.exists():
         return False
     if not out.is_dir():
@@ -104,7 +148,7 @@ def _check_writable(folder: Path) -> None:
 
 def _status_document(config: Config, status: str, error: str | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "complete": False,
         "status": status,
         "name": config.name,
@@ -149,10 +193,10 @@ def write_run_files(
 
 
 def sweep(
-    config: Config | str | Path,
+    config: Config | str | os.PathLike[str],
     *,
     overrides: Sequence[str] = (),
-    out: Path | None = None,
+    out: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
     stop: StopFlag | None = None,
     write: bool = True,
@@ -160,7 +204,9 @@ def sweep(
     """Run the range test a config describes and write its run directory.
 
     ``config`` is a loaded Config or the path of a config file (``overrides`` are ``--set``
-    strings applied when loading it).
+    strings applied when loading it). Relative output paths (``out``, ``output.dir``) are read
+    against the current directory when the call starts, and the working directory is put back
+    afterwards should a component change it.
 
     Returns the SweepRun (result + files). When the run is interrupted the partial history, plot
     and a result.json with ``"complete": false`` are still written.
@@ -169,15 +215,40 @@ def sweep(
         ConfigError, ComponentError, DataError, SweepError, OutputError, DistributedError: as the
             failure demands. A failure while building the model, data and optimizer or in the
             first probe step leaves no run directory; a later one leaves the run directory with
-            a result.json of status "failed" (or "interrupted").
+            a result.json of status "failed" (or "interrupted"). When user code (the model's
+            forward, the loss, the data...) raises mid-sweep, the steps recorded before it are
+            written to history.csv and the error (a UserCodeError) names the component and step.
     """
     from lrfind.config.load import load_config
 
     if not isinstance(config, Config):
         config = load_config(Path(config), list(overrides))
+    # Fixed now, before any user code runs (a component may change the working directory).
+    target = absolute(out) or output_dir(config) / config.name
+    working_dir = Path.cwd()
+    from lrfind.engine.collectives import failures_shared
+
+    try:
+        # Under torch.distributed a rank's failure reaches the others with its message.
+        with failures_shared():
+            return _sweep(config, target, out is not None, reporter, stop, write)
+    finally:
+        with contextlib.suppress(OSError):
+            if Path.cwd() != working_dir:
+                os.chdir(working_dir)
+
+
+def _sweep(
+    config: Config,
+    target: Path,
+    exact: bool,
+    reporter: Reporter | None,
+    stop: StopFlag | None,
+    write: bool,
+) -> SweepRun:
     from lrfind.build.probe import probe_task
     from lrfind.build.task import build_task
-    from lrfind.engine import distributed
+    from lrfind.engine import collectives, distributed
     from lrfind.engine.device import resolve_device
     from lrfind.engine.options import sweep_options
     from lrfind.engine.rangetest import RangeTest
@@ -185,20 +256,23 @@ def sweep(
 
     context = distributed.current()
     device = resolve_device(config.device) if context.device is None else context.device
-    if write and context.is_main and out is not None:
-        check_out_dir(out)
+    snapshot_dir = absolute(config.sweep.snapshot_dir)
+    if write and context.is_main and exact:
+        check_out_dir(target)
     if reporter is not None:
         reporter.phase(f"building {config.model.target} on {config.data.target} ({device})")
     # Components are built and probed before the run directory exists: a config that cannot
     # even take one step leaves nothing behind to clean up.
     task = build_task(config, device, context.rank, context.world_size)
+    if context.world_size > 1:
+        collectives.refuse_uneven_data(task.train_loader, task.val_loader)
     probe_task(task, device)
     # One process only: under torch.distributed the ranks agree on a stop inside the sweep.
     if stop is not None and stop.requested and context.world_size == 1:
         raise Interrupted("interrupted while setting up, before the sweep started; nothing written")
     run_dir: Path | None = None
     if write and context.is_main:
-        run_dir = new_run_dir(config, out)
+        run_dir = new_run_dir(config, target) if exact else runs.create_run_dir(target)
         runs.atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_yaml())
         runs.write_json(run_dir / runs.RESULT_FILE, _status_document(config, "running"))
     try:
@@ -215,6 +289,8 @@ def sweep(
             targets_key=task.targets_key,
             output_key=task.output_key,
             reduce=context.reduce,
+            snapshot=config.sweep.snapshot,
+            snapshot_dir=snapshot_dir or run_dir,
         )
         description = task.description
         info = RunInfo(
@@ -225,6 +301,7 @@ def sweep(
             batch_size=task.batch_size,
             world_size=context.world_size,
             seed=config.seed,
+            strategy=config.distributed.strategy if context.world_size > 1 else None,
         )
         progress: Callable[[StepEvent], None] | None = None
         stage = getattr(reporter, "stage", None)
@@ -239,6 +316,7 @@ def sweep(
             budget=config.suggest.budget,
             repeats=config.sweep.repeats,
             seed=config.seed,
+            train=train_run(config, task.train_loader),
             info=info,
             progress=progress,
             on_trial=reporter.trial if reporter is not None and stage is None else None,
@@ -246,6 +324,8 @@ def sweep(
             stop=stop,
             reinitialize=reinitializer(task.model),
         )
+        if stop is not None:
+            stop.finishing = True
         context.unwrap_model(model)
         sweep_done = getattr(reporter, "sweep_done", None)
         if sweep_done is not None:
@@ -253,6 +333,8 @@ def sweep(
             sweep_done(history.steps, config.sweep.steps, history.stop_reason)
         if task.warnings:
             result = result.with_updates(warnings=(*task.warnings, *result.warnings))
+    except UserCodeError as error:
+        raise _user_code_failed(error, config, run_dir) from error.__cause__
     except LrfindError as error:
         if run_dir is not None:
             _mark_failed(run_dir, config, str(error))
@@ -273,6 +355,41 @@ def sweep(
             _mark_failed(run_dir, config, str(error))
             raise
     return SweepRun(result=result, run_dir=run_dir, files=files, config=config)
+
+
+def _component_label(config: Config, component: str) -> str:
+    """The config key (and its value) of the component that raised."""
+    if component == "data":
+        return f"data.target ({config.data.target})"
+    if component == "loss":
+        loss = config.loss if isinstance(config.loss, str) else config.loss.target
+        return f"loss ({loss})"
+    if component == "step" and config.step:
+        return f"step ({config.step})"
+    if component == "optimizer step":
+        return f"optimizer.name ({config.optimizer.name})"
+    return f"model.target ({config.model.target})"
+
+
+def _user_code_failed(error: UserCodeError, config: Config, run_dir: Path | None) -> UserCodeError:
+    """The user's error, naming its config key; the steps recorded before it are written."""
+    message = f"{_component_label(config, error.component)}: {error}"
+    partial = error.partial
+    if run_dir is not None:
+        document = _status_document(config, "failed", message)
+        document["component"] = error.component
+        if error.step is not None:
+            document["failed_at_step"] = error.step
+        if isinstance(partial, History) and partial.steps:
+            document["steps_recorded"] = partial.steps
+            with contextlib.suppress(OutputError):
+                runs.atomic_write_text(run_dir / runs.HISTORY_FILE, runs.history_to_csv(partial))
+                message += f"; the {partial.steps} step(s) before it are in {run_dir}"
+        with contextlib.suppress(OutputError):
+            runs.write_json(run_dir / runs.RESULT_FILE, document)
+    failed = UserCodeError(message, error.component)
+    failed.step, failed.partial = error.step, partial
+    return failed
 
 
 def _mark_failed(run_dir: Path, config: Config, message: str, status: str = "failed") -> None:

@@ -1,12 +1,14 @@
 """``lrfind validate``: check a config without training, fast enough for a pre-commit hook.
 
 Validates the schema, lists every module the config will import (import paths in a config run
-code, like any Python file), resolves each one, and checks that referenced files exist. torch is
-only imported when an import path has to be resolved (user code imports it anyway).
+code, like any Python file), resolves each one, binds every component's arguments to its
+signature (the same check ``sweep`` makes before any work) and checks that referenced files
+exist. torch is only imported when there are arguments to check or an import path to resolve.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +89,14 @@ def referenced_files(config: Config) -> list[tuple[str, Path]]:
 
 
 def validate(
-    path: str | Path, overrides: list[str] | tuple[str, ...] = (), resolve: bool = True
+    path: str | os.PathLike[str],
+    overrides: list[str] | tuple[str, ...] = (),
+    resolve: bool = True,
 ) -> ValidationReport:
     """Validate the config at ``path``; return a report of imports, files and problems.
+
+    With ``resolve`` False nothing the config names is imported: import paths are listed, and
+    only built-in components have their arguments checked.
 
     Raises:
         ConfigError: the YAML or schema is invalid (every problem listed at once).
@@ -102,6 +109,10 @@ def validate(
         imports.append(ImportCheck(key, import_path, module_of(import_path), error))
         if error:
             problems.append(error)
+    if _has_arguments(config) or (resolve and imports):
+        from lrfind.build.task import component_problems
+
+        problems.extend(component_problems(config, user=resolve))
     files = referenced_files(config)
     for key, file in files:
         if key == "expect.baseline":
@@ -110,6 +121,11 @@ def validate(
         elif not file.is_file():
             problems.append(f"{key}: no such file {file}")
     return ValidationReport(config, tuple(imports), tuple(files), tuple(problems))
+
+
+def _has_arguments(config: Config) -> bool:
+    loss_args = not isinstance(config.loss, str) and bool(config.loss.args)
+    return bool(config.model.args or config.data.args or config.optimizer.args or loss_args)
 
 
 def _resolve(import_path: str, config: Config, key: str) -> str | None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lrfind.analysis.budget import MAX_VAL_BATCHES
 from lrfind.analysis.choose import TIE_STANDARD_ERRORS, Verdict, judge, score
 from lrfind.config.schema import Config
 from lrfind.errors import ConfigError, Interrupted, NoReliableSuggestion, OutputError
@@ -28,6 +30,9 @@ AUTO_FACTORS = (0.1, 1 / 3, 1.0, 3.0)
 AUTO_DEDUPE = 0.2
 
 VERIFY_JSON = "verify.json"
+
+#: verify.json's ``schema_version``.
+VERIFY_SCHEMA_VERSION = 1
 
 VERIFY_PNG = "verify.png"
 
@@ -117,7 +122,7 @@ class VerifyRun:
                 verdict.confirmed
             ]
         return {
-            "schema_version": 1,
+            "schema_version": VERIFY_SCHEMA_VERSION,
             "status": status,
             "complete": self.complete,
             "target": str(self.target),
@@ -200,11 +205,11 @@ def _claim_out_dir(run_dir: Path, out: Path | None, config: Config) -> Path:
 
 
 def verify(
-    target: Path,
+    target: str | os.PathLike[str],
     *,
     lrs: Sequence[float] | None = None,
     steps: int | None = None,
-    out: Path | None = None,
+    out: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
     reporter: Reporter | None = None,
     stop: StopFlag | None = None,
@@ -225,11 +230,12 @@ def verify(
         (and every error ``sweep`` raises)
     """
     from lrfind.config.load import load_config
-    from lrfind.workflows.sweep import load_run_config, sweep
+    from lrfind.workflows.sweep import absolute, load_run_config, sweep
 
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {steps}")
-    target = Path(target)
+    # Fixed before any user code runs: a component may change the working directory.
+    target, out = Path.cwd() / Path(target), absolute(out)
     sweep_run: SweepRun | None = None
     if _target_kind(target) == "run":
         result = runs.load_run(target)
@@ -254,7 +260,7 @@ def verify(
     suggested = result.suggestion.lr
     max_lr = result.lr_range.max_lr
     if lrs is None:
-        assert suggested is not None  # _check_answer
+        assert suggested is not None  # _require_answer
         chosen = auto_lrs(suggested, max_lr)
     else:
         chosen = with_suggestion(lrs, suggested)
@@ -349,9 +355,9 @@ def run_trials(
     """Build the config's task and train ``steps`` steps at each LR from the same initial state.
 
     Returns one Trial per LR that ran (fewer when a stop was requested) and the score of the
-    untrained model (validation loss, else training loss, evaluated on up to 50 batches). The
-    model, optimizer, RNGs and data order are restored before each trial, so every trial starts
-    where the sweep started.
+    untrained model (validation loss, else training loss, evaluated on up to
+    ``MAX_VAL_BATCHES`` batches). The model, optimizer, RNGs and data order are restored before
+    each trial, so every trial starts where the sweep started.
 
     Raises:
         ComponentError, DataError, SweepError: the task cannot be built or trained.
@@ -381,7 +387,7 @@ def run_trials(
             task.val_loader if task.val_loader is not None else task.train_loader,
             device,
             precision=options.precision,
-            max_batches=50,
+            max_batches=MAX_VAL_BATCHES,
         )
         for index, lr in enumerate(lrs):
             if stop is not None and stop.requested:

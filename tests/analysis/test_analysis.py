@@ -18,7 +18,7 @@ from lrfind.analysis.refine import choose_refined, next_refine_candidate, refine
 from lrfind.analysis.suggest import DEFAULT_METHOD, METHODS, analyze, suggest
 from lrfind.engine.ladder import lr_ladder
 from lrfind.format import format_lr
-from lrfind.results import Analysis, History, Trial
+from lrfind.results import RAW_DIVERGE_STEPS, Analysis, History, Trial
 
 # The clean curve: plateau at 2.3, sigmoid descent (in log10 lr) centred on 1e-3 with a quarter
 # decade scale down to 0.3, then a blow-up that starts around 1e-1.
@@ -51,7 +51,7 @@ def make_history(
     lrs = lr_ladder(steps, start_lr, end_lr, mode)  # type: ignore[arg-type]
     raw = loss_of_log_lr(np.log10(lrs)) + noise * rng.standard_normal(steps)
     smoothed = ema_smooth(raw, beta)
-    kept, best = 0, math.inf
+    kept, best, streak = 0, math.inf, 0
     stop = "completed"
     for index in range(steps):
         kept = index + 1
@@ -61,7 +61,8 @@ def make_history(
         best = min(best, smoothed[index])
         scale = max(abs(best), abs(smoothed[0] - best))
         threshold = diverge_factor * best if best > 0 else best + (diverge_factor - 1) * scale
-        if scale > 0 and smoothed[index] > threshold:
+        streak = streak + 1 if scale > 0 and raw[index] > threshold else 0
+        if scale > 0 and (smoothed[index] > threshold or streak >= RAW_DIVERGE_STEPS):
             stop = "diverged"
             break
     return History(
@@ -721,7 +722,10 @@ def test_a_pick_below_the_swept_range_is_moved_inside_with_low_confidence() -> N
     assert result.suggestion.lr == history.lrs[0] and result.suggestion.index == 0
     assert result.confidence.level == "low"
     assert any("outside the swept LRs: moved to start_lr" in r for r in result.confidence.reasons)
-    assert result.confidence.try_range == (history.lrs[0] / 100, history.lrs[-1])
+    # Lower, and no higher than where the raw loss blew up (before the sweep stopped).
+    blew_up = history.lrs[-RAW_DIVERGE_STEPS]
+    assert history.stop_reason == "diverged"
+    assert result.confidence.try_range == (history.lrs[0] / 100, blew_up)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

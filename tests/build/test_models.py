@@ -9,8 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lrfind.build.models import MODELS, build_builtin_model, model_arguments
-from lrfind.config.schema import BUILTIN_MODELS
+from lrfind.build.models import build_builtin_model, model_arguments
 from lrfind.data.registry import load_builtin_dataset
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError
@@ -23,10 +22,6 @@ SEQUENCE = DataInfo((12,), 9, "sequence", 9, 100, 20)
 
 def build(name: str, info: DataInfo, **args: Any) -> nn.Module:
     return build_builtin_model(name, args, info)[0]
-
-
-def test_registry_matches_the_config_schema() -> None:
-    assert set(MODELS) == set(BUILTIN_MODELS)
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,7 @@ def test_nan_from_first_step_is_a_data_or_model_error(tiny_config: Path, user_co
 def test_output_dir_that_is_a_file(tiny_config: Path, tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     result = sweep(tiny_config, f"output.dir={tmp_path / 'afile'}")
-    assert_one_line_error(result, 2, "cannot write")
+    assert_one_line_error(result, 2, "afile is a file, not a folder")
 
 
 def test_debug_shows_the_traceback(tiny_config: Path, user_code: Path) -> None:

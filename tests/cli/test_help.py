@@ -68,3 +68,12 @@ def test_init_names_the_real_run_directory_layout(tmp_path: Path) -> None:
     text = target.read_text(encoding="utf-8")
     assert "<name>-<timestamp>" not in text
     assert "runs/<name>/<UTC timestamp>/" in text
+
+
+def test_verify_states_the_one_standard_error_rule() -> None:
+    """Bug: verify's help said "within 2%" while analysis/choose.py ties within one paired
+    standard error."""
+    text = " ".join(help_text("verify").split())
+    assert "within one standard error of the best trial's" in text
+    assert "by more than one standard error" in text
+    assert "2%" not in text

@@ -11,9 +11,9 @@ import yaml
 from lrfind.build.probe import probe_task
 from lrfind.build.task import build_task
 from lrfind.config.load import parse_yaml, validate_config
-from lrfind.config.schema import BUILTIN_DATASETS, BUILTIN_MODELS, BUILTIN_OPTIMIZERS
 from lrfind.config.starter import render_starter
 from lrfind.errors import ConfigError
+from lrfind.names import BUILTIN_DATASETS, BUILTIN_MODELS, BUILTIN_OPTIMIZERS
 
 SEQUENCE_MODELS = {"gru", "transformer"}
 

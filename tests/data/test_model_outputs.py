@@ -16,7 +16,7 @@ from lrfind.build.probe import probe_task
 from lrfind.build.task import BuiltTask, build_task
 from lrfind.config.load import validate_config
 from lrfind.data.model_outputs import MODEL_LOSS, loss_input, model_loss
-from lrfind.engine.rangetest import range_test
+from lrfind.engine.library import range_test
 from lrfind.engine.steps import make_compute_loss
 from lrfind.errors import ComponentError, SweepError
 

@@ -1,20 +1,20 @@
-"""Multi-process data parallel: lock-step decisions, the launcher, and real 2-process runs (gloo).
+"""Several processes: lock-step decisions, the launcher, and real 2-process runs (gloo, CPU).
 
 The tests that start processes are marked ``slow`` and carry ``ddp`` in their names
 (``pytest -k ddp`` runs them alone); they run in the normal suite too. Processes are started with
-``lrfind.distributed.launch`` (what ``--nproc`` uses) and, once, with torchrun.
+``lrfind.distributed.launch`` (what ``--nproc`` uses) and with torchrun: the library in a user's
+torchrun script (DDP and FSDP2, ``ranks_library.py``), and the CLI on two "nodes" of one machine.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lrfind.analysis.refine import REFINE_EXTRA_TRIALS
-from lrfind.engine import distributed
+from lrfind.engine import collectives, distributed
 from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import StopFlag, SweepOptions
 from lrfind.engine.state import snapshot_state
 from lrfind.engine.steps import make_compute_loss
 from lrfind.engine.trials import run_trial
+from lrfind.errors import DataError
 from tests.fixtures.tasks import classification_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,61 +246,6 @@ def test_launcher_keeps_lrfind_exit_codes(capfd: pytest.CaptureFixture[str]) -> 
 
 # --- real processes (gloo on CPU) --------------------------------------------------------------
 
-LIBRARY_SCRIPT = """
-import json, sys
-import torch
-from torch.utils.data import DataLoader, DistributedSampler
-from lrfind.engine import distributed
-from lrfind.engine.options import StopFlag, SweepOptions
-from lrfind.engine.rangetest import RangeTest
-from tests.fixtures.tasks import classification_task
-
-context = distributed.current()
-task = classification_task(samples=512, dropout=0.1)
-
-
-def sharded(dataset, shuffle):
-    sampler = DistributedSampler(
-        dataset, num_replicas=context.world_size, rank=context.rank, shuffle=shuffle, seed=0
-    )
-    return DataLoader(dataset, batch_size=16, sampler=sampler)
-
-
-train = sharded(task.train_loader.dataset, True)
-val = sharded(task.val_loader.dataset, False)
-model = context.wrap_model(task.model, torch.device("cpu"))
-runner = RangeTest(
-    model, task.optimizer, task.loss_fn, train, val_loader=val, reduce=context.reduce
-)
-full = runner.run(
-    SweepOptions(start_lr=1e-4, end_lr=10.0, steps=40, accumulation_steps=2),
-    refine="on", refine_steps=8, refine_candidates=3,
-)
-stop = StopFlag()
-
-
-def progress(event):
-    if context.rank == 1 and event.step == 5:
-        stop.request("only rank 1 was asked")
-
-
-stopped = runner.run(SweepOptions(steps=40), refine="off", progress=progress, stop=stop)
-weights = [p.detach().double().sum().item() for p in task.model.parameters()]
-record = {
-    "world_size": context.world_size,
-    "history": [list(full.history.lrs), list(full.history.losses), full.history.stop_reason],
-    "trials": [[t.lr, t.train_loss, t.val_loss, t.diverged, t.steps]
-               for t in full.refinement.trials],
-    "suggestion": full.suggestion.lr,
-    "stopped": [list(stopped.history.losses), stopped.history.stop_reason, stopped.complete],
-    "weights": weights,
-}
-with open(f"{sys.argv[1]}/rank{context.rank}.json", "w") as handle:
-    json.dump(record, handle)
-del runner, model
-distributed.shutdown()
-"""
-
 
 def _torchrun() -> list[str]:
     script = Path(sys.executable).parent / "torchrun"
@@ -325,28 +270,6 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=240, check=False
     )
-
-
-@pytest.mark.slow
-def test_ddp_ranks_compute_the_same_history_trials_and_stop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "ddp_library.py").write_text(textwrap.dedent(LIBRARY_SCRIPT), encoding="utf-8")
-    for key, value in _env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(ROOT)]))
-    monkeypatch.chdir(tmp_path)
-    assert distributed.launch(2, [str(tmp_path)], module="ddp_library") == 0
-    rank0 = json.loads((tmp_path / "rank0.json").read_text())
-    rank1 = json.loads((tmp_path / "rank1.json").read_text())
-    assert rank0 == rank1  # bit-identical: same all-reduced curve, same decisions
-    assert rank0["world_size"] == 2
-    # The 3 candidates, plus the extra trials the (all-reduced, hence shared) choice asked for.
-    assert 3 <= len(rank0["trials"]) <= 3 + REFINE_EXTRA_TRIALS
-    losses, reason, complete = rank0["stopped"]
-    # Rank 1 alone was asked to stop after step 5; both stopped after step 6, together.
-    assert (len(losses), reason, complete) == (7, "interrupted", False)
-    assert all(math.isfinite(w) for w in rank0["weights"])
 
 
 CLI_CONFIG = """
@@ -391,13 +314,6 @@ def _check_two_process_run(completed: subprocess.CompletedProcess[str], base: Pa
 
 
 @pytest.mark.slow
-def test_ddp_cli_sweep_under_torchrun(tiny_config: Path) -> None:
-    command = [*_torchrun(), "--standalone", "--nproc_per_node=2", "-m", "lrfind", "sweep"]
-    completed = _run([*command, tiny_config.name, "--quiet"], tiny_config.parent)
-    _check_two_process_run(completed, tiny_config.parent)
-
-
-@pytest.mark.slow
 def test_ddp_cli_sweep_with_nproc_and_one_process_run(tiny_config: Path, tmp_path: Path) -> None:
     completed = _run([*_lrfind(), "sweep", "--nproc", "2", tiny_config.name, "-q"], tmp_path)
     _check_two_process_run(completed, tmp_path)
@@ -414,6 +330,175 @@ def test_ddp_cli_sweep_with_nproc_and_one_process_run(tiny_config: Path, tmp_pat
     assert run.result.info.world_size == 1
     assert run.result.info.global_batch_size == BATCH_SIZE
     assert _only_run_dir(single).joinpath("result.json").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_and_fsdp2_range_test_under_torchrun_agree_and_restore_exactly(tmp_path: Path) -> None:
+    """The library in a user's torchrun script: DDP and FSDP2, fresh and stepped Adam, memory
+    and disk snapshots. Before lrfind all-reduced on its own, DDP hung and FSDP2 aborted."""
+    command = [
+        *_torchrun(),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "tests.engine.ranks_library",
+    ]
+    completed = _run([*command, str(tmp_path)], ROOT)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())
+    rank1 = json.loads((tmp_path / "rank1.json").read_text())
+    assert rank0 == rank1  # every rank returns the same answer
+    stopped = rank0.pop("stopped")
+    uneven = rank0.pop("uneven")
+    assert len(rank0) == 5
+    for case, record in rank0.items():
+        assert record["exact"], case  # weights, optimizer state and LRs bit-exact
+        assert record["suggestion"] is not None and record["trials"], case
+        assert record["strategy"] == case.split("-")[0]
+    assert not list((tmp_path / "snapshots").iterdir())
+    # Rank 1 alone was asked to stop after step 5; both stopped after step 6, together.
+    assert stopped == [7, "interrupted", False]
+    assert any(
+        "the ranks' data differ in size: training samples (rank 0: 256, rank 1: 96)" in note
+        for note in uneven
+    )
+
+
+FLAKY_MODELS = """
+import os
+
+import torch
+from torch import nn
+
+
+class Flaky(nn.Module):
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.calls = 0
+
+    def forward(self, inputs):
+        self.calls += 1
+        if os.environ["RANK"] == "1" and self.calls == 12:
+            raise ValueError("rank one's batch is broken")
+        return self.linear(inputs)
+
+"""
+
+
+def _user_config(folder: Path, model: str, data: str) -> Path:
+    (folder / "flaky.py").write_text(FLAKY_MODELS, encoding="utf-8")
+    config = CLI_CONFIG % BATCH_SIZE
+    config = config.replace("target: mlp\n  args: {hidden: [16]}", model)
+    config = config.replace(
+        "target: synthetic_classification\n  args: {size: 512, features: 8, classes: 3}", data
+    )
+    path = folder / "user.yaml"
+    path.write_text(config, encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_ddp_a_failure_on_rank_1_alone_is_reported_with_its_rank_and_message(
+    tmp_path: Path,
+) -> None:
+    config = _user_config(
+        tmp_path,
+        "target: flaky:Flaky\n  args: {in_features: 8, out_features: 3}",
+        "target: synthetic_classification\n  args: {size: 512, features: 8, classes: 3}",
+    )
+    completed = _run([*_lrfind(), "sweep", "--nproc", "2", config.name, "-q"], tmp_path)
+    assert completed.returncode == 2, completed.stderr[-3000:]
+    assert "rank 1 failed: " in completed.stderr
+    assert "rank one's batch is broken" in completed.stderr
+    assert "Connection closed" not in completed.stderr
+
+
+def test_ranks_that_built_data_of_different_sizes_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the all-reduce of every rank's sizes returns when rank 1's data factory gave less.
+    monkeypatch.setattr(
+        collectives, "gather_counts", lambda counts, group=None: [counts, [448, 14, *counts[2:]]]
+    )
+    task = classification_task(samples=512)
+    with pytest.raises(DataError) as raised:
+        collectives.refuse_uneven_data(task.train_loader, None)
+    assert str(raised.value).startswith(
+        "data: the ranks built data of different sizes: training samples (rank 0: 384, rank 1: "
+        "448); training batches (rank 0: 12, rank 1: 14)."
+    )
+    monkeypatch.setattr(collectives, "gather_counts", lambda counts, group=None: [counts, counts])
+    collectives.refuse_uneven_data(task.train_loader, task.val_loader)  # the same everywhere
+
+
+@pytest.mark.slow
+def test_ddp_sigterm_stops_the_run_and_removes_the_disk_snapshot(tiny_config: Path) -> None:
+    base = tiny_config.parent
+    command = [*_lrfind(), "sweep", "--nproc", "2", tiny_config.name, "-q"]
+    longer = ["--set", "sweep.snapshot=disk", "--set", "sweep.steps=3000"]
+    launcher = subprocess.Popen(
+        [*command, *longer, "--set", "suggest.refine=off", "--set", "sweep.end_lr=1.0e-2"],
+        cwd=base,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(base.glob("runs/*/*/.lrfind-snapshot-*")):
+            time.sleep(0.1)
+        assert list(base.glob("runs/*/*/.lrfind-snapshot-*")), "no disk snapshot appeared"
+        time.sleep(0.5)  # into the sweep
+        launcher.send_signal(signal.SIGTERM)
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 130, stderr[-3000:]
+    run_dir = _only_run_dir(base)
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
+    assert not list(run_dir.glob(".lrfind-snapshot-*"))
+
+
+@pytest.mark.slow
+def test_ddp_two_nodes_under_torchrun_with_fsdp2_and_a_disk_snapshot(tiny_config: Path) -> None:
+    """torchrun --nnodes 2: two launchers, one per "node", meeting at a c10d rendezvous; the
+    model sharded with FSDP2, its snapshot on disk."""
+    port = distributed._free_port()
+    options = ["--set", "distributed.strategy=fsdp", "--set", "sweep.snapshot=disk", "-q"]
+    launchers = [
+        subprocess.Popen(
+            [
+                *_torchrun(),
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={node}",
+                "--rdzv_backend=c10d",
+                f"--rdzv_endpoint=127.0.0.1:{port}",
+                "--rdzv_id=lrfind-test",
+                *("-m", "lrfind", "sweep", tiny_config.name, *options),
+            ],
+            cwd=tiny_config.parent,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    outputs = [launcher.communicate(timeout=240) for launcher in launchers]
+    for launcher, (_, stderr) in zip(launchers, outputs, strict=True):
+        assert launcher.returncode == 0, stderr[-3000:]
+    _check_two_process_run(
+        subprocess.CompletedProcess([], 0, outputs[0][0], outputs[0][1]), tiny_config.parent
+    )
+    run_dir = _only_run_dir(tiny_config.parent)
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["strategy"] == "fsdp"
+    assert result["suggestion"]["lr"] is not None
+    assert not list(run_dir.glob(".lrfind-snapshot-*"))  # the disk snapshot is gone
 
 
 def test_sigterm_constant_matches_the_launcher_convention() -> None:

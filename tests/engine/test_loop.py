@@ -13,9 +13,10 @@ from lrfind.engine.ladder import lr_ladder
 from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import StepEvent, StopFlag, SweepOptions
 from lrfind.engine.state import parameters_changed, restore_state, snapshot_state
-from lrfind.engine.steps import divergence_threshold, make_compute_loss
+from lrfind.engine.steps import make_compute_loss
 from lrfind.engine.trials import run_trial
 from lrfind.errors import DataError, SweepError
+from lrfind.results import RAW_DIVERGE_STEPS, divergence_threshold, raw_divergence_step
 from tests.fixtures.tasks import classification_task, regression_task
 
 CPU = torch.device("cpu")
@@ -65,12 +66,14 @@ def test_sweep_stops_at_first_divergent_step() -> None:
     last = history.smoothed_losses[-1]
     best = min(v for v in history.smoothed_losses if math.isfinite(v))
     if history.stop_reason == "diverged":
-        assert last > 4.0 * best
+        raw_rule = raw_divergence_step(history.losses, history.smoothed_losses)
+        assert last > 4.0 * best or raw_rule == history.steps - 1
         # Every earlier step was within the threshold (the history is cut at the first one).
         running_best = math.inf
         for value in history.smoothed_losses[:-1]:
             running_best = min(running_best, value)
             assert value <= 4.0 * running_best
+        assert raw_divergence_step(history.losses[:-1], history.smoothed_losses[:-1]) is None
 
 
 @pytest.mark.parametrize("check_every", [1, 3, 7])
@@ -311,6 +314,87 @@ def test_trial_at_absurd_lr_is_marked_diverged() -> None:
 )
 def test_divergence_threshold(best: float, first: float, expected: float) -> None:
     assert divergence_threshold(best, first, 4.0) == expected
+
+
+def _scripted_loss(levels: dict[int, float], base: float = 1.0):  # type: ignore[no-untyped-def]
+    """A differentiable loss whose value is ``levels.get(step, base)`` at each forward pass."""
+    counter = {"calls": 0}
+
+    def compute(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        loss = nn.functional.mse_loss(model(batch[0]), batch[1])
+        level = levels.get(counter["calls"], base)
+        counter["calls"] += 1
+        return loss / loss.detach() * level
+
+    return compute
+
+
+def _scripted_sweep(levels: dict[int, float], reduce=None, **options):  # type: ignore[no-untyped-def]
+    task = regression_task()
+    settings = {"start_lr": 1e-6, "end_lr": 1e-4, "steps": 100, "smoothing": 0.98, **options}
+    return sweep_loop(
+        task.model,
+        task.optimizer,
+        _scripted_loss(levels),
+        task.train_loader,
+        SweepOptions(**settings),
+        CPU,
+        reduce=reduce,
+    ).history
+
+
+def test_a_raw_loss_far_above_its_best_stops_the_sweep_while_the_ema_lags() -> None:
+    # From step 60 the raw loss sits at 10x its best; the 0.98 EMA needs ~16 steps to pass 4x.
+    history = _scripted_sweep({step: 10.0 for step in range(60, 100)})
+    assert history.stop_reason == "diverged"
+    assert history.steps == 60 + RAW_DIVERGE_STEPS
+    assert max(history.smoothed_losses) < 4.0 * min(history.smoothed_losses)
+    assert raw_divergence_step(history.losses, history.smoothed_losses) == history.steps - 1
+
+
+@pytest.mark.parametrize("check_every", [3, 8])
+def test_the_raw_rule_cuts_the_same_history_whatever_the_read_schedule(
+    check_every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CUDA schedule (chunks read one late) on the CPU: the decision is per recorded step.
+    levels = {step: 10.0 for step in range(60, 100)}
+    reference = _scripted_sweep(levels)
+    monkeypatch.setattr("lrfind.engine.loop.inspects_one_chunk_late", lambda device: True)
+    assert _scripted_sweep(levels, check_every=check_every) == reference
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        # Isolated spikes, however tall, and a burst one step short of the rule are noise.
+        {step: 8.0 for step in range(10, 100, 3)},
+        {step: 10.0 for step in range(60, 60 + RAW_DIVERGE_STEPS - 1)},
+        # A sustained rise below the threshold is not a blow-up either.
+        {step: 3.5 for step in range(50, 100)},
+    ],
+)
+def test_noisy_but_healthy_raw_losses_do_not_stop_the_sweep(levels: dict[int, float]) -> None:
+    history = _scripted_sweep(levels)
+    assert history.stop_reason == "completed" and history.steps == 100
+    assert raw_divergence_step(history.losses, history.smoothed_losses) is None
+
+
+def test_the_raw_rule_reads_the_all_reduced_losses_every_rank_sees() -> None:
+    # This rank's losses stay at 1; another rank's blow up from step 40: the mean is 5.5.
+    calls: list[int] = []
+
+    def other_rank_blows_up(chunk: torch.Tensor) -> torch.Tensor:
+        reduced = chunk.clone()
+        if len(calls) >= 40:
+            reduced[:-1] = (chunk[:-1] + 10.0) / 2
+        calls.append(len(calls))
+        return reduced
+
+    history = _scripted_sweep({}, reduce=other_rank_blows_up)
+    assert history.stop_reason == "diverged"
+    assert history.steps == 40 + RAW_DIVERGE_STEPS
+    assert history.losses[-1] == pytest.approx(5.5)
+    assert len(calls) == history.steps  # one collective per step: no rank read more or fewer
 
 
 def test_bf16_autocast_runs_on_cpu() -> None:

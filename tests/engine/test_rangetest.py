@@ -17,6 +17,7 @@ from lrfind.analysis.grid import grid_lr
 from lrfind.engine import trials as trials_module
 from lrfind.engine.trials import TrialEvent
 from lrfind.errors import SweepError
+from lrfind.results import History
 from tests.fixtures.tasks import classification_task
 
 
@@ -162,6 +163,27 @@ def test_repeats_report_spread_and_mean_curve() -> None:
     assert result.to_dict()["repeats"]["count"] == 3
 
 
+def test_repeats_keep_their_answer_when_the_mean_curve_gives_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whatever makes the mean curve unreadable (here it is cut to a few points, as when one
+    # repeat stops early), an answer every repeat gives must not vanish.
+    def unreadable_mean(histories):  # type: ignore[no-untyped-def]
+        first = histories[0]
+        return History(first.lrs[:5], first.losses[:5], first.smoothed_losses[:5], "completed")
+
+    monkeypatch.setattr("lrfind.engine.rangetest.mean_history", unreadable_mean)
+    task = classification_task(dropout=0.1)
+    result = range_test(
+        task.model, task.optimizer, task.loss_fn, task.train_loader, steps=40, repeats=3, seed=5
+    )
+    answers = [lr for lr in result.repeat_suggestions if lr is not None]
+    assert len(answers) == 3
+    assert result.suggestion.lr == sorted(answers)[1]
+    assert result.confidence.level in ("low", "medium")
+    assert result.confidence.reasons[0].startswith("the mean of the 3 repeats gave no answer")
+
+
 def test_plot_writes_png(tmp_path: Path) -> None:
     task = classification_task()
     result = range_test(task.model, task.optimizer, task.loss_fn, task.train_loader, steps=30)
@@ -195,7 +217,7 @@ def test_invalid_options_are_value_errors() -> None:
         )
 
 
-def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
+def test_a_stop_during_the_last_refine_trial_keeps_only_the_finished_trials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from lrfind.engine.options import StopFlag
@@ -221,7 +243,9 @@ def test_a_stop_during_the_last_refine_trial_leaves_no_refinement(
         stop=stop,
     )  # fmt: skip
     assert len(calls) == 3
-    assert result.refinement is None
+    # The cut trial's score would not be comparable: the two before it are kept, none chosen.
+    assert result.refinement is not None and result.refinement.chosen_lr is None
+    assert [trial.lr for trial in result.refinement.trials] == calls[:2]
     assert_same_state(task, before)
 
 
@@ -279,3 +303,17 @@ def test_a_flat_sweep_is_answered_by_a_search_within_the_budget() -> None:
     document = result.to_dict()
     assert document["refine"]["stage"] == "search"
     assert json.loads(json.dumps(document, allow_nan=False)) == document
+
+
+@pytest.mark.parametrize("entry", ["range_test", "RangeTest.run"])
+def test_the_suggestion_defaults_are_the_configs(entry: str) -> None:
+    """config/schema.py's SUGGEST_DEFAULTS is the one home of the suggest: defaults."""
+    import inspect
+
+    from lrfind.config.schema import SUGGEST_DEFAULTS
+    from lrfind.engine.rangetest import RangeTest
+
+    function = range_test if entry == "range_test" else RangeTest.run
+    parameters = inspect.signature(function).parameters
+    for key, value in SUGGEST_DEFAULTS.model_dump().items():
+        assert parameters[key].default == value, key

@@ -221,3 +221,34 @@ def test_a_sweep_whose_plot_fails_keeps_its_numbers(
     document = json.loads((run.run_dir / "result.json").read_text(encoding="utf-8"))
     assert "plot failed: ValueError: bad figure" in document["warnings"]
     assert not (run.run_dir / "lr_finder.png").exists()
+
+
+def test_a_horizon_result_shows_its_run_and_every_rung() -> None:
+    from lrfind.results import Drift, TrainRun
+
+    base = make_result("clean")
+    rung = lambda steps, best: tuple(  # noqa: E731
+        Trial(lr, 1.0, 1.0 + (math.log10(lr) - best) ** 2 / steps, False, steps)
+        for lr in (0.01, 0.0178, 0.0316, 0.0562)
+    )
+    rungs = (rung(10, -1.3), rung(20, -1.5), rung(40, -1.7)[:2])
+    drift = Drift(((10, 0.05), (20, 0.03), (40, 0.02)), 0.6, 0.25, 0.3, 40, 400, "moved")
+    refinement = Refinement(
+        trials=rungs[-1], chosen_lr=0.0056, steps_per_trial=40, seconds=1.0,
+        stage="horizon", rungs=rungs, drift=drift,
+    )  # fmt: skip
+    result = replace(
+        base,
+        refinement=refinement,
+        info=replace(base.info, train=TrainRun(400, "linear", 0.1)),
+        analysis=replace(base.analysis, suggestion=replace(base.analysis.suggestion, lr=0.0056)),
+    )
+    figure = drawn(result)
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert any("for the 400-step linear run" in text for text in texts)
+    panel = figure.axes[1]
+    assert panel.get_title(loc="left").startswith("horizon: 4/4/2 trials at 10/20/40 steps")
+    assert "carried to 5.6e-03" in panel.get_title(loc="left")
+    labels = [str(line.get_label()) for line in panel.get_lines()]
+    assert "after 10 steps" in labels and "after 20 steps" in labels
+    assert panel.get_yscale() == "log"

@@ -33,7 +33,7 @@ def test_run_dirs_started_in_the_same_second_never_collide(tmp_path: Path) -> No
 def test_unwritable_output_dir_is_an_output_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(OutputError, match="cannot write"):
+    with pytest.raises(OutputError, match=f"{blocker} is a file, not a folder"):
         runs.create_run_dir(blocker, "exp")
 
 

@@ -237,7 +237,8 @@ def test_empty_range_is_no_reliable_suggestion() -> None:
         (
             "bogus",
             {},
-            "unknown schedule kind 'bogus' (expected one of onecycle, cyclic, plateau, cosine)",
+            "unknown schedule kind 'bogus' "
+            "(expected one of onecycle, cyclic, plateau, cosine, linear)",
         ),
         (
             "cosine",
@@ -269,7 +270,8 @@ def test_every_bad_option_is_reported_at_once() -> None:
 
 def test_unknown_format() -> None:
     with pytest.raises(
-        ConfigError, match="unknown format 'toml' \\(expected one of yaml, python, json\\)"
+        ConfigError,
+        match="unknown format 'toml' \\(expected one of yaml, python, json, transformers\\)",
     ):
         schedule(result_with(), "cyclic", "toml")  # type: ignore[arg-type]
 
@@ -427,3 +429,21 @@ def test_a_run_with_lr_scale_groups_exports_one_lr_per_group(
         assert low == pytest.approx(0.1 * high, rel=0.02)  # 3-digit rounding of each value
         optimizer.step()
         scheduler.step()
+
+
+def test_a_stated_run_supplies_the_schedule_its_length_and_warmup() -> None:
+    from lrfind.results import TrainRun
+
+    base = make_result("clean")
+    stated = replace(base, info=replace(base.info, train=TrainRun(1200, "linear", 0.05)))
+    document = json.loads(schedule(stated, None, "json"))
+    explicit = json.loads(schedule(stated, "linear", "json", total_steps=1200, warmup_steps=60))
+    assert document == explicit
+    # Explicit options still win over the stated run's.
+    shorter = json.loads(schedule(stated, "linear", "json", total_steps=600))
+    assert shorter != document
+    with pytest.raises(ConfigError, match="give --kind: the run names no schedule"):
+        schedule(base, None, "json")
+    constant = replace(base, info=replace(base.info, train=TrainRun(500)))
+    with pytest.raises(ConfigError, match="constant-LR"):
+        schedule(constant, None, "json")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lrfind.errors import LrfindError, OutputError
+from lrfind.format import error_summary
 
 
 def plot_or_warning(draw: Callable[[], Path], what: str = "plot") -> tuple[Path | None, str | None]:
@@ -24,6 +25,5 @@ def plot_or_warning(draw: Callable[[], Path], what: str = "plot") -> tuple[Path 
         if isinstance(error, LrfindError):
             text = " ".join(str(error).split())
         else:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            text = type(error).__name__ + (f": {first}" if first else "")
+            text = error_summary(error)
         return None, f"{what} failed: {text}"

@@ -195,8 +195,13 @@ def _draw_suggestion(ax: Axes, result: RangeTestResult, curve: np.ndarray) -> An
         )
     x_low, x_high = (math.log10(v) for v in ax.get_xlim())
     right_side = (math.log10(lr) - x_low) / (x_high - x_low) < 0.7
+    steps = result.answer_steps
+    run = f"\nfor {steps}-step runs" if result.info.train is None and steps else ""
+    if result.info.train is not None:
+        kind = "" if result.info.train.schedule == "constant" else f" {result.info.train.schedule}"
+        run = f"\nfor the {result.info.train.steps}-step{kind} run"
     return ax.annotate(
-        f"suggested {short_lr(lr)}",
+        f"suggested {short_lr(lr)}{run}",
         xy=(lr, y),
         xytext=(12 if right_side else -12, 22),
         textcoords="offset points",

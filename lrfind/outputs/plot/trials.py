@@ -82,7 +82,8 @@ def draw_trials_panel(ax: Axes, refinement: Refinement, suggestion_lr: float | N
         ax.set_ylim(low - 0.2 * span, high + 0.35 * span)
     else:
         Limits().apply(ax)
-    stage = "search" if refinement.stage == "search" else "refine"
+    stage = refinement.stage if refinement.stage in ("search", "horizon") else "refine"
+    _draw_earlier_rungs(ax, refinement)
     tied_run = _tied_run(choice)
     if tied_run is not None and tied_run[0] != tied_run[1]:
         ax.axvspan(
@@ -155,6 +156,39 @@ def draw_trials_panel(ax: Axes, refinement: Refinement, suggestion_lr: float | N
     ax.set_title(_panel_title(refinement, choice), loc="left", color=GREY, parse_math=False)
 
 
+def _draw_earlier_rungs(ax: Axes, refinement: Refinement) -> None:
+    """The horizon stage's earlier rungs, faint: how the scores (and their best LR) moved as
+    the candidates trained longer. The y range then spans every rung, on a log scale."""
+    earlier = refinement.rungs[:-1]
+    if not earlier:
+        return
+    scores: list[float] = []
+    for index, rung in enumerate(earlier):
+        choice = choose(rung)
+        ok = [i for i, s in enumerate(choice.scores) if math.isfinite(s) and s > 0]
+        if not ok:
+            continue
+        values = [choice.scores[i] for i in ok]
+        scores += values
+        shade = 0.75 - 0.45 * index / max(1, len(earlier))
+        steps = max(choice.trials[i].steps for i in ok)
+        ax.plot(
+            [choice.trials[i].lr for i in ok],
+            values,
+            color=(shade, shade, shade),
+            linewidth=1.0,
+            marker="o",
+            markersize=3.5,
+            zorder=3,
+            label=f"after {steps} steps" if index in (0, len(earlier) - 1) else None,
+        )
+    final = [s for s in (score(t, metric_for(refinement.trials)) for t in refinement.trials) if s]
+    scores += [s for s in final if math.isfinite(s) and s > 0]
+    if scores and min(scores) > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(min(scores) / 1.15, max(scores) * 1.3)
+
+
 def _tied_run(choice: Choice) -> tuple[int, int] | None:
     """First and last index of the unbroken run of tied trials that holds the best one."""
     if choice.best is None:
@@ -171,11 +205,17 @@ def _panel_title(refinement: Refinement, choice: Choice) -> str:
     stage = "search" if refinement.stage == "search" else "refine"
     count = len(choice.trials)
     text = f"{stage}: {count} trials × {refinement.steps_per_trial} steps from the same weights"
+    if refinement.rungs:
+        counts = "/".join(str(len(rung)) for rung in refinement.rungs)
+        lengths = "/".join(str(max((t.steps for t in r), default=0)) for r in refinement.rungs)
+        text = f"horizon: {counts} trials at {lengths} steps, the better half continued"
     chosen, best = refinement.chosen_lr, choice.best_lr
     if chosen is None:
         return text + " · no trial chosen"
-    text += f" · chose {short_lr(chosen)}"
     position = choice.position(chosen)
+    if position is None and refinement.drift is not None and choice.best is not None:
+        return text + f" · best {short_lr(choice.best_lr or 0)}, carried to {short_lr(chosen)}"
+    text += f" · chose {short_lr(chosen)}"
     if best is None or position is None:
         return text
     if position == choice.best:

@@ -29,6 +29,22 @@ def one_line_summary(result: RangeTestResult, where: str | None = None) -> str:
     return text if where is None else f"{text}; results in {where}"
 
 
+def answer_for(result: RangeTestResult) -> str:
+    """Which training run the answer holds for, in words.
+
+    "a 400-step constant-LR run" when the run was stated; otherwise the trials' length and how
+    to state the run: the best LR falls as training gets longer, so an answer measured on
+    short trials is for short runs.
+    """
+    train = result.info.train
+    if train is not None:
+        return train.describe()
+    steps = result.answer_steps
+    if steps is None:
+        return f"runs about as long as the sweep ({result.history.steps} steps); set train.steps"
+    return f"runs of about {steps} steps (the trials'); for yours, set train.steps"
+
+
 def format_expected(check: CheckOutcome) -> str:
     """Return the check's expected interval as "[1.00e-04, 1.00e-02]" (open ends as "…")."""
     low = format_lr(check.expected_min) if check.expected_min is not None else "…"
@@ -59,13 +75,24 @@ def summary_rows(result: RangeTestResult) -> list[tuple[str, str]]:
     suggestion = result.suggestion
     rows = [
         ("suggested LR", format_lr(suggestion.lr) if suggestion.lr is not None else NO_SUGGESTION),
+        ("for", answer_for(result)),
         ("method", suggestion.method or NO_VALUE),
         ("min LR", format_lr(result.lr_range.min_lr)),
         ("max LR", format_lr(result.lr_range.max_lr)),
         ("confidence", result.confidence.level),
     ]
-    if result.refinement is not None:
-        refinement = result.refinement
+    refinement = result.refinement
+    if refinement is not None and refinement.rungs:
+        lengths = "/".join(str(max(t.steps for t in rung)) for rung in refinement.rungs if rung)
+        counts = "/".join(str(len(rung)) for rung in refinement.rungs)
+        rows.append(
+            (
+                "horizon trials",
+                f"{format_lr(refinement.chosen_lr)} ({counts} trials at {lengths} steps, "
+                f"continued; {refinement.seconds:.1f} s, by {refinement.metric})",
+            )
+        )
+    elif refinement is not None:
         rows.append(
             (
                 "refined LR",

@@ -1,0 +1,261 @@
+"""Sharded and disk snapshots, through torch.distributed.checkpoint (``engine.state`` picks).
+
+``ShardedCopy`` keeps this rank's shard of an FSDP2 model and its optimizer in host memory
+(``get_*_state_dict`` / ``set_*_state_dict``); ``DiskCopy`` writes every rank's shard into a
+temporary folder with ``torch.distributed.checkpoint`` and reads it back on restore, keeping
+only a fingerprint of the parameters in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import shutil
+import signal
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrfind.errors import SweepError
+
+#: Prefix of the temporary folder of a disk snapshot.
+SNAPSHOT_PREFIX = ".lrfind-snapshot-"
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a DTensor (the tensor itself otherwise)."""
+    to_local = getattr(tensor, "to_local", None)
+    return to_local() if callable(to_local) else tensor
+
+
+#: Elements hashed at a time: bounds the host copy of a GPU shard to this many.
+FINGERPRINT_CHUNK = 2**22
+
+
+def _fingerprint(model: torch.nn.Module) -> list[bytes]:
+    """A digest of the bytes of this rank's shard of every trainable parameter.
+
+    Tells exactly whether an optimizer step moved the weights without keeping a copy of them.
+    """
+    digests = []
+    with torch.no_grad():
+        for param in model.parameters():
+            if not param.requires_grad:
+                continue
+            flat = _local(param).detach().reshape(-1)
+            digest = hashlib.blake2b(digest_size=16)
+            for start in range(0, flat.numel(), FINGERPRINT_CHUNK):
+                chunk = flat[start : start + FINGERPRINT_CHUNK].cpu().contiguous()
+                digest.update(chunk.view(torch.uint8).numpy().data)
+            digests.append(digest.digest())
+    return digests
+
+
+def _cloned(tree: Any) -> Any:
+    """``tree`` with every tensor replaced by a detached copy (DTensors stay sharded)."""
+    from torch.utils._pytree import tree_map_only
+
+    return tree_map_only(torch.Tensor, lambda tensor: tensor.detach().clone(), tree)
+
+
+def _group_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """Copies of each param group's settings (lr, betas...) without its parameters."""
+    return [
+        {key: copy.deepcopy(value) for key, value in group.items() if key != "params"}
+        for group in optimizer.param_groups
+    ]
+
+
+def _reset_optimizer(optimizer: torch.optim.Optimizer, settings: list[dict[str, Any]]) -> None:
+    """Back to an optimizer that has taken no step: no state, the saved group settings."""
+    optimizer.state.clear()
+    for group, saved in zip(optimizer.param_groups, settings, strict=True):
+        group.update(copy.deepcopy(saved))
+
+
+def _distributed_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, with_optimizer: bool
+) -> dict[str, Any]:
+    """The live model (and optimizer) state, keyed by parameter name, shards as DTensors."""
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    state: dict[str, Any] = {"model": get_model_state_dict(model)}
+    if with_optimizer:
+        try:
+            state["optim"] = get_optimizer_state_dict(model, optimizer)
+        except (KeyError, RuntimeError) as error:
+            raise SweepError(
+                "this snapshot needs every parameter the optimizer updates to belong to the "
+                f"model ({type(error).__name__}: {error}); use sweep.snapshot: memory"
+            ) from error
+    return state
+
+
+def _set_distributed_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
+    from torch.distributed.checkpoint.state_dict import (
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    set_model_state_dict(model, state["model"])
+    if "optim" in state:
+        set_optimizer_state_dict(model, optimizer, state["optim"])
+
+
+@dataclass
+class ShardedCopy:
+    """This rank's shard of an FSDP2 model and its optimizer, copied in host memory.
+
+    An optimizer that has taken no step is not snapshotted through
+    ``get_optimizer_state_dict``: it would create the state by taking a zero step (Adam's step
+    count would then read 1), so only its group settings are kept, and restoring empties it.
+    """
+
+    state: dict[str, Any]
+    settings: list[dict[str, Any]]
+    fingerprint: list[bytes]
+
+    @classmethod
+    def take(cls, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> ShardedCopy:
+        state = _distributed_state(model, optimizer, with_optimizer=bool(optimizer.state))
+        # The state dicts hold the live tensors (cpu_offload too, for CPU ones): copy them.
+        return cls(_cloned(state), _group_settings(optimizer), _fingerprint(model))
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        # The model's values are copied into its parameters, but set_optimizer_state_dict keeps
+        # the tensors it is given: a copy of those keeps the snapshot pristine.
+        state = dict(self.state)
+        if "optim" in state:
+            state["optim"] = _cloned(state["optim"])
+        _set_distributed_state(model, optimizer, state)
+        if "optim" not in self.state:
+            _reset_optimizer(optimizer, self.settings)
+
+    def changed(self, model: torch.nn.Module) -> bool:
+        return _fingerprint(model) != self.fingerprint
+
+    def close(self) -> None:
+        return None
+
+
+def _single_process() -> bool:
+    """True outside torch.distributed (checkpoints are then written and read by this process)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized())
+
+
+@contextlib.contextmanager
+def _quiet_checkpoint() -> Iterator[None]:
+    """Silence torch.distributed.checkpoint's warning that it assumes a single process."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
+def _agreed_folder(base: Path | None) -> Path:
+    """A new temporary folder under ``base``, the same one on every rank (rank 0 makes it)."""
+    import torch.distributed as dist
+
+    multi = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    name: list[str | None] = [None]
+    if not multi or dist.get_rank() == 0:
+        try:
+            if base is not None:
+                base.mkdir(parents=True, exist_ok=True)
+            name[0] = tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX, dir=base)
+        except OSError as error:
+            if not multi:
+                raise SweepError(
+                    f"cannot create the disk snapshot folder in {base or tempfile.gettempdir()}:"
+                    f" {error.strerror or error}"
+                ) from error
+            name[0] = ""
+    if multi:
+        dist.broadcast_object_list(name, src=0)
+    if not name[0]:
+        raise SweepError(f"rank 0 could not create the disk snapshot folder in {base}")
+    return Path(name[0])
+
+
+@dataclass
+class DiskCopy:
+    """Every rank's shard written by ``torch.distributed.checkpoint`` into a temporary folder.
+
+    With several processes the folder must be on a file system every rank reads (one machine,
+    or a shared ``sweep.snapshot_dir``).
+    """
+
+    folder: Path
+    settings: list[dict[str, Any]]
+    fingerprint: list[bytes]
+    with_optimizer: bool
+
+    @classmethod
+    def take(
+        cls, model: torch.nn.Module, optimizer: torch.optim.Optimizer, base: Path | None
+    ) -> DiskCopy:
+        import torch.distributed.checkpoint as dcp
+
+        with_optimizer = bool(optimizer.state)
+        state = _distributed_state(model, optimizer, with_optimizer)
+        folder = _agreed_folder(base)
+        snapshot = cls(folder, _group_settings(optimizer), _fingerprint(model), with_optimizer)
+        try:
+            with _quiet_checkpoint():
+                dcp.save(state, checkpoint_id=folder, no_dist=_single_process())
+        except BaseException:
+            snapshot.close()
+            raise
+        return snapshot
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        import torch.distributed.checkpoint as dcp
+
+        # Loaded in place into the live tensors, then applied (param-group settings included).
+        state = _distributed_state(model, optimizer, self.with_optimizer)
+        with _quiet_checkpoint():
+            dcp.load(state, checkpoint_id=self.folder, no_dist=_single_process())
+        _set_distributed_state(model, optimizer, state)
+        if not self.with_optimizer:
+            _reset_optimizer(optimizer, self.settings)
+
+    def changed(self, model: torch.nn.Module) -> bool:
+        return _fingerprint(model) != self.fingerprint
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Turn an unhandled SIGTERM into SystemExit while a disk snapshot exists, so that the
+    ``finally`` blocks that remove its folder still run (a torchrun agent stopping its workers
+    sends SIGTERM). A handler already installed (the CLI's graceful stop) is left alone."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def leave(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
