@@ -6,18 +6,9 @@ import pytest
 import torch
 
 from lrfind.analysis.schedule_shape import TRAIN_SCHEDULES, lr_at
+from tests.fixtures.schedules import lr_trajectory
 
 PEAK = 0.01
-
-
-def torch_lrs(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
-    optimizer = scheduler.optimizer
-    lrs = []
-    for _ in range(steps):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return lrs
 
 
 def sgd() -> torch.optim.Optimizer:
@@ -31,7 +22,7 @@ def test_onecycle_matches_torch(warmup: int) -> None:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         sgd(), max_lr=PEAK, total_steps=total, pct_start=pct, cycle_momentum=False
     )
-    expected = torch_lrs(scheduler, total)
+    expected = lr_trajectory(scheduler, scheduler.optimizer, total)
     assert [lr_at(s, total, "onecycle", warmup, peak=PEAK) for s in range(total)] == pytest.approx(
         expected, rel=1e-9
     )
@@ -45,7 +36,7 @@ def test_hugging_face_shapes_match_get_scheduler(kind: str) -> None:
     scheduler = transformers.get_scheduler(
         name, sgd(), num_warmup_steps=warmup, num_training_steps=total
     )
-    expected = torch_lrs(scheduler, total)
+    expected = lr_trajectory(scheduler, scheduler.optimizer, total)
     got = [lr_at(s, total, kind, warmup, peak=PEAK) for s in range(total)]
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
 

@@ -20,6 +20,7 @@ from lrfind.errors import EXIT_NO_ANSWER, ConfigError, NoReliableSuggestion
 from lrfind.results import LRRange, RangeTestResult
 from lrfind.workflows.schedule import schedule
 from tests.fixtures.results import make_result
+from tests.fixtures.schedules import lr_trajectory
 
 MIN_LR, SUGGESTED, MAX_LR = 1e-4, 1e-3, 1e-2
 
@@ -60,22 +61,12 @@ def build_from_yaml(document: dict[str, Any], optimizer: torch.optim.Optimizer) 
     return instantiate(document["lr_scheduler"])
 
 
-def trajectory(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> list[float]:
-    """The LR used at each of ``steps`` optimizer steps."""
-    lrs = []
-    for _ in range(steps):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return lrs
-
-
 def test_onecycle_starts_at_min_lr_and_peaks_at_max_lr() -> None:
     code = schedule(result_with(), "onecycle", "python", total_steps=100)
     assert code.startswith("# lrfind onecycle schedule from run 'unit'\n")
     assert "# Expects an `optimizer` variable in scope" in code
     optimizer = fresh_optimizer()
-    lrs = trajectory(run_python(code, optimizer), optimizer, 100)
+    lrs = lr_trajectory(run_python(code, optimizer), optimizer, 100)
     assert lrs[0] == pytest.approx(MIN_LR)  # div_factor = max_lr / min_lr = 100
     assert max(lrs) == pytest.approx(MAX_LR)
     assert lrs.index(max(lrs)) == 29  # pct_start 0.3 of 100 steps
@@ -96,7 +87,7 @@ def test_cyclic_goes_from_base_to_max_and_halves_the_amplitude() -> None:
     code = schedule(result_with(), "cyclic", "python", steps_per_epoch=5)
     assert "step_size_up=20,  # 4 epochs of 5 steps" in code
     optimizer = fresh_optimizer("adam")
-    lrs = trajectory(run_python(code, optimizer), optimizer, 61)
+    lrs = lr_trajectory(run_python(code, optimizer), optimizer, 61)
     assert lrs[0] == pytest.approx(MIN_LR)
     assert lrs[20] == pytest.approx(MAX_LR)
     assert lrs[40] == pytest.approx(MIN_LR)
@@ -129,7 +120,7 @@ def test_plateau_starts_at_the_suggestion_and_is_floored() -> None:
 def test_cosine_warms_up_to_the_suggestion_then_decays_to_min_lr() -> None:
     code = schedule(result_with(), "cosine", "python", total_steps=200, warmup_steps=20)
     optimizer = fresh_optimizer()
-    lrs = trajectory(run_python(code, optimizer), optimizer, 201)
+    lrs = lr_trajectory(run_python(code, optimizer), optimizer, 201)
     assert lrs[0] == pytest.approx(SUGGESTED * 0.1)  # warm-up starts at min_lr
     assert lrs[10] == pytest.approx(SUGGESTED * 0.55)
     assert lrs[20] == pytest.approx(SUGGESTED)
@@ -142,7 +133,7 @@ def test_cosine_peak_can_be_overridden_and_warm_up_switched_off() -> None:
     code = schedule(result_with(), "cosine", "python", total_steps=50, warmup_fraction=0.0, lr=3e-3)
     assert "LinearLR" not in code and "SequentialLR" not in code
     optimizer = fresh_optimizer()
-    lrs = trajectory(run_python(code, optimizer), optimizer, 51)
+    lrs = lr_trajectory(run_python(code, optimizer), optimizer, 51)
     assert lrs[0] == pytest.approx(3e-3)
     assert lrs[50] == pytest.approx(MIN_LR)
 
@@ -169,7 +160,7 @@ def test_yaml_parses_and_builds_the_same_schedule_as_python(kind: str) -> None:
             yaml_scheduler.step(1.0)
         assert from_python.param_groups[0]["lr"] == from_yaml.param_groups[0]["lr"]
         return
-    assert trajectory(python_scheduler, from_python, 120) == trajectory(
+    assert lr_trajectory(python_scheduler, from_python, 120) == lr_trajectory(
         yaml_scheduler, from_yaml, 120
     )
 
