@@ -48,8 +48,13 @@ def horizon_stage(
     on_trial: Callable[[TrialEvent], None] | None = None,
     drift_prior: float | None = DRIFT_PRIOR,
     compress_schedule: bool = True,
+    take_snapshot: Callable[[], StateSnapshot] | None = None,
 ) -> tuple[Analysis, Refinement | None]:
     """Plan the rungs for the budget and run them; the final analysis and the stage's record.
+
+    ``take_snapshot`` keeps a paused candidate's state (default: a host copy); the range test
+    passes its own, so ``sweep.snapshot: disk`` applies to the candidates too. A pruned
+    candidate's snapshot is closed at once.
 
     Every candidate trains the first rung from the snapshot; the better half continues from its
     own state (weights, optimizer, RNG; the data order replayed) to the next rung, and so on
@@ -86,7 +91,13 @@ def horizon_stage(
         return schedule_factor(step, total, train)
 
     lr_factor = None if train.schedule == "constant" and train.warmup == 0 else factor
-    loaders = [loader for loader in (runner.train_loader, runner.val_loader) if loader]
+    loaders = [loader for loader in (runner.train_loader, runner.val_loader) if loader is not None]
+
+    def pause() -> StateSnapshot:
+        if take_snapshot is not None:
+            return take_snapshot()
+        return snapshot_state(runner.model, runner.optimizer, loaders)
+
     paused: dict[float, Resume] = {}
     # Every candidate's divergence is judged against the untrained model's loss (the
     # sweep's first), as a trial from the snapshot judges it against its own first loss.
@@ -97,57 +108,63 @@ def horizon_stage(
     cost = 0.0
     count = 0
     planned = plan.first
-    for index, length in enumerate(plan.rungs):
-        rung: list[Trial] = []
-        queue = list(alive)
-        extended = False
-        while queue and not stop.requested:
-            lr = queue.pop(0)
-            resume = paused.get(lr)
-            trial = run_trial(
-                runner.model,
-                runner.optimizer,
-                runner.compute_loss,
-                runner.train_loader,
-                runner.val_loader,
-                lr,
-                length - (resume.steps if resume else 0),
-                snapshot,
-                options,
-                runner.device,
-                reduce=runner.reduce,
-                max_val_batches=plan.val_batches or MAX_VAL_BATCHES,
-                stop=stop,
-                resume=resume,
-                lr_factor=lr_factor,
-                reference_loss=reference,
-            )
-            cost += trial.steps - (resume.steps if resume else 0)
-            cost += validation_cost(trial, plan.val_batches, plan.val_batch_cost)
-            if index + 1 < len(plan.rungs) and not trial.diverged:
-                paused[lr] = Resume(
-                    trial.steps, snapshot_state(runner.model, runner.optimizer, loaders)
+    try:
+        for index, length in enumerate(plan.rungs):
+            rung: list[Trial] = []
+            queue = list(alive)
+            extended = False
+            while queue and not stop.requested:
+                lr = queue.pop(0)
+                resume = paused.get(lr)
+                trial = run_trial(
+                    runner.model,
+                    runner.optimizer,
+                    runner.compute_loss,
+                    runner.train_loader,
+                    runner.val_loader,
+                    lr,
+                    length - (resume.steps if resume else 0),
+                    snapshot,
+                    options,
+                    runner.device,
+                    reduce=runner.reduce,
+                    max_val_batches=plan.val_batches or MAX_VAL_BATCHES,
+                    stop=stop,
+                    resume=resume,
+                    lr_factor=lr_factor,
+                    reference_loss=reference,
                 )
-            rung.append(trial)
-            if index == 0 and not queue and not extended and plan.extensions:
-                extended = True
-                extra = next_refine_candidate(history, analysis, rung)
-                if extra is not None and all(abs(extra - t.lr) > 1e-12 for t in rung):
-                    queue.append(extra)
-                    planned += 1
-            if on_trial is not None:
-                on_trial(TrialEvent("horizon", count, planned, trial))
-            count += 1
-        rungs.append(rung)
-        if stop.requested:
-            break
-        if index + 1 < len(plan.rungs):
-            keep = keep_best(rung, plan.survivors[index + 1])
-            alive = sorted(t.lr for t in keep)
-            paused = {lr: paused[lr] for lr in alive if lr in paused}
-            if len(alive) < 2:
+                cost += trial.steps - (resume.steps if resume else 0)
+                cost += validation_cost(trial, plan.val_batches, plan.val_batch_cost)
+                if index + 1 < len(plan.rungs) and not trial.diverged:
+                    if resume is not None:
+                        resume.state.close()  # superseded by the state after this rung
+                    paused[lr] = Resume(trial.steps, pause())
+                rung.append(trial)
+                if index == 0 and not queue and not extended and plan.extensions:
+                    extended = True
+                    extra = next_refine_candidate(history, analysis, rung)
+                    if extra is not None and all(abs(extra - t.lr) > 1e-12 for t in rung):
+                        queue.append(extra)
+                        planned += 1
+                if on_trial is not None:
+                    on_trial(TrialEvent("horizon", count, planned, trial))
+                count += 1
+            rungs.append(rung)
+            if stop.requested:
                 break
-    paused.clear()
+            if index + 1 < len(plan.rungs):
+                keep = keep_best(rung, plan.survivors[index + 1])
+                alive = sorted(t.lr for t in keep)
+                for lr in [lr for lr in paused if lr not in alive]:
+                    paused.pop(lr).state.close()
+                if len(alive) < 2:
+                    break
+    finally:
+        # A paused candidate may hold a disk snapshot: released whatever happened.
+        for resume in paused.values():
+            resume.state.close()
+        paused.clear()
     restore_state(snapshot, runner.model, runner.optimizer)
     if stop.requested:
         return analysis, None

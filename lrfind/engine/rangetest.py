@@ -279,6 +279,14 @@ class RangeTest:
                 on_trial=on_trial,
                 drift_prior=drift_prior,
                 compress_schedule=compress_schedule,
+                take_snapshot=functools.partial(
+                    snapshot_state,
+                    self.model,
+                    self.optimizer,
+                    self._loaders(),
+                    store=self.snapshot_store,
+                    folder=self.snapshot_dir,
+                ),
             )
         return runner.after_sweep(
             history,

@@ -132,3 +132,18 @@ def test_a_stated_run_without_validation_data_says_nothing_measured_it() -> None
     assert result.suggestion.lr is not None
     assert any("no trials toward a 1000-step" in r for r in result.confidence.reasons)
     assert result.confidence.level != "high"
+
+
+def test_paused_candidates_follow_the_snapshot_store_and_leave_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    answers = []
+    for store in ("memory", "disk"):
+        task = classification_task(optimizer="adam")
+        result = range_test(
+            task.model, task.optimizer, task.loss_fn, task.train_loader,
+            val_loader=task.val_loader, start_lr=1e-5, end_lr=10.0, steps=60,
+            train_steps=500, snapshot=store, snapshot_dir=tmp_path,
+        )  # fmt: skip
+        assert result.refinement is not None and result.refinement.stage == "horizon"
+        answers.append((result.suggestion.lr, result.refinement.rungs))
+    assert answers[0] == answers[1]
+    assert list(tmp_path.iterdir()) == []
