@@ -45,6 +45,11 @@ MIN_FIRST_RUNG = 8
 #: ... nor shorter than this share of the sweep's steps.
 MIN_FIRST_RUNG_FRACTION = 0.1
 
+#: Finalists that would train fewer than this share of the sweep's steps are no rungs worth
+#: running: measured (benchmarks/horizon_quality.py --budget 50% at the tasks' budgets, where
+#: that leaves finalists of 11 steps) they hit 10-23% against 47% for refine's longer trials.
+MIN_FINAL_FRACTION = 0.5
+
 #: One extra candidate one grid step past an edge of the window, run at the first rung when
 #: the best first-rung candidate sits on that edge.
 EDGE_EXTENSIONS = 1
@@ -180,7 +185,9 @@ def plan_rungs(
     trial trains longer than the run it answers for). Every score reads the same number of
     validation batches: VALIDATION_SHARE of the average training between two scores, at least
     MIN_VAL_BATCHES, at most MAX_VAL_BATCHES (or what the data holds). None when not even one
-    rung of first-rung length (MIN_FIRST_RUNG, MIN_FIRST_RUNG_FRACTION of the sweep) fits.
+    rung of first-rung length (MIN_FIRST_RUNG, MIN_FIRST_RUNG_FRACTION of the sweep) fits, or
+    when the finalists would train fewer than MIN_FINAL_FRACTION of the sweep's steps (and
+    fewer than the run itself).
 
     Raises:
         ValueError: ``horizon``, ``sweep_steps`` or ``candidates`` below 1 (``candidates``
@@ -231,6 +238,8 @@ def plan_rungs(
             best = plan
         if plan.final_steps >= horizon:
             break
+    if best is not None and best.final_steps < min(horizon, MIN_FINAL_FRACTION * sweep_steps):
+        return None
     return best
 
 

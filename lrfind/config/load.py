@@ -444,3 +444,26 @@ def load_config(
     )
     config._source = path
     return config
+
+
+def as_config(config: Config | str | os.PathLike[str], overrides: Sequence[str] = ()) -> Config:
+    """The Config a command twin runs: ``config`` with ``overrides`` (``--set`` strings) applied.
+
+    A path is loaded with ``load_config``; a Config without overrides is returned as it is, and
+    with overrides it is validated again with them applied (its folder and source kept).
+
+    Raises:
+        ConfigError: the file cannot be loaded, or an override is invalid.
+    """
+    if not isinstance(config, Config):
+        return load_config(config, list(overrides))
+    if not overrides:
+        return config
+    overridden = validate_config(
+        apply_overrides(config.model_dump(mode="json"), overrides),
+        source=str(config.source or "<config>"),
+        base_dir=config.base_dir,
+        overridden_keys=[".".join(parse_override(o)[0]) for o in overrides],
+    )
+    overridden._source = config.source
+    return overridden

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from lrfind.config.load import load_config, parse_override
+from lrfind.config.load import as_config, parse_override
 from lrfind.config.schema import NAME_LIMIT, Config
 from lrfind.errors import ConfigError
 
@@ -217,9 +217,12 @@ def _vary_problem(problem: str, keys: Sequence[str]) -> str:
 
 
 def load_variants(
-    config_path: Path, variants: Sequence[Variant], overrides: Sequence[str] = ()
+    config: Config | str | os.PathLike[str],
+    variants: Sequence[Variant],
+    overrides: Sequence[str] = (),
 ) -> list[Config]:
-    """Load and validate every variant's config (``overrides`` first, then the variant's).
+    """Load and validate every variant of ``config`` (a Config or a config file's path):
+    ``overrides`` first, then the variant's.
 
     Raises:
         ConfigError: listing every distinct problem of every variant at once.
@@ -230,7 +233,7 @@ def load_variants(
     source: str | None = None
     for variant in variants:
         try:
-            configs.append(load_config(config_path, [*overrides, *variant.overrides]))
+            configs.append(as_config(config, [*overrides, *variant.overrides]))
         except ConfigError as error:
             source = error.source
             problems.extend(_vary_problem(problem, keys) for problem in error.problems)

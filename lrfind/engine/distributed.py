@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -228,6 +228,28 @@ def shutdown(failed: bool | None = None) -> None:
     dist.barrier()
     if alive == 0:
         dist.destroy_process_group()
+
+
+_SESSION_DEPTH = 0
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """Run a command's work, then ``shutdown()``: the process group ``current()`` joined is
+    left when the outermost session ends (``check`` runs a ``sweep`` inside its own).
+
+    The workflows open one, so a Python caller under a launcher gets the cleanup the CLI gets.
+    """
+    global _SESSION_DEPTH
+    _SESSION_DEPTH += 1
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        _SESSION_DEPTH -= 1
+        if _SESSION_DEPTH == 0:
+            shutdown(failed=failed)
 
 
 def _free_port() -> int:

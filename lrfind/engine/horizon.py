@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 
-from lrfind.analysis.budget import MAX_VAL_BATCHES
+from lrfind.analysis.budget import MAX_VAL_BATCHES, TrialPlan
 from lrfind.analysis.horizon import (
     DRIFT_PRIOR,
     RungPlan,
@@ -44,7 +44,7 @@ def horizon_stage(
     budget: Budget,
     candidates: int | None = None,
     stop: StopFlag,
-    on_plan: Callable[[RungPlan], None] | None = None,
+    on_plan: Callable[[RungPlan | TrialPlan], None] | None = None,
     on_trial: Callable[[TrialEvent], None] | None = None,
     drift_prior: float | None = DRIFT_PRIOR,
     compress_schedule: bool = True,
@@ -63,9 +63,10 @@ def horizon_stage(
     ends). The answer is the choice rule's on the last rung, carried to the run's length by the
     drift the rungs showed (``estimate_drift``; ``drift_prior`` None: not carried).
 
-    A budget that leaves no room for a first rung runs no trial: the sweep's answer, with a
-    reason saying so and at most medium confidence. (analysis, None) as well when the sweep's
-    window holds fewer than two candidates or a stop cut the stage short.
+    A budget too small for rungs (see ``plan_rungs``) runs the refine stage instead, or, when
+    it affords no trial at all, none: the reasons say so and confidence is at most medium.
+    (analysis, None) as well when the sweep's window holds fewer than two candidates or a stop
+    cut the stage short.
     """
     sweep_steps = max(history.steps, 1)
     plan = plan_rungs(
@@ -78,7 +79,28 @@ def horizon_stage(
         candidates=candidates,
     )
     if plan is None:
-        return _without_trials(analysis, train, budget, sweep_steps), None
+        # Rungs too short to read anything: refine's fewer, longer trials, if the budget
+        # affords them, said to be for their own length rather than the run's.
+        refined, refinement = runner.after_sweep(
+            history,
+            analysis,
+            options,
+            snapshot,
+            budget=budget,
+            candidates=candidates,
+            stop=stop,
+            on_plan=on_plan,
+            on_trial=on_trial,
+            horizon=train.steps,
+        )
+        if refinement is None:
+            return _without_trials(analysis, train, budget, sweep_steps), None
+        reason = (
+            f"the budget ({budget.describe()}) affords no rungs toward {train.describe()}: "
+            f"refine's {refinement.steps_per_trial}-step trials answered, for runs about "
+            "that long"
+        )
+        return unconfirmed(refined, reason), refinement
     first = refine_candidates(history, analysis, plan.candidates)
     if len(first) < 2:
         return analysis, None

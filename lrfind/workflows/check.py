@@ -280,7 +280,7 @@ def check(
     """Run the sweep and compare its suggestion with the expectations (the CI gate).
 
     ``config`` is a loaded Config or the path of a config file (``overrides`` are ``--set``
-    strings applied when loading it). Expectations come from the config's ``expect:``
+    strings applied to it). Expectations come from the config's ``expect:``
     section, overridden by the arguments (see ``expectations_for``). With ``update_baseline``
     the new result.json is written to the baseline path instead of comparing (the run still
     needs a reliable suggestion). The Markdown summary, JUnit XML and step summary are written
@@ -293,70 +293,76 @@ def check(
         Interrupted: the sweep was stopped; partial results are written.
         (and every error ``sweep`` raises)
     """
-    from lrfind.config.load import load_config
+    from lrfind.config.load import as_config
+    from lrfind.engine import distributed
     from lrfind.errors import Interrupted
 
-    if not isinstance(config, Config):
-        config = load_config(config, list(overrides))
-    # Fixed before the sweep: user code may change the working directory.
-    summary_md, junit, step_summary, out = (
-        absolute(path) for path in (summary_md, junit, step_summary, out)
-    )
-    if min_confidence is not None and min_confidence not in CONFIDENCE_ORDER:
-        raise ConfigError(f"--min-confidence must be low, medium or high, got {min_confidence!r}")
-    expectations = expectations_for(
-        config,
-        lr_min=lr_min,
-        lr_max=lr_max,
-        baseline=baseline,
-        tolerance=tolerance,
-        min_confidence=min_confidence,
-        read_baseline=not update_baseline,
-    )
-    for path, option, example in (
-        (summary_md, "--summary-md", "summary.md"),
-        (junit, "--junit", "junit.xml"),
-    ):
-        if path is not None and Path(path).is_dir():
-            # Found now, not after the sweep: a report that cannot be written fails the job.
-            raise OutputError(
-                f"{option} {path}: is a directory; give a file name, e.g. {Path(path) / example}"
-            )
-    if update_baseline and expectations.baseline_path is None:
-        raise ConfigError(
-            "--update-baseline needs a baseline path: --baseline FILE or expect.baseline"
+    config = as_config(config, overrides)
+    # One session around the sweep and the verdict: the process group is left after both.
+    with distributed.session():
+        # Fixed before the sweep: user code may change the working directory.
+        summary_md, junit, step_summary, out = (
+            absolute(path) for path in (summary_md, junit, step_summary, out)
         )
-    if not update_baseline and expectations.empty:
-        raise ConfigError(
-            "nothing to check against: set expect.lr_min/lr_max or expect.baseline in the "
-            "config, or pass --expect-min/--expect-max/--baseline"
-        )
-    sweep_run = sweep(config, out=out, reporter=reporter, stop=stop)
-    result = sweep_run.result
-    if not result.complete:
-        raise Interrupted(f"interrupted; partial results in {sweep_run.run_dir}")
-    if sweep_run.run_dir is None:  # a rank other than 0 under torch.distributed writes nothing
-        return CheckRun(sweep_run, None)
-    if update_baseline:
-        if result.suggestion.lr is None:
-            raise NoReliableSuggestion(
-                "refusing to write a baseline without a reliable suggestion: "
-                + ("; ".join(result.confidence.reasons) or "no clear descent")
+        if min_confidence is not None and min_confidence not in CONFIDENCE_ORDER:
+            raise ConfigError(
+                f"--min-confidence must be low, medium or high, got {min_confidence!r}"
             )
-        assert expectations.baseline_path is not None
-        target = baseline_file(expectations.baseline_path)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OutputError(f"cannot create {target.parent}: {error.strerror}") from error
-        runs.atomic_write_text(target, result_json(result) + "\n")
-        run = CheckRun(sweep_run, None, target)
-    else:
-        run = CheckRun(sweep_run, evaluate_check(result, expectations))
-    reports = write_ci_reports(run, summary_md=summary_md, junit=junit, step_summary=step_summary)
-    run = replace(run, reports=reports)
-    if run.outcome is not None and run.outcome.no_answer:
-        no_answer = NoReliableSuggestion(run.outcome.message)
-        no_answer.run = run
-        raise no_answer
-    return run
+        expectations = expectations_for(
+            config,
+            lr_min=lr_min,
+            lr_max=lr_max,
+            baseline=baseline,
+            tolerance=tolerance,
+            min_confidence=min_confidence,
+            read_baseline=not update_baseline,
+        )
+        for path, option, example in (
+            (summary_md, "--summary-md", "summary.md"),
+            (junit, "--junit", "junit.xml"),
+        ):
+            if path is not None and Path(path).is_dir():
+                # Found now, not after the sweep: a report that cannot be written fails the job.
+                raise OutputError(
+                    f"{option} {path}: is a directory; give a file name, e.g. {Path(path) / example}"
+                )
+        if update_baseline and expectations.baseline_path is None:
+            raise ConfigError(
+                "--update-baseline needs a baseline path: --baseline FILE or expect.baseline"
+            )
+        if not update_baseline and expectations.empty:
+            raise ConfigError(
+                "nothing to check against: set expect.lr_min/lr_max or expect.baseline in the "
+                "config, or pass --expect-min/--expect-max/--baseline"
+            )
+        sweep_run = sweep(config, out=out, reporter=reporter, stop=stop)
+        result = sweep_run.result
+        if not result.complete:
+            raise Interrupted(f"interrupted; partial results in {sweep_run.run_dir}")
+        if sweep_run.run_dir is None:  # a rank other than 0 under torch.distributed writes nothing
+            return CheckRun(sweep_run, None)
+        if update_baseline:
+            if result.suggestion.lr is None:
+                raise NoReliableSuggestion(
+                    "refusing to write a baseline without a reliable suggestion: "
+                    + ("; ".join(result.confidence.reasons) or "no clear descent")
+                )
+            assert expectations.baseline_path is not None
+            target = baseline_file(expectations.baseline_path)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OutputError(f"cannot create {target.parent}: {error.strerror}") from error
+            runs.atomic_write_text(target, result_json(result) + "\n")
+            run = CheckRun(sweep_run, None, target)
+        else:
+            run = CheckRun(sweep_run, evaluate_check(result, expectations))
+        reports = write_ci_reports(
+            run, summary_md=summary_md, junit=junit, step_summary=step_summary
+        )
+        run = replace(run, reports=reports)
+        if run.outcome is not None and run.outcome.no_answer:
+            no_answer = NoReliableSuggestion(run.outcome.message)
+            no_answer.run = run
+            raise no_answer
+        return run

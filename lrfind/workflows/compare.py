@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lrfind.config.load import load_config
+from lrfind.config.load import as_config
 from lrfind.config.schema import Config
 from lrfind.config.variants import load_variants, parse_vary, variant_grid, variant_labels
 from lrfind.errors import Interrupted, LrfindError
@@ -52,7 +52,7 @@ def _compare_dir(config: Config, out: Path | None) -> Path:
 
 
 def compare(
-    config_path: str | os.PathLike[str],
+    config: Config | str | os.PathLike[str],
     varies: Sequence[str],
     overrides: Sequence[str] = (),
     *,
@@ -60,7 +60,8 @@ def compare(
     reporter_factory: ReporterFactory | None = None,
     stop: StopFlag | None = None,
 ) -> Comparison:
-    """Sweep every variant of the config at ``config_path`` and write the comparison.
+    """Sweep every variant of ``config`` (a loaded Config or the path of a config file) and
+    write the comparison.
 
     ``varies`` are ``KEY=V1,V2,...`` strings; ``overrides`` are ``--set`` strings applied to
     every variant first. When ``optimizer.name`` varies (and its args do not), arguments a
@@ -79,15 +80,14 @@ def compare(
 
     if isinstance(varies, str):
         varies = [varies]
-    config_path = Path(config_path)
-    base = load_config(config_path, list(overrides))
+    base = as_config(config, overrides)
     parsed = [parse_vary(spec) for spec in varies]
     variants = variant_grid(base.name, parsed)
-    configs = load_variants(config_path, variants, overrides)
+    configs = load_variants(config, variants, overrides)
     configs, notes = _fit_variants(variants, configs, [vary.key for vary in parsed])
     compare_dir = _compare_dir(base, absolute(out))
     outcomes: list[VariantOutcome] = []
-    for index, (variant, config) in enumerate(zip(variants, configs, strict=True)):
+    for index, (variant, variant_config) in enumerate(zip(variants, configs, strict=True)):
         if stop is not None and stop.requested:
             outcomes.append(VariantOutcome(variant, "skipped", error="not run: interrupted"))
             continue
@@ -98,7 +98,7 @@ def compare(
                 if reporter is not None:
                     # The name, not the raw values: a reporter may read "[...]" as markup.
                     reporter.phase(f"variant {index + 1}/{len(variants)}: {variant.name}")
-                sweep_run = sweep(config, out=run_dir, reporter=reporter, stop=stop)
+                sweep_run = sweep(variant_config, out=run_dir, reporter=reporter, stop=stop)
         except KeyboardInterrupt:
             raise
         except Interrupted as error:  # stopped while setting up: no sweep, no run directory

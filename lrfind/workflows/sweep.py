@@ -204,12 +204,13 @@ def sweep(
     """Run the range test a config describes and write its run directory.
 
     ``config`` is a loaded Config or the path of a config file (``overrides`` are ``--set``
-    strings applied when loading it). Relative output paths (``out``, ``output.dir``) are read
+    strings applied to it). Relative output paths (``out``, ``output.dir``) are read
     against the current directory when the call starts, and the working directory is put back
     afterwards should a component change it.
 
     Returns the SweepRun (result + files). When the run is interrupted the partial history, plot
-    and a result.json with ``"complete": false`` are still written.
+    and a result.json with ``"complete": false`` are still written. Under a launcher (torchrun,
+    ``--nproc``) the process group the sweep joined is left when it ends.
 
     Raises:
         ConfigError, ComponentError, DataError, SweepError, OutputError, DistributedError: as the
@@ -219,18 +220,18 @@ def sweep(
             forward, the loss, the data...) raises mid-sweep, the steps recorded before it are
             written to history.csv and the error (a UserCodeError) names the component and step.
     """
-    from lrfind.config.load import load_config
+    from lrfind.config.load import as_config
 
-    if not isinstance(config, Config):
-        config = load_config(Path(config), list(overrides))
+    config = as_config(config, overrides)
     # Fixed now, before any user code runs (a component may change the working directory).
     target = absolute(out) or output_dir(config) / config.name
     working_dir = Path.cwd()
+    from lrfind.engine import distributed
     from lrfind.engine.collectives import failures_shared
 
     try:
         # Under torch.distributed a rank's failure reaches the others with its message.
-        with failures_shared():
+        with distributed.session(), failures_shared():
             return _sweep(config, target, out is not None, reporter, stop, write)
     finally:
         with contextlib.suppress(OSError):

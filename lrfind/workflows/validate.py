@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrfind.config.load import load_config
+from lrfind.config.load import as_config
 from lrfind.config.schema import Config
 from lrfind.errors import ConfigError, LrfindError
 
@@ -89,11 +89,12 @@ def referenced_files(config: Config) -> list[tuple[str, Path]]:
 
 
 def validate(
-    path: str | os.PathLike[str],
+    config: Config | str | os.PathLike[str],
     overrides: list[str] | tuple[str, ...] = (),
     resolve: bool = True,
 ) -> ValidationReport:
-    """Validate the config at ``path``; return a report of imports, files and problems.
+    """Validate a config (a loaded Config or the path of a config file, ``overrides`` applied);
+    return a report of imports, files and problems.
 
     With ``resolve`` False nothing the config names is imported: import paths are listed, and
     only built-in components have their arguments checked.
@@ -101,7 +102,7 @@ def validate(
     Raises:
         ConfigError: the YAML or schema is invalid (every problem listed at once).
     """
-    config = load_config(path, list(overrides))
+    config = as_config(config, overrides)
     problems: list[str] = []
     imports: list[ImportCheck] = []
     for key, import_path in config.import_paths():

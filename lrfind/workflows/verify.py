@@ -205,7 +205,7 @@ def _claim_out_dir(run_dir: Path, out: Path | None, config: Config) -> Path:
 
 
 def verify(
-    target: str | os.PathLike[str],
+    target: Config | str | os.PathLike[str],
     *,
     lrs: Sequence[float] | None = None,
     steps: int | None = None,
@@ -214,7 +214,9 @@ def verify(
     reporter: Reporter | None = None,
     stop: StopFlag | None = None,
 ) -> VerifyRun:
-    """Verify the suggestion of a saved run (``target`` a run dir) or of a fresh sweep (a config).
+    """Verify the suggestion of a saved run (``target`` a run dir) or of a fresh sweep (a loaded
+    Config or the path of a config file; ``target`` is then recorded as the config's file, else
+    as the sweep's run dir).
 
     ``lrs`` None means ``auto_lrs``; explicit LRs get the suggestion added. ``steps`` per trial
     defaults to ``suggest.refine_steps`` or twice ``sweep.steps`` (as in the refine stage).
@@ -229,21 +231,23 @@ def verify(
         Interrupted: stopped by a signal (partial verify.json written when trials ran).
         (and every error ``sweep`` raises)
     """
-    from lrfind.config.load import load_config
+    from lrfind.config.load import as_config
     from lrfind.workflows.sweep import absolute, load_run_config, sweep
 
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {steps}")
     # Fixed before any user code runs: a component may change the working directory.
-    target, out = Path.cwd() / Path(target), absolute(out)
+    out = absolute(out)
+    if not isinstance(target, Config):
+        target = Path.cwd() / Path(target)
     sweep_run: SweepRun | None = None
-    if _target_kind(target) == "run":
+    if isinstance(target, Path) and _target_kind(target) == "run":
         result = runs.load_run(target)
         config = load_run_config(target, list(overrides))
         _require_answer(result, lrs, target)
         out_dir = _claim_out_dir(target, out, config)
     else:
-        config = load_config(target, list(overrides))
+        config = as_config(target, overrides)
         sweep_run = sweep(config, out=out, reporter=reporter, stop=stop)
         result = sweep_run.result
         if sweep_run.run_dir is None:
@@ -252,6 +256,7 @@ def verify(
             raise Interrupted(f"interrupted; partial results in {sweep_run.run_dir}")
         _require_answer(result, lrs, sweep_run.run_dir)
         out_dir = sweep_run.run_dir
+        target = config.source or sweep_run.run_dir
     from lrfind.analysis.refine import REFINE_STEPS_PER_SWEEP_STEP
 
     trial_steps = (

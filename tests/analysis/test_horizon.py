@@ -157,3 +157,14 @@ def test_drift_shrinks_toward_the_prior_and_is_bounded() -> None:
     reached = estimate_drift(flat, horizon=20, prior=1.0)
     assert reached is not None and reached.factor == 1.0
     assert estimate_drift([[trial(0.1, None, diverged=True)]], horizon=100) is None
+
+
+def test_rungs_whose_finalists_would_barely_train_are_not_planned() -> None:
+    # 110 steps after a 90-step sweep: finalists of about a dozen steps, under half the sweep.
+    assert (
+        plan_rungs(sweep_steps=90, horizon=400, allowance=110, budget_text="50%", val_batches=5)
+        is None
+    )
+    # ... unless the run itself is that short: the finalists then train all of it.
+    short = plan_rungs(sweep_steps=90, horizon=30, allowance=400, budget_text="x", val_batches=5)
+    assert short is not None and short.final_steps == 30

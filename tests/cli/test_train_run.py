@@ -20,7 +20,10 @@ def sweep(config: Path, out: Path, *settings: str):  # type: ignore[no-untyped-d
 
 
 def test_a_stated_run_is_answered_for_and_recorded(tiny_config: Path, tmp_path: Path) -> None:
-    result = sweep(tiny_config, tmp_path / "run", "train.steps=300", "train.schedule=cosine")
+    result = sweep(
+        tiny_config, tmp_path / "run", "train.steps=300", "train.schedule=cosine",
+        "suggest.budget=10",
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "horizon planned:" in result.stderr
     assert "a 300-step cosine run" in " ".join(result.stderr.split())
@@ -65,6 +68,18 @@ def test_a_budget_too_small_for_trials_says_so(tiny_config: Path, tmp_path: Path
     document = json.loads((tmp_path / "run" / "result.json").read_text())
     assert document["refine"] is None
     assert any("no trials toward" in r for r in document["confidence"]["reasons"])
+    assert document["confidence"]["level"] != "high"
+
+
+def test_a_budget_too_small_for_rungs_runs_refine_and_says_so(
+    tiny_config: Path, tmp_path: Path
+) -> None:
+    # 4 sweeps of a 40-step sweep leave rungs whose finalists would train a dozen steps.
+    result = sweep(tiny_config, tmp_path / "run", "train.steps=2000")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert document["refine"]["stage"] == "refine"
+    assert any("affords no rungs toward" in r for r in document["confidence"]["reasons"])
     assert document["confidence"]["level"] != "high"
 
 

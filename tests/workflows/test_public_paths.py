@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import lrfind
 
 
@@ -39,3 +41,34 @@ def test_any_path_like_is_accepted(tiny_config: Path, tmp_path: Path) -> None:
     text = lrfind.schedule(FancyPath(tmp_path / "fancy"), "onecycle", "json", total_steps=100)
     assert "OneCycleLR" in text
     assert lrfind.init(FancyPath(tmp_path / "starter.yaml")).is_file()
+
+
+# --- issue 22: every command twin whose first argument is a config takes a Config too ----------
+
+
+def test_config_twins_take_a_loaded_config(tiny_config: Path, tmp_path: Path) -> None:
+    config = lrfind.load_config(tiny_config)
+    report = lrfind.validate(config, ["sweep.steps=30"])
+    assert report.ok and report.config.sweep.steps == 30
+    assert report.config.source == tiny_config and report.config.base_dir == config.base_dir
+    run = lrfind.sweep(config, overrides=["sweep.steps=30"], out=tmp_path / "sweep")
+    assert run.result.history.steps <= 30 and run.config is not None
+    assert run.config.sweep.steps == 30 and config.sweep.steps == 40  # the given one unchanged
+    checked = lrfind.check(config, lr_max=100.0, out=tmp_path / "check")
+    assert checked.outcome is not None and checked.outcome.passed
+    comparison = lrfind.compare(
+        config, ["seed=1,2"], ["sweep.smoothing=0.1"], out=tmp_path / "compare"
+    )
+    results = [outcome.result for outcome in comparison.outcomes if outcome.result]
+    assert [result.info.seed for result in results] == [1, 2]
+    assert [result.to_dict()["sweep"]["smoothing"] for result in results] == [0.1, 0.1]
+    verified = lrfind.verify(config, lrs=[0.01, 0.1], steps=4, out=tmp_path / "verify")
+    assert verified.target == tiny_config and verified.out_dir == tmp_path / "verify"
+    assert {0.01, 0.1} <= {trial.lr for trial in verified.trials}
+
+
+def test_a_bad_override_of_a_loaded_config_names_the_option(tiny_config: Path) -> None:
+    config = lrfind.load_config(tiny_config)
+    with pytest.raises(lrfind.LrfindError, match="--set") as raised:
+        lrfind.validate(config, ["sweep.steps=-3"])
+    assert "sweep.steps" in str(raised.value)
