@@ -141,29 +141,25 @@ def check_command(
         loaded = load(config, set_, method)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         console = make_cli_console()
-        try:
-            with stop_on_signals() as stop:
-                progress = SweepProgress(
-                    console, enabled=not quiet and distributed.current().is_main
+        # check leaves the process group current() joins here when it ends.
+        with stop_on_signals() as stop:
+            progress = SweepProgress(console, enabled=not quiet and distributed.current().is_main)
+            with progress, keep_partial_run(reply):
+                run = check(
+                    loaded,
+                    lr_min=expect_min,
+                    lr_max=expect_max,
+                    baseline=baseline,
+                    tolerance=tolerance,
+                    min_confidence=min_confidence,
+                    update_baseline=update_baseline,
+                    summary_md=summary_md,
+                    junit=junit,
+                    step_summary=Path(step_summary) if step_summary else None,
+                    out=out,
+                    reporter=progress,
+                    stop=stop,
                 )
-                with progress, keep_partial_run(reply):
-                    run = check(
-                        loaded,
-                        lr_min=expect_min,
-                        lr_max=expect_max,
-                        baseline=baseline,
-                        tolerance=tolerance,
-                        min_confidence=min_confidence,
-                        update_baseline=update_baseline,
-                        summary_md=summary_md,
-                        junit=junit,
-                        step_summary=Path(step_summary) if step_summary else None,
-                        out=out,
-                        reporter=progress,
-                        stop=stop,
-                    )
-        finally:
-            distributed.shutdown()
         if run.sweep.run_dir is None:
             return 0
         reply.set(run.to_dict())

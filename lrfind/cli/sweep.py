@@ -55,14 +55,12 @@ def sweep_command(
 
         loaded = load(config, set_, method)
         console = make_cli_console()
-        try:
-            with stop_on_signals() as stop:
-                main_rank = distributed.current().is_main
-                progress = SweepProgress(console, enabled=not quiet and main_rank)
-                with progress:
-                    run = sweep(loaded, out=out, reporter=progress, stop=stop)
-        finally:
-            distributed.shutdown()
+        # sweep leaves the process group current() joins here when it ends.
+        with stop_on_signals() as stop:
+            main_rank = distributed.current().is_main
+            progress = SweepProgress(console, enabled=not quiet and main_rank)
+            with progress:
+                run = sweep(loaded, out=out, reporter=progress, stop=stop)
         if run.run_dir is None:
             return 0
         result = run.result

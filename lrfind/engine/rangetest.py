@@ -165,8 +165,9 @@ class RangeTest:
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
         self._snapshots: list[StateSnapshot] = []
 
-    def _snapshot(self) -> StateSnapshot:
-        """Snapshot the state (as ``snapshot``/``snapshot_dir`` say), released after ``run``."""
+    def _snapshot(self, *, keep: bool = True) -> StateSnapshot:
+        """Snapshot the state (as ``snapshot``/``snapshot_dir`` say), released after ``run``
+        (``keep=False``: the caller closes it, as the horizon stage does with pruned ones)."""
         taken = snapshot_state(
             self.model,
             self.optimizer,
@@ -174,7 +175,8 @@ class RangeTest:
             store=self.snapshot_store,
             folder=self.snapshot_dir,
         )
-        self._snapshots.append(taken)
+        if keep:
+            self._snapshots.append(taken)
         return taken
 
     @contextlib.contextmanager
@@ -279,14 +281,7 @@ class RangeTest:
                 on_trial=on_trial,
                 drift_prior=drift_prior,
                 compress_schedule=compress_schedule,
-                take_snapshot=functools.partial(
-                    snapshot_state,
-                    self.model,
-                    self.optimizer,
-                    self._loaders(),
-                    store=self.snapshot_store,
-                    folder=self.snapshot_dir,
-                ),
+                take_snapshot=functools.partial(self._snapshot, keep=False),
             )
         return runner.after_sweep(
             history,

@@ -4,6 +4,11 @@ A run directory is ``<output dir>/<name>/<UTC timestamp>[-N]/`` and is created w
 (never ``exist_ok``), so two runs started in the same second get different directories and no
 run is ever overwritten. Every file is written to a temporary sibling, flushed, fsynced and
 renamed into place, so a reader sees either the whole previous file or the whole new one.
+
+Each document of a run directory has one writer here: ``write_config`` (config.yaml),
+``write_history`` (history.csv), ``write_status`` (result.json while the run has no result:
+running, failed, interrupted) and ``write_result`` (result.json of a finished run, written last).
+The plot is drawn by ``outputs.plot``; ``workflows.sweep`` decides when each is written.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lrfind.errors import OutputError
-from lrfind.results import History, RangeTestResult
+from lrfind.results import SCHEMA_VERSION, History, RangeTestResult
+
+if TYPE_CHECKING:
+    from lrfind.config.schema import Config
 
 RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
@@ -32,6 +40,9 @@ PLOT_FILE = "lr_finder.png"
 #: The formats a plot is written in, chosen by the file's suffix.
 PLOT_FORMATS = ("png", "svg", "pdf")
 HISTORY_COLUMNS = ("step", "lr", "loss", "smoothed_loss", "val_loss")
+
+#: result.json's ``status`` while a run has no result to record.
+RunStatus = Literal["running", "failed", "interrupted"]
 
 
 def _describe_os_error(path: Path, error: OSError) -> str:
@@ -206,6 +217,56 @@ def history_from_csv(text: str, stop_reason: str = "completed") -> History:
 def write_json(path: Path, document: Mapping[str, Any]) -> Path:
     """Write ``document`` as indented JSON atomically; returns the path. Raises OutputError."""
     return atomic_write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def write_config(run_dir: Path, config: Config) -> Path:
+    """Write config.yaml: the resolved config, every default filled in. Raises OutputError."""
+    return atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
+
+
+def write_history(run_dir: Path, history: History) -> Path:
+    """Write history.csv (see ``history_to_csv``); returns its path. Raises OutputError."""
+    return atomic_write_text(run_dir / HISTORY_FILE, history_to_csv(history))
+
+
+def write_status(
+    run_dir: Path, name: str, status: RunStatus, error: str | None = None, **details: Any
+) -> Path:
+    """Write result.json as a status record of a run without a result (``complete`` false).
+
+    ``details`` (e.g. ``component``, ``failed_at_step``) follow the error, in the order given.
+    ``load_run`` reads such a record as "nothing to report", with its error. Raises OutputError.
+    """
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "complete": False,
+        "status": status,
+        "name": name,
+    }
+    if error is not None:
+        document["error"] = error
+    document.update(details)
+    return write_json(run_dir / RESULT_FILE, document)
+
+
+def result_document(result: RangeTestResult, status: str | None = None) -> dict[str, Any]:
+    """Return a result's result.json document; ``status`` defaults to "complete" or, for a
+    partial result, "interrupted"."""
+    document = result.to_dict()
+    document["status"] = status or ("complete" if result.complete else "interrupted")
+    return document
+
+
+def write_result(run_dir: Path, result: RangeTestResult, config_dir: Path | None = None) -> Path:
+    """Write the result.json of a finished (or interrupted) run; returns its path.
+
+    ``config_dir`` is the folder the run's config resolved paths against (recorded so that a
+    saved run's config.yaml resolves them the same way). Raises OutputError.
+    """
+    document = result_document(result)
+    if config_dir is not None:
+        document["config_dir"] = str(config_dir)
+    return write_json(run_dir / RESULT_FILE, document)
 
 
 _NUMBER = (int, float)

@@ -324,7 +324,8 @@ def check(
             if path is not None and Path(path).is_dir():
                 # Found now, not after the sweep: a report that cannot be written fails the job.
                 raise OutputError(
-                    f"{option} {path}: is a directory; give a file name, e.g. {Path(path) / example}"
+                    f"{option} {path}: is a directory; give a file name, "
+                    f"e.g. {Path(path) / example}"
                 )
         if update_baseline and expectations.baseline_path is None:
             raise ConfigError(

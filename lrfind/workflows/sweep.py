@@ -15,7 +15,6 @@ from lrfind.config.schema import Config
 from lrfind.errors import ConfigError, Interrupted, LrfindError, OutputError, UserCodeError
 from lrfind.outputs import runs
 from lrfind.results import (
-    SCHEMA_VERSION,
     History,
     RangeTestResult,
     RunInfo,
@@ -146,18 +145,6 @@ def _check_writable(folder: Path) -> None:
         raise OutputError(f"cannot write to {folder}: {error.strerror}") from error
 
 
-def _status_document(config: Config, status: str, error: str | None = None) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "complete": False,
-        "status": status,
-        "name": config.name,
-    }
-    if error is not None:
-        document["error"] = error
-    return document
-
-
 def write_run_files(
     result: RangeTestResult, config: Config | None, run_dir: Path
 ) -> dict[str, Path]:
@@ -170,12 +157,10 @@ def write_run_files(
     """
     files: dict[str, Path] = {}
     if config is not None and not (run_dir / runs.CONFIG_FILE).exists():
-        files["config"] = runs.atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_yaml())
+        files["config"] = runs.write_config(run_dir, config)
     elif (run_dir / runs.CONFIG_FILE).exists():
         files["config"] = run_dir / runs.CONFIG_FILE
-    files["history"] = runs.atomic_write_text(
-        run_dir / runs.HISTORY_FILE, runs.history_to_csv(result.history)
-    )
+    files["history"] = runs.write_history(run_dir, result.history)
     from lrfind.outputs.plot.guard import plot_or_warning
     from lrfind.outputs.plot.single import plot_result
 
@@ -184,11 +169,8 @@ def write_run_files(
         files["plot"] = plot
     if problem is not None:
         result = result.with_updates(warnings=(*result.warnings, problem))
-    document = result.to_dict()
-    document["status"] = "complete" if result.complete else "interrupted"
-    if config is not None:
-        document["config_dir"] = str(config.base_dir)
-    files["result"] = runs.write_json(run_dir / runs.RESULT_FILE, document)
+    config_dir = config.base_dir if config is not None else None
+    files["result"] = runs.write_result(run_dir, result, config_dir)
     return files
 
 
@@ -274,8 +256,8 @@ def _sweep(
     run_dir: Path | None = None
     if write and context.is_main:
         run_dir = new_run_dir(config, target) if exact else runs.create_run_dir(target)
-        runs.atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_yaml())
-        runs.write_json(run_dir / runs.RESULT_FILE, _status_document(config, "running"))
+        runs.write_config(run_dir, config)
+        runs.write_status(run_dir, config.name, "running")
     try:
         model = context.wrap_model(task.model, device)
         runner = RangeTest(
@@ -377,33 +359,34 @@ def _user_code_failed(error: UserCodeError, config: Config, run_dir: Path | None
     message = f"{_component_label(config, error.component)}: {error}"
     partial = error.partial
     if run_dir is not None:
-        document = _status_document(config, "failed", message)
-        document["component"] = error.component
+        details: dict[str, Any] = {"component": error.component}
         if error.step is not None:
-            document["failed_at_step"] = error.step
+            details["failed_at_step"] = error.step
+        # result.json records the error itself; the pointer to history.csv is for the reader.
+        recorded = message
         if isinstance(partial, History) and partial.steps:
-            document["steps_recorded"] = partial.steps
+            details["steps_recorded"] = partial.steps
             with contextlib.suppress(OutputError):
-                runs.atomic_write_text(run_dir / runs.HISTORY_FILE, runs.history_to_csv(partial))
+                runs.write_history(run_dir, partial)
                 message += f"; the {partial.steps} step(s) before it are in {run_dir}"
         with contextlib.suppress(OutputError):
-            runs.write_json(run_dir / runs.RESULT_FILE, document)
+            runs.write_status(run_dir, config.name, "failed", recorded, **details)
     failed = UserCodeError(message, error.component)
     failed.step, failed.partial = error.step, partial
     return failed
 
 
-def _mark_failed(run_dir: Path, config: Config, message: str, status: str = "failed") -> None:
+def _mark_failed(
+    run_dir: Path, config: Config, message: str, status: runs.RunStatus = "failed"
+) -> None:
     # The original error matters more than a failure to record it.
     with contextlib.suppress(OutputError):
-        runs.write_json(run_dir / runs.RESULT_FILE, _status_document(config, status, message))
+        runs.write_status(run_dir, config.name, status, message)
 
 
 def result_json(result: RangeTestResult, status: str | None = None) -> str:
     """Return the result.json text for ``--json`` output."""
-    document = result.to_dict()
-    document["status"] = status or ("complete" if result.complete else "interrupted")
-    return json.dumps(document, indent=2, allow_nan=False)
+    return json.dumps(runs.result_document(result, status), indent=2, allow_nan=False)
 
 
 def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -184,6 +184,36 @@ def test_single_process_context_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> N
     distributed.shutdown()  # nothing joined, nothing to leave
 
 
+def test_the_outermost_session_leaves_the_group_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    left: list[bool | None] = []
+    monkeypatch.setattr(distributed, "shutdown", lambda failed=None: left.append(failed))
+    with distributed.session():
+        with distributed.session():  # check's sweep
+            pass
+        assert left == []
+    assert left == [False]
+    with pytest.raises(DataError), distributed.session():
+        raise DataError("boom")
+    assert left == [False, True]
+
+
+def test_the_workflows_leave_the_group_for_python_callers(
+    monkeypatch: pytest.MonkeyPatch, tiny_config: Path, tmp_path: Path
+) -> None:
+    """The cleanup ``lrfind sweep`` and ``lrfind check`` get is in ``lrfind.sweep``/``check``."""
+    import lrfind
+
+    left: list[bool | None] = []
+    monkeypatch.setattr(distributed, "shutdown", lambda failed=None: left.append(failed))
+    lrfind.sweep(tiny_config, out=tmp_path / "sweep")
+    assert left == [False]
+    lrfind.check(tiny_config, lr_max=100.0, out=tmp_path / "check")
+    assert left == [False, False]  # once for the check, not again for its sweep
+    with pytest.raises(lrfind.LrfindError):
+        lrfind.check(tiny_config, lr_max=1e-9, min_confidence="nope")
+    assert left == [False, False, True]
+
+
 def test_worker_environment_is_what_torchrun_sets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     env = distributed.worker_environment(1, 2, 29501)

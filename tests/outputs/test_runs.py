@@ -131,3 +131,36 @@ def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
     target.chmod(0o640)
     runs.atomic_write_text(target, "new")
     assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+# --- one writer per run-directory document (issue 22) ------------------------------------------
+
+
+def test_each_document_has_a_writer_and_load_run_reads_them_back(tmp_path: Path) -> None:
+    from lrfind.config.load import validate_config
+    from tests.fixtures.configs import tiny_config_dict
+
+    config = validate_config(tiny_config_dict(), base_dir=tmp_path / "configs")
+    run_dir = runs.create_run_dir(tmp_path, "exp", now=NOW)
+    assert runs.write_config(run_dir, config).read_text("utf-8") == config.to_yaml()
+    assert runs.write_status(run_dir, "exp", "running") == run_dir / runs.RESULT_FILE
+    with pytest.raises(OutputError, match="never finished"):
+        runs.load_run(run_dir)
+    runs.write_status(run_dir, "exp", "failed", "model.target (mlp): boom", failed_at_step=3)
+    document = json.loads((run_dir / runs.RESULT_FILE).read_text("utf-8"))
+    assert document == {
+        "schema_version": 1,
+        "complete": False,
+        "status": "failed",
+        "name": "exp",
+        "error": "model.target (mlp): boom",
+        "failed_at_step": 3,
+    }
+    with pytest.raises(OutputError, match="the run failed: model"):
+        runs.load_run(run_dir)
+    result = make_result()
+    runs.write_history(run_dir, result.history)
+    runs.write_result(run_dir, result, config.base_dir)
+    document = json.loads((run_dir / runs.RESULT_FILE).read_text("utf-8"))
+    assert document["status"] == "complete" and document["config_dir"] == str(config.base_dir)
+    assert runs.load_run(run_dir).suggestion == result.suggestion

@@ -18,6 +18,7 @@ from lrfind.workflows.schedule import schedule
 from tests.fixtures.configs import tiny_config_dict
 from tests.fixtures.results import make_result
 from tests.fixtures.runs import save_run
+from tests.fixtures.schedules import lr_trajectory
 from tests.workflows.test_schedule import (
     MAX_LR,
     MIN_LR,
@@ -25,7 +26,6 @@ from tests.workflows.test_schedule import (
     fresh_optimizer,
     result_with,
     run_python,
-    trajectory,
 )
 
 runner = CliRunner()
@@ -34,7 +34,7 @@ runner = CliRunner()
 def test_linear_warms_up_then_falls_to_zero_like_hugging_face() -> None:
     code = schedule(result_with(), "linear", "python", total_steps=100, warmup_fraction=0.1)
     optimizer = fresh_optimizer()
-    lrs = trajectory(run_python(code, optimizer), optimizer, 101)
+    lrs = lr_trajectory(run_python(code, optimizer), optimizer, 101)
     assert lrs[0] == pytest.approx(MIN_LR)  # warm-up starts at min_lr (0.1 of the peak)
     assert lrs[10] == pytest.approx(SUGGESTED)
     assert lrs[10:] == pytest.approx(
@@ -58,7 +58,7 @@ def test_onecycle_warmup_sets_its_rising_phase() -> None:
     assert plan.scheduler.kwargs()["pct_start"] == 0.2
     optimizer = fresh_optimizer()
     code = schedule(result_with(), "onecycle", "python", total_steps=100, warmup_fraction=0.2)
-    lrs = trajectory(run_python(code, optimizer), optimizer, 100)
+    lrs = lr_trajectory(run_python(code, optimizer), optimizer, 100)
     assert lrs.index(max(lrs)) == 19
     with pytest.raises(ConfigError, match="give a warm-up or pct_start, not both"):
         plan_schedule(result_with(), "onecycle", total_steps=100, warmup_steps=5, pct_start=0.3)
@@ -96,7 +96,7 @@ def test_transformers_format_runs_as_pasted(kind: str, tmp_path: Path) -> None:
     assert args.max_steps == 100
     assert args.get_warmup_steps(100) == 6
     optimizer = namespace["optimizer"]
-    lrs = trajectory(namespace["scheduler"], optimizer, 100)
+    lrs = lr_trajectory(namespace["scheduler"], optimizer, 100)
     if kind == "linear":
         assert lrs == pytest.approx(
             [lr_at(s, 100, "linear", 6, peak=SUGGESTED) for s in range(100)]
