@@ -1,7 +1,7 @@
 """The names lrfind knows by heart: suggestion methods and built-in components.
 
 The one home of every built-in name. ``config`` validates against these lists (it cannot import
-``build`` or ``data``, which hold the implementations), and ``build`` and ``data`` key their
+``assembly`` or ``data``, which hold the implementations), and ``assembly`` and ``data`` key their
 implementations by them through ``registry``, so a name without an implementation (or the other
 way round) fails at import, not in a user's run.
 """
@@ -16,7 +16,7 @@ SuggestMethod = Literal["lrfind", "steepest", "minimum", "valley"]
 SUGGEST_METHODS: tuple[str, ...] = get_args(SuggestMethod)
 DEFAULT_METHOD: SuggestMethod = "lrfind"
 
-#: Built-in models (``model.target``): ``lrfind.build.models.MODELS``.
+#: Built-in models (``model.target``): ``lrfind.assembly.models.MODELS``.
 BUILTIN_MODELS = ("linear", "logistic", "mlp", "cnn", "gru", "transformer")
 
 #: Built-in data sources (``data.target``): ``lrfind.data.registry.DATASETS``.
@@ -30,7 +30,7 @@ BUILTIN_DATASETS = (
     "pt",
 )
 
-#: Built-in loss classes (``loss``): ``lrfind.build.losses.LOSSES``.
+#: Built-in loss classes (``loss``): ``lrfind.assembly.losses.LOSSES``.
 LOSS_CLASSES = (
     "cross_entropy",
     "nll",
@@ -50,7 +50,7 @@ MODEL_LOSS: Final = "model"
 #: Every name ``loss`` accepts besides an import path.
 BUILTIN_LOSSES = (AUTO_LOSS, *LOSS_CLASSES, MODEL_LOSS)
 
-#: Built-in optimizers (``optimizer.name``): ``lrfind.build.optim.OPTIMIZERS``.
+#: Built-in optimizers (``optimizer.name``): ``lrfind.assembly.optim.OPTIMIZERS``.
 BUILTIN_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 
 Implementation = TypeVar("Implementation")

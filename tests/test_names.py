@@ -31,9 +31,9 @@ def test_registry_refuses_names_and_implementations_that_disagree(
 
 def test_every_registry_is_keyed_by_its_names() -> None:
     from lrfind.analysis.suggest import METHODS
-    from lrfind.build.losses import LOSSES
-    from lrfind.build.models import MODELS
-    from lrfind.build.optim import OPTIMIZERS
+    from lrfind.assembly.losses import LOSSES
+    from lrfind.assembly.models import MODELS
+    from lrfind.assembly.optim import OPTIMIZERS
     from lrfind.data.registry import DATASETS
 
     assert tuple(MODELS) == BUILTIN_MODELS

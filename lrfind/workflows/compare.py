@@ -193,7 +193,7 @@ def fit_optimizer_args(config: Config) -> tuple[Config, list[str]]:
     """
     import inspect
 
-    from lrfind.build.optim import OPTIMIZERS
+    from lrfind.assembly.optim import OPTIMIZERS
 
     optimizer_class = OPTIMIZERS.get(config.optimizer.name)
     if optimizer_class is None:

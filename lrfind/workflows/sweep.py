@@ -229,8 +229,8 @@ def _sweep(
     stop: StopFlag | None,
     write: bool,
 ) -> SweepRun:
-    from lrfind.build.probe import probe_task
-    from lrfind.build.task import build_task
+    from lrfind.assembly.probe import probe_task
+    from lrfind.assembly.task import build_task
     from lrfind.engine import collectives, distributed
     from lrfind.engine.device import resolve_device
     from lrfind.engine.options import sweep_options

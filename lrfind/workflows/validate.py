@@ -111,7 +111,7 @@ def validate(
         if error:
             problems.append(error)
     if _has_arguments(config) or (resolve and imports):
-        from lrfind.build.task import component_problems
+        from lrfind.assembly.task import component_problems
 
         problems.extend(component_problems(config, user=resolve))
     files = referenced_files(config)
@@ -130,7 +130,7 @@ def _has_arguments(config: Config) -> bool:
 
 
 def _resolve(import_path: str, config: Config, key: str) -> str | None:
-    from lrfind.build.imports import resolve_import
+    from lrfind.assembly.imports import resolve_import
 
     try:
         target: Any = resolve_import(import_path, config.base_dir, key)

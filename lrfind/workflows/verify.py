@@ -367,8 +367,8 @@ def run_trials(
     Raises:
         ComponentError, DataError, SweepError: the task cannot be built or trained.
     """
-    from lrfind.build.probe import probe_task
-    from lrfind.build.task import build_task
+    from lrfind.assembly.probe import probe_task
+    from lrfind.assembly.task import build_task
     from lrfind.engine.device import resolve_device
     from lrfind.engine.options import sweep_options
     from lrfind.engine.state import restore_state, snapshot_state

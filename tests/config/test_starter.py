@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from lrfind.build.probe import probe_task
-from lrfind.build.task import build_task
+from lrfind.assembly.probe import probe_task
+from lrfind.assembly.task import build_task
 from lrfind.config.load import parse_yaml, validate_config
 from lrfind.config.starter import render_starter
 from lrfind.errors import ConfigError

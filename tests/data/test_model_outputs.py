@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from lrfind.build.probe import probe_task
-from lrfind.build.task import BuiltTask, build_task
+from lrfind.assembly.probe import probe_task
+from lrfind.assembly.task import BuiltTask, build_task
 from lrfind.config.load import validate_config
 from lrfind.data.model_outputs import MODEL_LOSS, loss_input, model_loss
 from lrfind.engine.library import range_test

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lrfind import range_test
-from lrfind.build.sharding import shard_units
+from lrfind.assembly.sharding import shard_units
 from lrfind.engine.checkpoint import SNAPSHOT_PREFIX
 from lrfind.engine.state import restore_state, snapshot_state
 from lrfind.errors import ComponentError

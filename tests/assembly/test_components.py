@@ -12,13 +12,13 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from lrfind.build import losses, optim
-from lrfind.build.imports import resolve_import
-from lrfind.build.losses import build_loss
-from lrfind.build.models import build_builtin_model
-from lrfind.build.optim import group_parameters, no_decay_parameters
-from lrfind.build.probe import probe_task
-from lrfind.build.task import BuiltTask, build_task
+from lrfind.assembly import losses, optim
+from lrfind.assembly.imports import resolve_import
+from lrfind.assembly.losses import build_loss
+from lrfind.assembly.models import build_builtin_model
+from lrfind.assembly.optim import group_parameters, no_decay_parameters
+from lrfind.assembly.probe import probe_task
+from lrfind.assembly.task import BuiltTask, build_task
 from lrfind.config.load import load_config, validate_config
 from lrfind.config.schema import (
     ComponentSpec,

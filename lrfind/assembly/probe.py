@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from lrfind.build.imports import exit_error
-from lrfind.build.losses import describe_shape
-from lrfind.build.task import BuiltTask
+from lrfind.assembly.imports import exit_error
+from lrfind.assembly.losses import describe_shape
+from lrfind.assembly.task import BuiltTask
 from lrfind.data.batches import move_to_device, split_batch
 from lrfind.data.model_outputs import call_model, call_model_on_batch, loss_input, model_loss
 from lrfind.errors import DataError, LrfindError, SweepError

@@ -10,8 +10,8 @@ from typing import Any
 
 from torch import nn
 
-from lrfind.build.architectures import CNN, MLP, GRUModel, LinearModel, TransformerModel
-from lrfind.build.imports import call_user, resolve_import, signature_of
+from lrfind.assembly.architectures import CNN, MLP, GRUModel, LinearModel, TransformerModel
+from lrfind.assembly.imports import call_user, resolve_import, signature_of
 from lrfind.config.schema import (
     Config,
     is_import_path,

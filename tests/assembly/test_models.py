@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lrfind.build.models import build_builtin_model, model_arguments
+from lrfind.assembly.models import build_builtin_model, model_arguments
 from lrfind.data.registry import load_builtin_dataset
 from lrfind.data.types import DataInfo
 from lrfind.errors import ComponentError

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrfind.build.imports import call_user, check_arguments, resolve_import, short_name
-from lrfind.build.optim import format_value
+from lrfind.assembly.imports import call_user, check_arguments, resolve_import, short_name
+from lrfind.assembly.optim import format_value
 from lrfind.config.schema import (
     ComponentSpec,
 )

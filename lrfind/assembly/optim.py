@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrfind.build.imports import check_arguments, resolve_import, short_name, user_code
+from lrfind.assembly.imports import check_arguments, resolve_import, short_name, user_code
 from lrfind.config.schema import (
     LR_SCALE_KEY,
     OptimizerSpec,

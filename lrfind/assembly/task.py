@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lrfind.build.imports import argument_problems, call_user, resolve_import, short_name
-from lrfind.build.losses import LOSSES, LossFn, build_loss
-from lrfind.build.models import ALIASES, MODELS, build_model
-from lrfind.build.optim import OPTIMIZERS, build_optimizer
-from lrfind.build.sharding import shard_model
+from lrfind.assembly.imports import argument_problems, call_user, resolve_import, short_name
+from lrfind.assembly.losses import LOSSES, LossFn, build_loss
+from lrfind.assembly.models import ALIASES, MODELS, build_model
+from lrfind.assembly.optim import OPTIMIZERS, build_optimizer
+from lrfind.assembly.sharding import shard_model
 from lrfind.config.schema import (
     Config,
     is_import_path,
