@@ -11,7 +11,13 @@ from lrfind.assembly.imports import exit_error
 from lrfind.assembly.losses import describe_shape
 from lrfind.assembly.task import BuiltTask
 from lrfind.data.batches import move_to_device, split_batch
-from lrfind.data.model_outputs import call_model, call_model_on_batch, loss_input, model_loss
+from lrfind.data.model_outputs import (
+    call_model,
+    call_model_on_batch,
+    check_loss,
+    loss_input,
+    model_loss,
+)
 from lrfind.errors import DataError, LrfindError, SweepError
 from lrfind.format import first_line, raised_at
 
@@ -23,18 +29,6 @@ def _generators(loader: Any) -> list[torch.Generator]:
         if isinstance(generator, torch.Generator) and all(g is not generator for g in found):
             found.append(generator)
     return found
-
-
-def _check_probe_loss(loss: Any, who: str) -> None:
-    if not isinstance(loss, torch.Tensor):
-        raise SweepError(f"{who} returned a {type(loss).__name__}, not a tensor")
-    if loss.numel() != 1:
-        raise SweepError(
-            f"{who} returned a tensor of shape {tuple(loss.shape)}, not a scalar; "
-            "use reduction='mean'"
-        )
-    if not loss.is_floating_point():
-        raise SweepError(f"{who} returned a {loss.dtype} tensor; a loss must be floating point")
 
 
 def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
@@ -51,7 +45,7 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
                 f"({describe_shape(batch)}): {type(error).__name__}: "
                 f"{first_line(error)}{raised_at(error)}"
             ) from error
-        _check_probe_loss(loss, f"step {loss_name.removeprefix('step:')!r}")
+        check_loss(loss, f"step {loss_name.removeprefix('step:')!r}")
         return loss
     assert task.loss_fn is not None
     if isinstance(task.loss_fn, str):
@@ -89,7 +83,7 @@ def _forward_loss(task: BuiltTask, batch: Any) -> torch.Tensor:
             f"{describe_shape(targets)}: {type(error).__name__}: {first_line(error)} "
             f"{_loss_hint(outputs, read)}"
         ) from error
-    _check_probe_loss(loss, f"loss '{loss_name}'")
+    check_loss(loss, f"loss '{loss_name}'")
     return loss
 
 
@@ -121,7 +115,7 @@ def _model_loss(task: BuiltTask, batch: Any, model_name: str) -> torch.Tensor:
             f"called as {how}: {type(error).__name__}: {first_line(error)}{raised_at(error)}"
         ) from error
     loss = model_loss(outputs)
-    _check_probe_loss(loss, f"model '{model_name}' (loss: model)")
+    check_loss(loss, f"model '{model_name}' (loss: model)")
     return loss
 
 

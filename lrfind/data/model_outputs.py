@@ -124,3 +124,26 @@ def loss_input(outputs: Any, output_key: OutputKey | None = None) -> Any:
         return value
     found, value = _lookup(outputs, DEFAULT_OUTPUT_KEY)
     return value if found and value is not None else outputs
+
+
+def check_loss(loss: Any, who: str = "the loss", *, needs_grad: bool = False) -> None:
+    """Refuse what cannot be a loss: not a tensor, not a scalar, not floating point, or (with
+    ``needs_grad``) not depending on any trainable parameter. ``who`` names what returned it.
+
+    Raises:
+        SweepError: the message says which, and the fix.
+    """
+    if not isinstance(loss, torch.Tensor):
+        raise SweepError(f"{who} returned a {type(loss).__name__}, not a tensor")
+    if loss.numel() != 1:
+        raise SweepError(
+            f"{who} returned a tensor of shape {tuple(loss.shape)}, not a scalar; "
+            "use reduction='mean'"
+        )
+    if not loss.is_floating_point():
+        raise SweepError(f"{who} returned a {loss.dtype} tensor; a loss must be floating point")
+    if needs_grad and not loss.requires_grad:
+        raise SweepError(
+            f"{who} does not depend on any trainable parameter (no gradient); "
+            "check requires_grad and that the loss uses the model's output"
+        )

@@ -18,6 +18,7 @@ from lrfind.data.model_outputs import (
     ModelLoss,
     OutputKey,
     call_model_on_batch,
+    check_loss,
     loss_input,
     model_loss,
 )
@@ -136,21 +137,6 @@ def user_code_error(component: str, error: BaseException) -> UserCodeError:
     )
 
 
-def _check_scalar(loss: Any) -> None:
-    if not isinstance(loss, torch.Tensor):
-        raise SweepError(f"the loss must be a tensor, got {type(loss).__name__}")
-    if loss.numel() != 1:
-        raise SweepError(
-            f"the loss returned a tensor of shape {tuple(loss.shape)}, not a scalar; "
-            "reduce it (e.g. reduction='mean')"
-        )
-    if not loss.requires_grad:
-        raise SweepError(
-            "the loss does not depend on any trainable parameter (no gradient); "
-            "check requires_grad and that the loss uses the model's output"
-        )
-
-
 def trainable_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
 
@@ -224,7 +210,7 @@ class Stepper:
             with torch.autocast(device_type=self.device.type, dtype=self.dtype):
                 loss = self.compute_loss(self.model, batch)
         if not self.checked:
-            _check_scalar(loss)
+            check_loss(loss, needs_grad=True)
             self.checked = True
         scaled = loss if self.accumulation == 1 else loss / self.accumulation
         if self.scaler is not None:

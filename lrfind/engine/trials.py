@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -205,7 +205,9 @@ class TrialRunner:
     """What every trial after a sweep shares: the model, optimizer, loss, data and device.
 
     ``after_sweep`` runs the refine stage (the sweep answered) or the search stage (a flat
-    sweep), within the plan ``lrfind.analysis.budget`` makes for the budget.
+    sweep), within the plan ``lrfind.analysis.budget`` makes for the budget; ``run_lrs`` runs
+    a fixed set of LRs (``lrfind verify``); the horizon stage drives ``run_trial`` through it
+    too (``lrfind.engine.horizon``).
     """
 
     model: torch.nn.Module
@@ -245,6 +247,49 @@ class TrialRunner:
             candidates=candidates,
             steps=steps,
         )
+
+    def run_lrs(
+        self,
+        lrs: Sequence[float],
+        steps: int,
+        options: SweepOptions,
+        snapshot: StateSnapshot,
+        *,
+        stop: StopFlag | None = None,
+        on_trial: Callable[[int, Trial], None] | None = None,
+    ) -> list[Trial]:
+        """Train ``steps`` steps at each of ``lrs`` from the snapshot (``verify``'s fixed set).
+
+        A stop ends it: a trial cut short is left out (judged against full ones it would be
+        unfair). ``on_trial(index, trial)`` follows each one; the snapshot is restored after.
+        """
+        trials: list[Trial] = []
+        try:
+            for index, lr in enumerate(lrs):
+                if stop is not None and stop.requested:
+                    break
+                trial = run_trial(
+                    self.model,
+                    self.optimizer,
+                    self.compute_loss,
+                    self.train_loader,
+                    self.val_loader,
+                    lr,
+                    steps,
+                    snapshot,
+                    options,
+                    self.device,
+                    reduce=self.reduce,
+                    stop=stop,
+                )
+                if stop is not None and stop.requested and trial.steps < steps:
+                    break
+                trials.append(trial)
+                if on_trial is not None:
+                    on_trial(index, trial)
+        finally:
+            restore_state(snapshot, self.model, self.optimizer)
+        return trials
 
     def run_stage(
         self,

@@ -373,7 +373,7 @@ def run_trials(
     from lrfind.engine.options import sweep_options
     from lrfind.engine.state import restore_state, snapshot_state
     from lrfind.engine.steps import make_compute_loss
-    from lrfind.engine.trials import evaluate_batches, run_trial, start_trial
+    from lrfind.engine.trials import TrialRunner, evaluate_batches, start_trial
 
     device = resolve_device(config.device)
     task = build_task(config, device)
@@ -384,7 +384,9 @@ def run_trials(
     loaders = [loader for loader in (task.train_loader, task.val_loader) if loader is not None]
     snapshot = snapshot_state(task.model, task.optimizer, loaders)
     options = sweep_options(config)
-    trials: list[Trial] = []
+    runner = TrialRunner(
+        task.model, task.optimizer, compute_loss, task.train_loader, task.val_loader, device
+    )
     try:
         start = evaluate_batches(
             task.model,
@@ -394,29 +396,14 @@ def run_trials(
             precision=options.precision,
             max_batches=MAX_VAL_BATCHES,
         )
-        for index, lr in enumerate(lrs):
-            if stop is not None and stop.requested:
-                break
-            trial = run_trial(
-                task.model,
-                task.optimizer,
-                compute_loss,
-                task.train_loader,
-                task.val_loader,
-                lr,
-                steps,
-                snapshot,
-                options,
-                device,
-                stop=stop,
-            )
-            if stop is not None and stop.requested and trial.steps < steps:
-                break  # a cut-short trial would be judged unfairly against full ones
-            trials.append(trial)
-            if reporter is not None:
-                reporter.trial(index, len(lrs), trial)
     finally:
         restore_state(snapshot, task.model, task.optimizer)
+
+    def report(index: int, trial: Trial) -> None:
+        if reporter is not None:
+            reporter.trial(index, len(lrs), trial)
+
+    trials = runner.run_lrs(lrs, steps, options, snapshot, stop=stop, on_trial=report)
     start_score = start.loss if math.isfinite(start.loss) else None
     paired = start_trial(start) if task.val_loader is not None and start_score is not None else None
     return TrialSet(tuple(trials), start_score, paired)

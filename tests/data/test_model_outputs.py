@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
@@ -425,3 +426,21 @@ def test_gpt2_sweep_names_the_class_in_the_summary_and_title(tmp_path: Path) -> 
     assert run.result.info.loss == "model"
     assert run_title(run.result.info).startswith("gpt2: GPT2LMHeadModel · AdamW(")
     assert run.run_dir is not None and (run.run_dir / "lr_finder.png").is_file()
+
+
+def test_check_loss_says_what_is_not_a_loss() -> None:
+    from lrfind.data.model_outputs import check_loss
+    from lrfind.errors import SweepError
+
+    cases = {
+        "not a tensor": [1.0],
+        "shape (3,), not a scalar": torch.ones(3),
+        "must be floating point": torch.tensor(1),
+    }
+    for message, loss in cases.items():
+        with pytest.raises(SweepError, match=re.escape(message)):
+            check_loss(loss, "loss 'x'")
+    check_loss(torch.tensor(1.0))  # a scalar needs no gradient unless asked
+    with pytest.raises(SweepError, match="does not depend on any trainable parameter"):
+        check_loss(torch.tensor(1.0), needs_grad=True)
+    check_loss(torch.tensor(1.0, requires_grad=True) * 2, needs_grad=True)

@@ -54,6 +54,14 @@ def main(out: str) -> None:
                 },
                 handle,
             )
+    # torch 2.13 with gloo aborts at exit ("terminate called without an active exception") while
+    # a DDP wrapper is alive: drop it (accelerate keeps references too), then leave the group
+    # after a barrier.
+    del model, optimizer, loader
+    accelerator.free_memory()
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
