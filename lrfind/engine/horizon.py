@@ -29,7 +29,7 @@ from lrfind.analysis.refine import (
 )
 from lrfind.engine.options import StopFlag, SweepOptions
 from lrfind.engine.state import StateSnapshot, restore_state, snapshot_state
-from lrfind.engine.trials import Resume, TrialEvent, TrialRunner, run_trial, validation_cost
+from lrfind.engine.trials import Resume, TrialEvent, TrialRunner, validation_cost
 from lrfind.results import Analysis, Budget, History, Refinement, TrainRun, Trial
 
 
@@ -138,18 +138,11 @@ def horizon_stage(
             while queue and not stop.requested:
                 lr = queue.pop(0)
                 resume = paused.get(lr)
-                trial = run_trial(
-                    runner.model,
-                    runner.optimizer,
-                    runner.compute_loss,
-                    runner.train_loader,
-                    runner.val_loader,
+                trial = runner.trial(
                     lr,
                     length - (resume.steps if resume else 0),
                     snapshot,
                     options,
-                    runner.device,
-                    reduce=runner.reduce,
                     max_val_batches=plan.val_batches or MAX_VAL_BATCHES,
                     stop=stop,
                     resume=resume,

@@ -248,6 +248,31 @@ class TrialRunner:
             steps=steps,
         )
 
+    def trial(
+        self,
+        lr: float,
+        steps: int,
+        snapshot: StateSnapshot,
+        options: SweepOptions,
+        **how: Any,
+    ) -> Trial:
+        """``run_trial`` on this runner's model, optimizer, loss, data and device (``how``:
+        its keyword options, ``stop``, ``max_val_batches``, ``resume``...)."""
+        return run_trial(
+            self.model,
+            self.optimizer,
+            self.compute_loss,
+            self.train_loader,
+            self.val_loader,
+            lr,
+            steps,
+            snapshot,
+            options,
+            self.device,
+            reduce=self.reduce,
+            **how,
+        )
+
     def run_lrs(
         self,
         lrs: Sequence[float],
@@ -268,20 +293,7 @@ class TrialRunner:
             for index, lr in enumerate(lrs):
                 if stop is not None and stop.requested:
                     break
-                trial = run_trial(
-                    self.model,
-                    self.optimizer,
-                    self.compute_loss,
-                    self.train_loader,
-                    self.val_loader,
-                    lr,
-                    steps,
-                    snapshot,
-                    options,
-                    self.device,
-                    reduce=self.reduce,
-                    stop=stop,
-                )
+                trial = self.trial(lr, steps, snapshot, options, stop=stop)
                 if stop is not None and stop.requested and trial.steps < steps:
                     break
                 trials.append(trial)
@@ -315,18 +327,11 @@ class TrialRunner:
         cost = 0.0
         planned = len(queue)
         while queue and not stop.requested:
-            trial = run_trial(
-                self.model,
-                self.optimizer,
-                self.compute_loss,
-                self.train_loader,
-                self.val_loader,
+            trial = self.trial(
                 queue.pop(0),
                 plan.steps,
                 snapshot,
                 options,
-                self.device,
-                reduce=self.reduce,
                 max_val_batches=plan.val_batches or MAX_VAL_BATCHES,
                 stop=stop,
             )
