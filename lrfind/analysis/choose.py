@@ -24,9 +24,9 @@ Why these choices: the lower LR of two statistically equal ones is the safer bet
 runs longer than a trial (the best constant LR falls as training gets longer, and low LRs do
 not diverge late). Training noise (seed to seed) is *not* estimated from the roughness of the
 scores across neighbouring LRs: with three to seven trials that roughness is dominated by the
-curve's own bend near its minimum. Replayed on the benchmark's ground-truth curves (one seed's
+curve's own bend near its minimum: replayed on the benchmark's ground-truth curves (one seed's
 3 or 5 grid LRs around the best), counting it as noise cut the lowest-tied rule's noise-aware
-hit rate from 90-94% (the best trial there) to 38-65%.
+hit rate far below the best trial's (the metric and the current numbers: benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ sweep answer for that run rather than for runs as short as the trials:
   each rung gives an estimate of ``beta``; it is shrunk toward a prior, bounded, and used to
   carry the finalists' answer from the last rung to the stated run (``estimate_drift``).
 
-Pure functions: no torch; the engine (``lrfind.engine.trials``) runs what they plan.
+Pure functions: no torch; the engine's horizon stage runs what they plan.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ MIN_FIRST_RUNG = 8
 MIN_FIRST_RUNG_FRACTION = 0.1
 
 #: Finalists that would train fewer than this share of the sweep's steps are no rungs worth
-#: running: measured (benchmarks/horizon_quality.py --budget 50% at the tasks' budgets, where
-#: that leaves finalists of 11 steps) they hit 10-23% against 47% for refine's longer trials.
+#: running: such short finalists hit the ground truth less often than refine's longer trials
+#: (``benchmarks/horizon_quality.py --budget 50%``; the numbers: benchmarks/README.md).
 MIN_FINAL_FRACTION = 0.5
 
 #: One extra candidate one grid step past an edge of the window, run at the first rung when
@@ -55,12 +55,11 @@ MIN_FINAL_FRACTION = 0.5
 EDGE_EXTENSIONS = 1
 
 #: The prior exponent of the drift, ``lr*(t) ~ t**-DRIFT_PRIOR``, and how much it weighs. Chosen
-#: on the quality benchmark's recorded rungs (benchmarks/horizon_quality.py --rescore-priors):
-#: of 0-0.8 (weights 2 and prior-only), 0.3 with weight 2 hits most often over both horizons
-#: (the task's budget and 4x it); picked leave-one-task-out, a task never choosing its own, the
-#: same procedure hits 37% at the budget and 53% at 4x (no carry: 43% and 40%). The long ground
-#: truth's own exponents between those horizons run from 0 to 1 (median 0.46): the rungs, which
-#: see a few dozen steps, are what tells the tasks apart.
+#: on the quality benchmark's recorded rungs (``benchmarks/horizon_quality.py --rescore-priors``):
+#: among priors 0-0.8 (weights 2 and prior-only), the one that hits most often over both
+#: horizons (the task's budget and 4x it), checked leave-one-task-out, a task never choosing its
+#: own. The rungs, which see a few dozen steps, are what tells the tasks apart; the prior only
+#: steadies them. The hit rates of each choice: benchmarks/README.md.
 DRIFT_PRIOR = 0.3
 
 #: The prior counts as this many doublings of observed drift when the two are averaged.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -41,12 +42,18 @@ def fail(message: str, code: int, debug: bool) -> typer.Exit:
     return typer.Exit(code)
 
 
-#: A config key at the start of an error message ("model.args: ...", "--set: data.target: ...").
-_KEY = re.compile(
-    r"^(?:line \d+(?: \([^)]*\))?: |--[a-z-]+: )?"
-    r"((?:name|seed|device|model|data|loss|optimizer|step|sweep|suggest|expect|output|distributed)"
-    r"(?:\.[A-Za-z0-9_]+)*)(?=[: ])"
-)
+@functools.cache
+def _key_pattern() -> re.Pattern[str]:
+    """A config key at the start of an error message ("model.args: ...", "--set: data.target:
+    ..."): one of the config's own top-level fields, then dotted names. Built on first use, so
+    that the schema (pydantic) is not imported at start-up."""
+    from lrfind.config.schema import Config
+
+    sections = "|".join(sorted(map(re.escape, Config.model_fields), key=len, reverse=True))
+    return re.compile(
+        r"^(?:line \d+(?: \([^)]*\))?: |--[a-z-]+: )?"
+        rf"((?:{sections})(?:\.[A-Za-z0-9_]+)*)(?=[: ])"
+    )
 
 
 def error_key(error: LrfindError) -> str | None:
@@ -54,7 +61,7 @@ def error_key(error: LrfindError) -> str | None:
     from lrfind.errors import ConfigError
 
     text = error.problems[0] if isinstance(error, ConfigError) and error.problems else str(error)
-    found = _KEY.match(text)
+    found = _key_pattern().match(text)
     return found.group(1) if found else None
 
 
@@ -184,7 +191,9 @@ def load(config_path: Path, overrides: list[str] | None, method: str | None = No
 
 
 def launch_if_requested(nproc: int | None) -> None:
-    """Under --nproc N (outside torchrun), re-run this command with torchrun; exit with its code."""
+    """Under --nproc N (outside a launcher), run this command as N local processes and exit
+    with rank 0's code (``engine.distributed.launch``, not torchrun, which reports 1 for any
+    failure)."""
     if nproc is None or os.environ.get("WORLD_SIZE"):
         return
     from lrfind.engine.distributed import launch

@@ -294,6 +294,19 @@ def test_recursive_alias_names_its_line(tmp_path: Path) -> None:
     assert document["valid"] is False and document["error"]["code"] == 2
 
 
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("train.steps=-3", "train.steps"), ("train.schedule=bogus", "train.schedule")],
+)
+def test_a_json_error_names_the_key_of_every_config_section(
+    tiny_config: Path, override: str, key: str
+) -> None:
+    # The key pattern is derived from Config's fields: train: (once missed) is named too.
+    result = invoke("sweep", str(tiny_config), "--set", override, "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["key"] == key
+
+
 def test_csv_cells_rows_and_labels(tiny_config: Path) -> None:
     folder = tiny_config.parent
     rows = [f"{i % 7 / 7},{i % 5 / 5},{i % 2}" for i in range(60)]
