@@ -48,7 +48,17 @@ class DataError(LrfindError):
 
 
 class SweepError(LrfindError):
-    """The range test itself could not run (non-scalar loss, frozen parameters, shape mismatch)."""
+    """The range test itself could not run (non-scalar loss, frozen parameters, shape mismatch).
+
+    ``partial`` is the History recorded before the failure, when the sweep got that far (the
+    engine adds it), so that the steps already taken can still be written.
+    """
+
+    partial: object | None = None
+
+
+class SnapshotError(SweepError):
+    """A disk snapshot could not be written or read back (a full disk, a folder removed)."""
 
 
 class UserCodeError(SweepError):

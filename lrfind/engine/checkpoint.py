@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from lrfind.errors import SweepError
+from lrfind.errors import SnapshotError, SweepError
 
 #: Prefix of the temporary folder of a disk snapshot.
 SNAPSHOT_PREFIX = ".lrfind-snapshot-"
@@ -165,6 +165,55 @@ def _quiet_checkpoint() -> Iterator[None]:
         yield
 
 
+def _first_cause(error: BaseException) -> BaseException:
+    """The most telling exception in ``error``'s chain: an OSError (a full disk reads "No space
+    left on device" there, where torch's writer only says "unexpected pos"), else ``error``."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, OSError):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return error
+
+
+@contextlib.contextmanager
+def _snapshot_errors(action: str, folder: Path) -> Iterator[None]:
+    """Turn torch.distributed.checkpoint's ``CheckpointException`` (a BaseException, which would
+    slip past every ``except Exception``) into a SnapshotError naming the cause.
+
+    An interruption inside it (a second Ctrl-C, a SIGTERM turned into SystemExit) is raised
+    again as itself, so that it ends the run as an interruption.
+    """
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    try:
+        yield
+    except CheckpointException as error:
+        causes = [
+            failure[0] if isinstance(failure, tuple) else failure
+            for failure in error.failures.values()
+        ]
+        for cause in causes:
+            if isinstance(cause, KeyboardInterrupt | SystemExit):
+                raise cause from None
+        found = [_first_cause(c) for c in causes if isinstance(c, BaseException)]
+        if not found:
+            reason = "torch.distributed.checkpoint failed"
+        elif isinstance(found[0], OSError) and found[0].strerror:
+            reason = found[0].strerror
+        else:
+            reason = f"{type(found[0]).__name__}: {found[0]}"
+        ranks = "" if len(error.failures) < 2 else f" (ranks {sorted(error.failures)})"
+        # A snapshot that could not be written is removed: its parent is what the user chose.
+        room, where = ("free space there, ", folder.parent) if action == "write" else ("", folder)
+        raise SnapshotError(
+            f"cannot {action} the disk snapshot in {where}{ranks}: {reason}; {room}choose "
+            "another folder (sweep.snapshot_dir) or use sweep.snapshot: memory"
+        ) from error
+
+
 def _agreed_folder(base: Path | None) -> Path:
     """A new temporary folder under ``base``, the same one on every rank (rank 0 makes it)."""
     import torch.distributed as dist
@@ -178,7 +227,7 @@ def _agreed_folder(base: Path | None) -> Path:
             name[0] = tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX, dir=base)
         except OSError as error:
             if not multi:
-                raise SweepError(
+                raise SnapshotError(
                     f"cannot create the disk snapshot folder in {base or tempfile.gettempdir()}:"
                     f" {error.strerror or error}"
                 ) from error
@@ -186,7 +235,7 @@ def _agreed_folder(base: Path | None) -> Path:
     if multi:
         dist.broadcast_object_list(name, src=0)
     if not name[0]:
-        raise SweepError(f"rank 0 could not create the disk snapshot folder in {base}")
+        raise SnapshotError(f"rank 0 could not create the disk snapshot folder in {base}")
     return Path(name[0])
 
 
@@ -214,7 +263,7 @@ class DiskCopy:
         folder = _agreed_folder(base)
         snapshot = cls(folder, _group_settings(optimizer), _fingerprint(model), with_optimizer)
         try:
-            with _quiet_checkpoint():
+            with _quiet_checkpoint(), _snapshot_errors("write", folder):
                 dcp.save(state, checkpoint_id=folder, no_dist=_single_process())
         except BaseException:
             snapshot.close()
@@ -226,7 +275,7 @@ class DiskCopy:
 
         # Loaded in place into the live tensors, then applied (param-group settings included).
         state = _distributed_state(model, optimizer, self.with_optimizer)
-        with _quiet_checkpoint():
+        with _quiet_checkpoint(), _snapshot_errors("read back", self.folder):
             dcp.load(state, checkpoint_id=self.folder, no_dist=_single_process())
         _set_distributed_state(model, optimizer, state)
         if not self.with_optimizer:

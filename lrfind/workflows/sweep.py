@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lrfind.config.schema import Config
-from lrfind.errors import ConfigError, Interrupted, LrfindError, OutputError, UserCodeError
+from lrfind.errors import (
+    ConfigError,
+    Interrupted,
+    LrfindError,
+    OutputError,
+    SweepError,
+    UserCodeError,
+)
 from lrfind.outputs import runs
 from lrfind.results import (
     History,
@@ -320,7 +327,11 @@ def _sweep(
         raise _user_code_failed(error, config, run_dir) from error.__cause__
     except LrfindError as error:
         if run_dir is not None:
-            _mark_failed(run_dir, config, str(error))
+            # A failure after the sweep (a disk snapshot of the trials) keeps the sweep.
+            partial = error.partial if isinstance(error, SweepError) else None
+            where = _mark_failed(run_dir, config, str(error), partial=partial)
+            if where and error.args:
+                error.args = (f"{error.args[0]}{where}", *error.args[1:])
         raise
     except KeyboardInterrupt:
         if run_dir is not None:
@@ -363,25 +374,33 @@ def _user_code_failed(error: UserCodeError, config: Config, run_dir: Path | None
         if error.step is not None:
             details["failed_at_step"] = error.step
         # result.json records the error itself; the pointer to history.csv is for the reader.
-        recorded = message
-        if isinstance(partial, History) and partial.steps:
-            details["steps_recorded"] = partial.steps
-            with contextlib.suppress(OutputError):
-                runs.write_history(run_dir, partial)
-                message += f"; the {partial.steps} step(s) before it are in {run_dir}"
-        with contextlib.suppress(OutputError):
-            runs.write_status(run_dir, config.name, "failed", recorded, **details)
+        message += _mark_failed(run_dir, config, message, partial=partial, **details)
     failed = UserCodeError(message, error.component)
     failed.step, failed.partial = error.step, partial
     return failed
 
 
 def _mark_failed(
-    run_dir: Path, config: Config, message: str, status: runs.RunStatus = "failed"
-) -> None:
+    run_dir: Path,
+    config: Config,
+    message: str,
+    status: runs.RunStatus = "failed",
+    *,
+    partial: object | None = None,
+    **details: Any,
+) -> str:
+    """Record the failure in result.json and the steps recorded before it (``partial``, a
+    History) in history.csv; return where those steps are, for the message ("" when none)."""
+    where = ""
     # The original error matters more than a failure to record it.
+    if isinstance(partial, History) and partial.steps:
+        details["steps_recorded"] = partial.steps
+        with contextlib.suppress(OutputError):
+            runs.write_history(run_dir, partial)
+            where = f"; the {partial.steps} step(s) before it are in {run_dir}"
     with contextlib.suppress(OutputError):
-        runs.write_status(run_dir, config.name, status, message)
+        runs.write_status(run_dir, config.name, status, message, **details)
+    return where
 
 
 def result_json(result: RangeTestResult, status: str | None = None) -> str:
