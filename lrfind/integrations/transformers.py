@@ -21,7 +21,7 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from lrfind.errors import ConfigError, NoReliableSuggestion
+from lrfind.errors import ConfigError, DataError, NoReliableSuggestion
 from lrfind.format import did_you_mean
 
 if TYPE_CHECKING:
@@ -106,6 +106,14 @@ def _compute_loss(trainer: Any) -> Any:
     return step
 
 
+def _length(dataset: Any) -> int | None:
+    """``len(dataset)``, or None for a dataset without one (an IterableDataset)."""
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
+
+
 def _eval_loader(trainer: Any) -> Any:
     """The Trainer's evaluation DataLoader (the first of several named eval sets), or None."""
     eval_dataset = trainer.eval_dataset
@@ -126,7 +134,8 @@ def find_lr(trainer: Any, *, apply: bool = False, **range_test_options: Any) -> 
     precision, clipping, seed and the run (``train_steps``, ``train_schedule``,
     ``train_warmup``: see ``run_options``), so the suggestion is the peak LR for the schedule
     the user chose. ``range_test_options`` override any of these (``steps=50``,
-    ``refine="off"``, ``train_steps=None``...).
+    ``refine="off"``...); ``train_steps=None`` states no run (the Trainer's schedule and
+    warm-up are then left out too).
 
     The model, the optimizer, the RNGs and the Trainer are left as they were. ``apply=True``
     then sets ``trainer.args.learning_rate`` to the suggestion, and a user-supplied optimizer's
@@ -135,6 +144,7 @@ def find_lr(trainer: Any, *, apply: bool = False, **range_test_options: Any) -> 
     Raises:
         ConfigError: the Trainer has no model or no train_dataset, or an option is not one of
             range_test's.
+        DataError: the train_dataset is empty.
         NoReliableSuggestion: ``apply=True`` and the result has no suggestion (nothing applied).
         LrfindError: what ``range_test`` raises.
     """
@@ -152,6 +162,8 @@ def find_lr(trainer: Any, *, apply: bool = False, **range_test_options: Any) -> 
         raise ConfigError("find_lr: the Trainer has no model")
     if getattr(trainer, "train_dataset", None) is None:
         raise ConfigError("find_lr: the Trainer has no train_dataset to sweep over")
+    if _length(trainer.train_dataset) == 0:
+        raise DataError("find_lr: the Trainer's train_dataset is empty: nothing to sweep over")
     had_optimizer = trainer.optimizer is not None
     accelerator = getattr(trainer, "accelerator", None)
     registered = _registries(accelerator)
@@ -164,6 +176,9 @@ def find_lr(trainer: Any, *, apply: bool = False, **range_test_options: Any) -> 
         except TypeError:
             batches = None
         described = run_options(trainer.args, batches)
+        if "train_steps" in range_test_options and range_test_options["train_steps"] is None:
+            # No stated run: the Trainer's schedule and warm-up then describe nothing.
+            described = {k: v for k, v in described.items() if not k.startswith("train_")}
         # Only what this range_test takes: the description may outrun an older lrfind.
         options = {k: v for k, v in described.items() if k in accepted} | range_test_options
         result = range_test(

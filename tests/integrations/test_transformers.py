@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrfind.errors import ConfigError, NoReliableSuggestion
+from lrfind.errors import ConfigError, DataError, NoReliableSuggestion
 from lrfind.integrations.transformers import apply_lr, find_lr, run_options
 from tests.fixtures.results import make_result
 from tests.integrations.hf_tasks import (
@@ -178,6 +178,23 @@ def test_a_trainer_without_training_data_is_a_one_line_error(tmp_path: Path) -> 
     trainer = transformers.Trainer(model=tiny_gpt2(), args=training_args(tmp_path))
     with pytest.raises(ConfigError, match=r"^find_lr: the Trainer has no train_dataset"):
         find_lr(trainer)
+
+
+def test_an_empty_train_dataset_is_a_one_line_error(tmp_path: Path) -> None:
+    trainer = transformers.Trainer(
+        model=tiny_gpt2(), args=training_args(tmp_path), train_dataset=token_dataset(rows=0)
+    )
+    with pytest.raises(DataError) as caught:
+        find_lr(trainer, **FAST)
+    assert str(caught.value) == (
+        "find_lr: the Trainer's train_dataset is empty: nothing to sweep over"
+    )
+
+
+def test_train_steps_none_states_no_run(tmp_path: Path) -> None:
+    trainer = gpt2_trainer(tmp_path, lr_scheduler_type="cosine", warmup_steps=0.1, max_steps=200)
+    result = find_lr(trainer, train_steps=None, **FAST)
+    assert result.info.train is None
 
 
 def test_a_misspelt_option_is_named_before_anything_runs(tmp_path: Path) -> None:
