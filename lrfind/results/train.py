@@ -38,11 +38,18 @@ class TrainRun:
             raise ValueError(f"train warmup must be a number, got {warmup!r}")
         if not math.isfinite(warmup) or warmup < 0:
             raise ValueError(f"train warmup must be >= 0, got {warmup!r}")
-        if warmup >= 1 and (warmup != int(warmup) or warmup >= self.steps):
+        if warmup >= 1 and warmup != int(warmup):
             raise ValueError(
-                f"train warmup of {warmup:g} steps must be a whole number below the run's "
-                f"{self.steps} steps (or a fraction below 1)"
+                f"train warmup of {warmup:g} steps must be a whole number (or a fraction below 1)"
             )
+        # In steps either way: a fraction that rounds to the whole run leaves no run after it.
+        if self.warmup_steps >= self.steps:
+            given = (
+                f"{warmup:g} steps"
+                if warmup >= 1
+                else f"{warmup:g} of the run ({self.warmup_steps} steps)"
+            )
+            raise ValueError(f"train warmup of {given} must be below the run's {self.steps} steps")
 
     @property
     def warmup_steps(self) -> int:

@@ -86,7 +86,11 @@ def test_a_budget_too_small_for_rungs_runs_refine_and_says_so(
 def test_bad_runs_are_one_line_errors(tiny_config: Path, tmp_path: Path) -> None:
     cases = {
         ("suggest.budget=5%",): "is a share of the run: describe the run in train:",
-        ("train.steps=10", "train.warmup=20"): "warmup of 20 steps must be a whole number",
+        ("train.steps=10", "train.warmup=20"): "warmup of 20 steps must be below the run's 10",
+        ("train.steps=10", "train.warmup=2.5"): "warmup of 2.5 steps must be a whole number",
+        ("train.steps=100", "train.warmup=0.9999"): (
+            "warmup of 0.9999 of the run (100 steps) must be below the run's 100 steps"
+        ),
         ("train.steps=10", "train.epochs=2"): "give the run's length as steps or as epochs",
         ("train.steps=100", "train.schedule=step"): "train.schedule",
         ("suggest.budget=abc",): "budget must be a number of sweeps",
