@@ -47,7 +47,8 @@ def schedule(
 
     A result whose run was stated (``train:``) supplies the defaults: ``kind`` None takes its
     schedule, and its steps and warmup stand in for ``total_steps`` and the warm-up options
-    when none is given (the suggestion is then that schedule's peak, measured for that run).
+    when none is given (the suggestion is then that schedule's peak, measured for that run); a
+    warmup stated as a fraction of the run is carried as that fraction of another length.
 
     The schedule's length is ``total_steps`` or ``epochs * steps_per_epoch`` (onecycle, cosine
     and linear need it). ``lr`` overrides the suggestion as the plateau start / cosine and linear
@@ -78,7 +79,11 @@ def schedule(
             total_steps = train.steps
         no_warmup_given = warmup_steps is None and warmup_fraction is None and pct_start is None
         if no_warmup_given and kind in ("cosine", "linear", "onecycle") and train.warmup_steps:
-            warmup_steps = train.warmup_steps
+            # Carried as stated: a fraction stays a fraction of whatever length is asked for.
+            if train.warmup < 1:
+                warmup_fraction = train.warmup
+            else:
+                warmup_steps = train.warmup_steps
     if fmt not in SCHEDULE_FORMATS:
         raise ConfigError(f"unknown format {fmt!r} (expected one of {', '.join(SCHEDULE_FORMATS)})")
     plan = plan_schedule(

@@ -438,3 +438,24 @@ def test_a_stated_run_supplies_the_schedule_its_length_and_warmup() -> None:
     constant = replace(base, info=replace(base.info, train=TrainRun(500)))
     with pytest.raises(ConfigError, match="constant-LR"):
         schedule(constant, None, "json")
+
+
+def test_a_stated_warmup_fraction_stays_a_fraction_of_another_length() -> None:
+    from lrfind.results import TrainRun
+
+    base = make_result("clean")
+    stated = replace(base, info=replace(base.info, train=TrainRun(2000, "cosine", 0.06)))
+    for total in (1000, 100):
+        carried = json.loads(schedule(stated, None, "json", total_steps=total))
+        explicit = schedule(
+            stated, None, "json", total_steps=total, warmup_steps=round(0.06 * total)
+        )
+        assert carried == json.loads(explicit)
+    by_epochs = schedule(stated, None, "json", epochs=3, steps_per_epoch=10)
+    assert json.loads(by_epochs) == json.loads(
+        schedule(stated, None, "json", epochs=3, steps_per_epoch=10, warmup_steps=2)
+    )
+    in_steps = replace(base, info=replace(base.info, train=TrainRun(2000, "cosine", 120)))
+    assert json.loads(schedule(in_steps, None, "json", total_steps=1000)) == json.loads(
+        schedule(stated, None, "json", total_steps=1000, warmup_steps=120)
+    )
