@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from lrfind.results import (
     History,
     LRRange,
     Suggestion,
+    mean_history,
 )
 
 #: The suggestion methods, in the order reports list them (their one home: ``lrfind.names``).
@@ -370,3 +371,34 @@ def reconcile_repeats(
         methods=chosen.methods,
     )
     return analysis, median
+
+
+@dataclass(frozen=True)
+class RepeatedAnalysis:
+    """What the sweep and its repeats answer.
+
+    ``history``: the curve the answer is read from (the repeats' mean); ``analysis``: its
+    answer (``reconcile_repeats``); ``stage_history``: the curve trials read (the mean's, or
+    the repeat whose answer stands for it); ``repeat_lrs``: each repeat's own answer (empty
+    for a single sweep).
+    """
+
+    history: History
+    analysis: Analysis
+    stage_history: History
+    repeat_lrs: tuple[float | None, ...] = ()
+
+
+def analyze_repeats(histories: Sequence[History], method: str) -> RepeatedAnalysis:
+    """Analyse one sweep, or the mean of several (``mean_history``) reconciled with each
+    repeat's own answer."""
+    if len(histories) == 1:
+        analysis = analyze(histories[0], method)
+        return RepeatedAnalysis(histories[0], analysis, histories[0])
+    history = mean_history(list(histories))
+    per_repeat = [analyze(h, method) for h in histories]
+    analysis, chosen = reconcile_repeats(analyze(history, method), per_repeat, history)
+    stage_history = history if chosen is None else histories[chosen]
+    return RepeatedAnalysis(
+        history, analysis, stage_history, tuple(a.suggestion.lr for a in per_repeat)
+    )

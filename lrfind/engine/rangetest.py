@@ -1,7 +1,7 @@
-"""The library entry point: ``range_test(model, optimizer, loss_fn, train_loader, ...)``.
-
-Runs the sweep (and its repeats), analyses the curve, runs the refine stage when asked, and
-always puts the model, optimizer, RNG and data order back exactly as they were.
+"""``RangeTest``: one range test bound to a model, optimizer, loss and data (``range_test`` in
+``lrfind.engine.library`` builds one). ``run`` tells the story: snapshot, sweep and repeats,
+analyse, pick the trial stage and drive it, build the result; the model, optimizer, RNG and
+data order are always put back exactly as they were.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -18,19 +19,17 @@ import torch
 from lrfind.analysis.budget import TrialPlan
 from lrfind.analysis.horizon import DRIFT_PRIOR, RungPlan
 from lrfind.analysis.refine import unconfirmed
-from lrfind.analysis.suggest import METHODS, analyze, reconcile_repeats
-from lrfind.config.schema import DEFAULT_BUDGET, LR_SCALE_KEY, SUGGEST_DEFAULTS
+from lrfind.analysis.suggest import METHODS, analyze_repeats
+from lrfind.config.schema import SUGGEST_DEFAULTS
 from lrfind.data.batches import InputsKey
 from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.engine.checkpoint import exit_on_sigterm
 from lrfind.engine.collectives import (
     failures_shared,
     group_reduce,
-    strategy_of,
     uneven_data_notes,
 )
-from lrfind.engine.device import resolve_device, versions
-from lrfind.engine.horizon import horizon_stage
+from lrfind.engine.device import resolve_device
 from lrfind.engine.ladder import param_group_notes
 from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import (
@@ -42,6 +41,8 @@ from lrfind.engine.options import (
     StopFlag,
     SweepOptions,
 )
+from lrfind.engine.run_info import describe_loss, run_info
+from lrfind.engine.stages import StageContext, pick_stage
 from lrfind.engine.state import (
     SnapshotStore,
     StateSnapshot,
@@ -61,7 +62,6 @@ from lrfind.results import (
     RunInfo,
     TrainRun,
     Trial,
-    mean_history,
     parse_budget,
 )
 
@@ -69,27 +69,6 @@ RefineMode = Literal["auto", "on", "off"]
 
 #: What ``range_test(progress=...)`` receives: sweep steps, the trial plan, finished trials.
 ProgressEvent = StepEvent | TrialPlan | RungPlan | TrialEvent
-
-
-def _describe_loss(loss_fn: Any, step_fn: Any) -> str:
-    target = step_fn if step_fn is not None else loss_fn
-    if isinstance(target, str):
-        return target
-    name = getattr(target, "__name__", None) or type(target).__name__
-    return str(name)
-
-
-def _lr_scales(optimizer: torch.optim.Optimizer) -> tuple[float, ...]:
-    """Each param group's multiplier of the swept LR (``lr_scale``, default 1), in order."""
-    return tuple(float(group.get(LR_SCALE_KEY, 1.0)) for group in optimizer.param_groups)
-
-
-def _length(loader: Iterable[Any]) -> int | None:
-    """Batches per epoch, or None for a loader without a length."""
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return None
 
 
 _Run = TypeVar("_Run", bound=Callable[..., RangeTestResult])
@@ -157,7 +136,7 @@ class RangeTest:
         self.compute_loss: ComputeLoss = make_compute_loss(
             loss_fn, step_fn, inputs_key, targets_key, output_key
         )
-        self.loss_name = _describe_loss(loss_fn, step_fn)
+        self.loss_name = describe_loss(loss_fn, step_fn)
         # Under torch.distributed every rank must take every decision together.
         self.reduce = reduce if reduce is not None else group_reduce(process_group)
         self.process_group = process_group
@@ -236,26 +215,8 @@ class RangeTest:
         restore_state(snapshot, self.model, self.optimizer)
         return history, outcome.notes
 
-    def after_sweep(
-        self,
-        history: History,
-        analysis: Analysis,
-        options: SweepOptions,
-        snapshot: StateSnapshot,
-        *,
-        budget: Budget | float | str = DEFAULT_BUDGET,
-        candidates: int | None = None,
-        steps: int | None = None,
-        stop: StopFlag | None = None,
-        on_plan: Callable[[Any], None] | None = None,
-        on_trial: Callable[[TrialEvent], None] | None = None,
-        train: TrainRun | None = None,
-        drift_prior: float | None = DRIFT_PRIOR,
-        compress_schedule: bool = True,
-    ) -> tuple[Analysis, Refinement | None]:
-        """Run the trials after the sweep: the horizon stage when a run is stated and the sweep
-        answered (``lrfind.engine.horizon``), else refine or search (``TrialRunner``)."""
-        runner = TrialRunner(
+    def _runner(self) -> TrialRunner:
+        return TrialRunner(
             self.model,
             self.optimizer,
             self.compute_loss,
@@ -263,38 +224,7 @@ class RangeTest:
             self.val_loader,
             self.device,
             self.reduce,
-        )
-        budget = parse_budget(budget)
-        stop = stop or StopFlag()
-        if train is not None and analysis.suggestion.lr is not None and steps is None:
-            return horizon_stage(
-                runner,
-                history,
-                analysis,
-                options,
-                snapshot,
-                train,
-                budget=budget,
-                candidates=candidates,
-                stop=stop,
-                on_plan=on_plan,
-                on_trial=on_trial,
-                drift_prior=drift_prior,
-                compress_schedule=compress_schedule,
-                take_snapshot=functools.partial(self._snapshot, keep=False),
-            )
-        return runner.after_sweep(
-            history,
-            analysis,
-            options,
-            snapshot,
-            budget=budget,
-            candidates=candidates,
-            steps=steps,
-            stop=stop,
-            on_plan=on_plan,
-            on_trial=on_trial,
-            horizon=train.steps if train is not None else None,
+            take_snapshot=functools.partial(self._snapshot, keep=False),
         )
 
     @_across_ranks
@@ -321,11 +251,15 @@ class RangeTest:
     ) -> RangeTestResult:
         """Run the full range test; see ``range_test`` for the meaning of each option.
 
-        ``on_trial(index, count, trial)`` reports each refine/search trial; ``stage_events``
-        receives the stage's TrialPlan before its first trial (``plan.describe()`` is a line
-        for people), then a TrialEvent per trial. ``reinitialize(seed)``, when given, re-draws
-        the model's initial weights before each repeat after the first (the CLI passes one so
-        repeats vary the init as well).
+        The story: snapshot the state; sweep (and repeat); analyse the curve; pick the trial
+        stage (``lrfind.engine.stages.pick_stage``) and drive it; build the result. The model,
+        optimizer, RNG and data order are put back in every outcome.
+
+        ``on_trial(index, count, trial)`` reports each trial; ``stage_events`` receives the
+        stage's plan before its first trial (``plan.describe()`` is a line for people), then a
+        TrialEvent per trial. ``reinitialize(seed)``, when given, re-draws the model's initial
+        weights before each repeat after the first (the CLI passes one so repeats vary the
+        init as well).
         """
         if method not in METHODS:
             raise ValueError(
@@ -341,137 +275,179 @@ class RangeTest:
         started = time.perf_counter()
         stop = stop or StopFlag()
         initial = self._snapshot()
-        snapshot = initial
-        histories: list[History] = []
         notes: list[str] = [*self._uneven_data_notes(), *param_group_notes(self.optimizer)]
-        refinement: Refinement | None = None
         try:
-            for repeat in range(repeats):
-                if repeat > 0:
-                    _reseed((seed or 0) + repeat, self._loaders())
-                    if reinitialize is not None:
-                        reinitialize((seed or 0) + repeat)
-                    snapshot = self._snapshot()
-                history, sweep_notes = self.sweep(options, snapshot, progress=progress, stop=stop)
-                histories.append(history)
-                notes.extend(n for n in sweep_notes if n not in notes)
-                if history.stop_reason == "interrupted":
-                    break
-            cut = len(histories) > 1 and histories[-1].stop_reason == "interrupted"
-            if cut:
-                # Averaged in, the cut repeat would truncate the finished ones to its length.
-                histories.pop()
-                notes.append(
-                    f"repeat {len(histories) + 1} of {repeats} was cut short by a stop request: "
-                    f"the answer is read from the {len(histories)} completed repeat(s) only"
+            sweeps = self._sweeps(options, repeats, seed, stop, progress, reinitialize, initial)
+            notes.extend(n for n in sweeps.notes if n not in notes)
+            answer = analyze_repeats(sweeps.histories, method)
+            history, analysis = answer.history, answer.analysis
+            wants_trials = refine == "on" or (refine == "auto" and self.val_loader is not None)
+            complete = sweeps.complete
+            refinement: Refinement | None = None
+            if wants_trials and complete:
+                context = StageContext(
+                    history=answer.stage_history,
+                    analysis=analysis,
+                    budget=budget,
+                    val_batches=self._runner().val_batches_available(),
+                    val_batch_cost=1 / options.accumulation_steps,
+                    train=train,
+                    candidates=refine_candidates,
+                    steps=refine_steps,
+                    drift_prior=drift_prior,
+                    compress_schedule=compress_schedule,
                 )
-            history = histories[0] if len(histories) == 1 else mean_history(histories)
-            analysis = analyze(history, method)
-            repeat_suggestions: tuple[float | None, ...] = ()
-            # The curve the trials read: the mean's, or the repeat whose answer stands for it.
-            stage_history = history
-            if len(histories) > 1:
-                per_repeat = [analyze(h, method) for h in histories]
-                repeat_suggestions = tuple(a.suggestion.lr for a in per_repeat)
-                analysis, chosen = reconcile_repeats(analysis, per_repeat, history)
-                stage_history = history if chosen is None else histories[chosen]
-            wants_refine = refine == "on" or (refine == "auto" and self.val_loader is not None)
-            complete = history.stop_reason != "interrupted" and not cut
-            if wants_refine and complete:
-                # Trials that finished before any stop request: kept should the stage be cut.
-                finished: list[TrialEvent] = []
-                report = _trial_reporter(on_trial, stage_events)
-
-                def keep_finished(event: TrialEvent) -> None:
-                    if not stop.raised:
-                        finished.append(event)
-                    if report is not None:
-                        report(event)
-
-                stage_started = time.perf_counter()
-                try:
-                    analysis, refinement = self.after_sweep(
-                        stage_history,
-                        analysis,
-                        options,
-                        initial,
-                        budget=budget,
-                        candidates=refine_candidates,
-                        steps=refine_steps,
-                        stop=stop,
-                        on_plan=stage_events,
-                        on_trial=keep_finished,
-                        train=train,
-                        drift_prior=drift_prior,
-                        compress_schedule=compress_schedule,
-                    )
-                except UserCodeError as error:
-                    if error.partial is None:  # the whole sweep was recorded: keep it
-                        error.partial = history
-                        error.args = (f"{error.args[0]}, in a refine/search trial",)
-                    raise
-                except KeyboardInterrupt:
-                    # A second Ctrl-C after a stop request: end like the first one did.
-                    if self.reduce is not None or not stop.raised:
-                        raise
+                analysis, refinement = self._trials(
+                    context,
+                    options,
+                    initial,
+                    stop,
+                    on_plan=stage_events,
+                    report=_trial_reporter(on_trial, stage_events),
+                )
                 complete = not stop.requested
                 if not complete:
                     analysis = unconfirmed(analysis, REFINE_CUT_SHORT)
                     notes.append(REFINE_CUT_SHORT)
-                    if refinement is None and finished:
-                        refinement = Refinement(
-                            trials=tuple(event.trial for event in finished),
-                            chosen_lr=None,
-                            steps_per_trial=max(event.trial.steps for event in finished),
-                            seconds=time.perf_counter() - stage_started,
-                            metric="val_loss" if self.val_loader is not None else "train_loss",
-                            stage=finished[0].stage,
-                        )
-            if train is not None and not wants_refine and analysis.suggestion.lr is not None:
-                analysis = unconfirmed(
-                    analysis,
-                    f"no trials toward {train.describe()}: there is no validation data "
-                    "(refine: auto); the answer is the sweep's (refine: on trains them anyway)",
-                )
+            if train is not None and not wants_trials and analysis.suggestion.lr is not None:
+                analysis = unconfirmed(analysis, _no_trials_reason(train, refine))
         finally:
             restore_state(initial, self.model, self.optimizer)
-        base_info = info or RunInfo(
-            model=type(self.model).__name__,
-            optimizer=type(self.optimizer).__name__,
-            loss=self.loss_name,
-            batch_size=getattr(self.train_loader, "batch_size", None),
-        )
-        run_info = base_info.__class__(
-            **{
-                **base_info.__dict__,
-                "device": str(self.device),
-                "precision": options.precision,
-                "accumulation_steps": options.accumulation_steps,
-                "seed": seed if seed is not None else base_info.seed,
-                "start_lr": options.start_lr,
-                "end_lr": options.end_lr,
-                "planned_steps": options.steps,
-                "mode": options.mode,
-                "smoothing": options.smoothing,
-                "diverge_factor": options.diverge_factor,
-                "seconds": time.perf_counter() - started,
-                "versions": base_info.versions or versions(),
-                "lr_scales": base_info.lr_scales or _lr_scales(self.optimizer),
-                "batches_per_epoch": base_info.batches_per_epoch or _length(self.train_loader),
-                "strategy": base_info.strategy or strategy_of(self.model),
-                "train": train if train is not None else base_info.train,
-            }
-        )
         return RangeTestResult(
             history=history,
             analysis=analysis,
-            info=run_info,
+            info=run_info(
+                info,
+                model=self.model,
+                optimizer=self.optimizer,
+                loss_name=self.loss_name,
+                train_loader=self.train_loader,
+                device=self.device,
+                options=options,
+                seed=seed,
+                train=train,
+                seconds=time.perf_counter() - started,
+            ),
             complete=complete,
             refinement=refinement,
-            repeats=tuple(histories) if len(histories) > 1 else (),
-            repeat_suggestions=repeat_suggestions,
+            repeats=sweeps.histories if len(sweeps.histories) > 1 else (),
+            repeat_suggestions=answer.repeat_lrs,
             warnings=tuple(notes),
         )
+
+    def _sweeps(
+        self,
+        options: SweepOptions,
+        repeats: int,
+        seed: int | None,
+        stop: StopFlag,
+        progress: Callable[[StepEvent], None] | None,
+        reinitialize: Callable[[int], None] | None,
+        initial: StateSnapshot,
+    ) -> Sweeps:
+        """The sweep and its repeats (each from reseeded data order, re-drawn weights when
+        ``reinitialize`` is given); a repeat cut short by a stop request is left out."""
+        snapshot = initial
+        histories: list[History] = []
+        notes: list[str] = []
+        for repeat in range(repeats):
+            if repeat > 0:
+                _reseed((seed or 0) + repeat, self._loaders())
+                if reinitialize is not None:
+                    reinitialize((seed or 0) + repeat)
+                snapshot = self._snapshot()
+            history, sweep_notes = self.sweep(options, snapshot, progress=progress, stop=stop)
+            histories.append(history)
+            notes.extend(n for n in sweep_notes if n not in notes)
+            if history.stop_reason == "interrupted":
+                break
+        cut = len(histories) > 1 and histories[-1].stop_reason == "interrupted"
+        if cut:
+            # Averaged in, the cut repeat would truncate the finished ones to its length.
+            histories.pop()
+            notes.append(
+                f"repeat {len(histories) + 1} of {repeats} was cut short by a stop request: "
+                f"the answer is read from the {len(histories)} completed repeat(s) only"
+            )
+        complete = histories[-1].stop_reason != "interrupted" and not cut
+        return Sweeps(tuple(histories), tuple(notes), complete)
+
+    def _trials(
+        self,
+        context: StageContext,
+        options: SweepOptions,
+        snapshot: StateSnapshot,
+        stop: StopFlag,
+        *,
+        on_plan: Callable[[TrialPlan | RungPlan], None] | None,
+        report: Callable[[TrialEvent], None] | None,
+    ) -> tuple[Analysis, Refinement | None]:
+        """Pick the stage and drive it; the final analysis and its record (None: no trials, or
+        a stop cut the stage short: the trials that finished before it are kept)."""
+        choice = pick_stage(context)
+        analysis = context.analysis
+        if choice.stage is None:
+            reason = choice.reason
+            return (analysis if reason is None else unconfirmed(analysis, reason)), None
+        # Trials that finished before any stop request: kept should the stage be cut.
+        finished: list[TrialEvent] = []
+
+        def keep_finished(event: TrialEvent) -> None:
+            if not stop.raised:
+                finished.append(event)
+            if report is not None:
+                report(event)
+
+        started = time.perf_counter()
+        try:
+            outcome = self._runner().drive(
+                choice.stage, snapshot, options, stop=stop, on_plan=on_plan, on_trial=keep_finished
+            )
+        except UserCodeError as error:
+            if error.partial is None:  # the whole sweep was recorded: keep it
+                error.partial = context.history
+                error.args = (f"{error.args[0]}, in a refine/search trial",)
+            raise
+        except KeyboardInterrupt:
+            # A second Ctrl-C after a stop request: end like the first one did.
+            if self.reduce is not None or not stop.raised:
+                raise
+            outcome = None
+        if outcome is not None:
+            return outcome
+        if not finished:
+            return analysis, None
+        return analysis, Refinement(
+            trials=tuple(event.trial for event in finished),
+            chosen_lr=None,
+            steps_per_trial=max(event.trial.steps for event in finished),
+            seconds=time.perf_counter() - started,
+            metric=choice.stage.settings.metric,
+            stage=finished[0].stage,
+        )
+
+
+@dataclass(frozen=True)
+class Sweeps:
+    """The sweep and its repeats: the histories kept, notes, and whether they all finished."""
+
+    histories: tuple[History, ...]
+    notes: tuple[str, ...]
+    complete: bool
+
+
+def _no_trials_reason(train: TrainRun, refine: RefineMode) -> str:
+    """Why a stated run got the sweep's answer: trials were off, or there was no validation
+    data to score them."""
+    if refine == "off":
+        return (
+            f"no trials toward {train.describe()}: refine is off; the answer is the sweep's "
+            "(refine: auto with validation data, or on, trains them)"
+        )
+    return (
+        f"no trials toward {train.describe()}: there is no validation data "
+        "(refine: auto); the answer is the sweep's (refine: on trains them anyway)"
+    )
 
 
 #: Said when a stop request ends the refine/search stage before it could choose.

@@ -1,8 +1,5 @@
-"""Constant-LR trials: the one trial loop used by refine, search, the horizon stage and verify.
-
-(Validation passes are ``lrfind.engine.evaluation``'s; re-exported here for the callers that
-take both from one place.)
-"""
+"""Constant-LR trials: the one trial loop (``run_trial``) and the one driver that runs every
+trial stage (``TrialRunner.drive``), used by refine, search, the horizon rungs and verify."""
 
 from __future__ import annotations
 
@@ -10,24 +7,17 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
 
-from lrfind.analysis.budget import MAX_VAL_BATCHES, Stage, TrialPlan, plan_trials
-from lrfind.analysis.refine import (
-    choose_refined,
-    choose_searched,
-    next_refine_candidate,
-    refine_candidates,
-)
-from lrfind.analysis.search import next_search_lr, search_candidates, stable_window
-from lrfind.config.schema import DEFAULT_BUDGET
+from lrfind.analysis.budget import MAX_VAL_BATCHES, TrialPlan
+from lrfind.analysis.horizon import RungPlan
 from lrfind.data.batches import BatchStream
 from lrfind.engine.evaluation import Evaluation, evaluate, evaluate_batches, start_trial
 from lrfind.engine.options import ComputeLoss, Reducer, StopFlag, SweepOptions
-from lrfind.engine.state import StateSnapshot, restore_state
+from lrfind.engine.stages import TrialStage
+from lrfind.engine.state import StateSnapshot, restore_state, snapshot_state
 from lrfind.engine.steps import (
     LossReader,
     OverflowWatch,
@@ -35,14 +25,7 @@ from lrfind.engine.steps import (
     default_check_every,
     take_step,
 )
-from lrfind.results import (
-    Analysis,
-    Budget,
-    History,
-    Refinement,
-    Trial,
-    parse_budget,
-)
+from lrfind.results import Analysis, History, Refinement, Trial
 
 __all__ = [
     "Evaluation",
@@ -204,10 +187,9 @@ def validation_cost(trial: Trial, planned_batches: int | None, batch_cost: float
 class TrialRunner:
     """What every trial after a sweep shares: the model, optimizer, loss, data and device.
 
-    ``after_sweep`` runs the refine stage (the sweep answered) or the search stage (a flat
-    sweep), within the plan ``lrfind.analysis.budget`` makes for the budget; ``run_lrs`` runs
-    a fixed set of LRs (``lrfind verify``); the horizon stage drives ``run_trial`` through it
-    too (``lrfind.engine.horizon``).
+    ``drive`` runs any trial stage (``lrfind.engine.stages``: refine, search, the horizon
+    rungs); ``run_lrs`` runs a fixed set of LRs (``lrfind verify``). ``take_snapshot`` keeps a
+    paused trial's state (the range test passes its own store, memory or disk).
     """
 
     model: torch.nn.Module
@@ -217,6 +199,7 @@ class TrialRunner:
     val_loader: Iterable[Any] | None
     device: torch.device
     reduce: Reducer | None = None
+    take_snapshot: Callable[[], StateSnapshot] | None = None
 
     def val_batches_available(self) -> int | None:
         """Batches the validation data holds (0 when it cannot tell; None without it)."""
@@ -226,27 +209,6 @@ class TrialRunner:
             return len(self.val_loader)  # type: ignore[arg-type]
         except TypeError:
             return 0
-
-    def plan(
-        self,
-        stage: Stage,
-        history: History,
-        options: SweepOptions,
-        *,
-        budget: float,
-        candidates: int | None = None,
-        steps: int | None = None,
-    ) -> TrialPlan | None:
-        """Return the trial plan for ``stage`` after ``history`` (``plan_trials``)."""
-        return plan_trials(
-            stage,
-            sweep_steps=max(history.steps, 1),
-            budget=budget,
-            val_batches=self.val_batches_available(),
-            val_batch_cost=1 / options.accumulation_steps,
-            candidates=candidates,
-            steps=steps,
-        )
 
     def trial(
         self,
@@ -303,52 +265,89 @@ class TrialRunner:
             restore_state(snapshot, self.model, self.optimizer)
         return trials
 
-    def run_stage(
+    def drive(
         self,
-        plan: TrialPlan,
-        first: list[float],
-        next_lr: Callable[[list[Trial]], float | None],
-        options: SweepOptions,
+        stage: TrialStage,
         snapshot: StateSnapshot,
+        options: SweepOptions,
         *,
         stop: StopFlag,
+        on_plan: Callable[[TrialPlan | RungPlan], None] | None = None,
         on_trial: Callable[[TrialEvent], None] | None = None,
-    ) -> tuple[list[Trial], float]:
-        """Run ``first`` then ``next_lr(trials)`` while the plan's cost allows; return the
-        trials and what they cost.
+    ) -> tuple[Analysis, Refinement] | None:
+        """Run ``stage`` (the one driver of every trial stage); its answer and record, or None
+        when a stop cut it short (a cut trial's score would not be comparable).
 
-        Another trial runs only while its full cost still fits the plan's trial allowance.
-        Every trial starts from the snapshot; the model is restored afterwards. The cost is in
-        sweep steps (training steps plus validation batches, see ``lrfind.analysis.budget``).
+        Requests run in order, each from the snapshot, or continued from the state its LR was
+        paused in (``TrialRequest.pause``); when the queue is empty the stage proposes more.
+        Cost is counted in sweep steps: steps trained plus validation batches
+        (``lrfind.analysis.budget``). Paused states are released when the stage drops them and
+        in any outcome; the model is restored to the snapshot afterwards.
         """
-        queue = first[: plan.trials]
-        allowance = plan.cost_steps - plan.start_cost
-        trials: list[Trial] = []
-        cost = 0.0
-        planned = len(queue)
-        while queue and not stop.requested:
-            trial = self.trial(
-                queue.pop(0),
-                plan.steps,
-                snapshot,
-                options,
-                max_val_batches=plan.val_batches or MAX_VAL_BATCHES,
-                stop=stop,
-            )
-            trials.append(trial)
-            cost += trial.steps + validation_cost(trial, plan.val_batches, plan.val_batch_cost)
-            # A diverged trial stops early and costs less than planned: what it leaves
-            # unspent pays for further trials.
-            if not queue and cost + plan.trial_cost <= allowance + 1e-9:
-                extra = next_lr(trials)
-                queue = [] if extra is None else [extra]
-            planned = max(planned, len(trials) + len(queue))
-            if on_trial is not None:
-                on_trial(TrialEvent(plan.stage, len(trials) - 1, planned, trial))
+        if on_plan is not None:
+            on_plan(stage.plan)
+        started = time.perf_counter()
+        settings = stage.settings
         restore_state(snapshot, self.model, self.optimizer)
-        return trials, cost
+        start = None
+        if settings.start_from is not None:
+            start = self.start_score(settings.start_from, options, settings.val_batches)
+        paused: dict[float, Resume] = {}
+        cost = 0.0
+        count = 0
+        queue = stage.first()
+        try:
+            while queue and not stop.requested:
+                request = queue.pop(0)
+                resume = paused.get(request.lr)
+                done_before = resume.steps if resume is not None else 0
+                trial = self.trial(
+                    request.lr,
+                    request.steps - done_before,
+                    snapshot,
+                    options,
+                    max_val_batches=settings.val_batches or MAX_VAL_BATCHES,
+                    stop=stop,
+                    resume=resume,
+                    lr_factor=settings.lr_factor,
+                    reference_loss=settings.reference_loss,
+                )
+                cost += trial.steps - done_before
+                cost += validation_cost(trial, settings.val_batches, settings.val_batch_cost)
+                if request.pause and not trial.diverged:
+                    if resume is not None:
+                        resume.state.close()  # superseded by the state after this trial
+                    paused[request.lr] = Resume(trial.steps, self.pause())
+                stage.record(trial)
+                if not queue and not stop.requested:
+                    proposal = stage.propose(cost)
+                    for lr in proposal.drop:
+                        if lr in paused:
+                            paused.pop(lr).state.close()
+                    queue = list(proposal.requests)
+                if on_trial is not None:
+                    on_trial(TrialEvent(stage.name, count, stage.planned, trial))
+                count += 1
+        finally:
+            # A paused candidate may hold a disk snapshot: released whatever happened.
+            for resume in paused.values():
+                resume.state.close()
+        restore_state(snapshot, self.model, self.optimizer)
+        if stop.requested:
+            return None
+        return stage.finish(start, cost, time.perf_counter() - started)
 
-    def _start(self, history: History, options: SweepOptions, plan: TrialPlan) -> Trial | float:
+    def pause(self) -> StateSnapshot:
+        """The current state, kept for a trial that continues later (``take_snapshot``, so
+        ``sweep.snapshot: disk`` applies to paused candidates too; else a host copy)."""
+        if self.take_snapshot is not None:
+            return self.take_snapshot()
+        loaders = [loader for loader in (self.train_loader, self.val_loader) if loader is not None]
+        return snapshot_state(self.model, self.optimizer, loaders)
+
+    def start_score(
+        self, history: History, options: SweepOptions, val_batches: int | None
+    ) -> Trial | float:
         """The metric before training: a validation pass of the initial model, else the mean
         training loss of the sweep's first tenth (its LRs are too small to have trained)."""
         if self.val_loader is None:
@@ -360,88 +359,7 @@ class TrialRunner:
             self.val_loader,
             self.device,
             precision=options.precision,
-            max_batches=plan.val_batches or MAX_VAL_BATCHES,
+            max_batches=val_batches or MAX_VAL_BATCHES,
             reduce=self.reduce,
         )
         return start_trial(evaluation)
-
-    def after_sweep(
-        self,
-        history: History,
-        analysis: Analysis,
-        options: SweepOptions,
-        snapshot: StateSnapshot,
-        *,
-        budget: Budget | float | str = DEFAULT_BUDGET,
-        candidates: int | None = None,
-        steps: int | None = None,
-        stop: StopFlag | None = None,
-        on_plan: Callable[[TrialPlan], None] | None = None,
-        on_trial: Callable[[TrialEvent], None] | None = None,
-        horizon: int | None = None,
-    ) -> tuple[Analysis, Refinement | None]:
-        """Run the refine stage (the sweep answered) or the search stage (a flat sweep).
-
-        ``horizon``: the stated run's steps, which a budget given as a share of it needs (the
-        horizon stage itself is ``lrfind.engine.horizon``'s).
-
-        Returns the final analysis and the stage's record; (analysis, None) when no stage
-        applies, the budget affords no trial, or a stop cut the stage short.
-        """
-        stop = stop or StopFlag()
-        budget = parse_budget(budget)
-        sweep_steps = max(history.steps, 1)
-        stage: Stage = "refine" if analysis.suggestion.lr is not None else "search"
-        if stage == "search" and stable_window(history) is None:
-            return analysis, None
-        plan = self.plan(
-            stage,
-            history,
-            options,
-            budget=budget.as_sweeps(sweep_steps, horizon),
-            candidates=candidates,
-            steps=steps,
-        )
-        if plan is None:
-            return analysis, None
-        if stage == "refine":
-            first = refine_candidates(history, analysis, plan.first)
-            next_lr = partial(next_refine_candidate, history, analysis)
-        else:
-            first = search_candidates(history, plan.first)
-            next_lr = partial(next_search_lr, history)
-        if not first:
-            return analysis, None
-        if on_plan is not None:
-            on_plan(plan)
-        started = time.perf_counter()
-        restore_state(snapshot, self.model, self.optimizer)
-        start = self._start(history, options, plan) if stage == "search" else None
-        trials, cost = self.run_stage(
-            plan, first, next_lr, options, snapshot, stop=stop, on_trial=on_trial
-        )
-        # A stop during the last trial cuts it short too: its score would not be comparable.
-        if stop.requested:
-            return analysis, None
-        if stage == "refine":
-            final = choose_refined(history, analysis, trials)
-        else:
-            final = choose_searched(history, analysis, trials, start)
-        start_score = start.val_loss if isinstance(start, Trial) else start
-        if isinstance(start, Trial):
-            batches = len(start.val_batch_losses) or plan.val_batches or 0
-            cost += batches * plan.val_batch_cost
-        refinement = Refinement(
-            trials=tuple(trials),
-            chosen_lr=final.suggestion.lr,
-            steps_per_trial=plan.steps,
-            seconds=time.perf_counter() - started,
-            metric="val_loss" if self.val_loader is not None else "train_loss",
-            stage=stage,
-            val_batches=plan.val_batches,
-            cost_steps=cost,
-            sweep_steps=plan.sweep_steps,
-            budget=plan.budget,
-            start_score=start_score,
-        )
-        return final, refinement

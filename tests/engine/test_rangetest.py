@@ -64,7 +64,9 @@ def test_refine_trials_fit_the_budget_and_extend_a_window_set_too_high(
     # A window far above any usable LR: every trial diverges within a few steps, so the stage
     # extends it downwards one grid step at a time, as long as the budget affords a full trial.
     window = [grid_lr(k) for k in (8, 9, 10)]
-    monkeypatch.setattr(trials_module, "refine_candidates", lambda history, result, count: window)
+    monkeypatch.setattr(
+        "lrfind.engine.stages.refine.refine_candidates", lambda history, result, count: window
+    )
     result = range_test(
         task.model, task.optimizer, task.loss_fn, task.train_loader,
         val_loader=task.val_loader, steps=30, refine="on",
@@ -172,7 +174,7 @@ def test_repeats_keep_their_answer_when_the_mean_curve_gives_none(
         first = histories[0]
         return History(first.lrs[:5], first.losses[:5], first.smoothed_losses[:5], "completed")
 
-    monkeypatch.setattr("lrfind.engine.rangetest.mean_history", unreadable_mean)
+    monkeypatch.setattr("lrfind.analysis.suggest.mean_history", unreadable_mean)
     task = classification_task(dropout=0.1)
     result = range_test(
         task.model, task.optimizer, task.loss_fn, task.train_loader, steps=40, repeats=3, seed=5
