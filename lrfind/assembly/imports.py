@@ -78,6 +78,16 @@ def _on_sys_path(dirs: Sequence[Path]) -> Iterator[None]:
                 sys.path.remove(entry)
 
 
+@contextlib.contextmanager
+def config_folder_on_path(base_dir: Path) -> Iterator[None]:
+    """Keep the config's folder (then the current directory) on ``sys.path`` while the ``with``
+    body runs user code, as running a script keeps the script's folder there: a factory or a
+    forward that imports a sibling module when it is called, not at import, finds it.
+    ``sys.path`` is given back as it was (the folders it already held stay)."""
+    with _on_sys_path(_search_dirs(base_dir)):
+        yield
+
+
 def _candidates(path: str, key: str) -> list[tuple[str, list[str]]]:
     """The (module, attribute chain) readings of ``path``, most specific module first."""
     bad = ComponentError(

@@ -235,9 +235,14 @@ def build_task(
     if config.distributed.strategy == "fsdp":
         if world_size > 1:
             # Before the optimizer is made: it must hold the sharded parameters.
-            shard_model(model, config.distributed.shard_modules)
+            shard_model(model, config.distributed.shard_modules, config.base_dir)
         else:
             sharding_warnings.append("distributed.strategy fsdp: one process, nothing to shard")
+    elif config.distributed.shard_modules:
+        sharding_warnings.append(
+            "distributed.shard_modules is ignored: distributed.strategy ddp does not shard "
+            "(set it to fsdp)"
+        )
     optimizer, optimizer_description, optimizer_warnings = build_optimizer(
         config.optimizer, model, config.sweep.start_lr, config.base_dir
     )

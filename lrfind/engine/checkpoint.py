@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import os
+import re
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import warnings
@@ -25,8 +28,65 @@ import torch
 
 from lrfind.errors import SnapshotError, SweepError
 
-#: Prefix of the temporary folder of a disk snapshot.
+#: Prefix of the temporary folder of a disk snapshot: ``<prefix><host>-<pid>-<random>``.
 SNAPSHOT_PREFIX = ".lrfind-snapshot-"
+
+
+def _host() -> str:
+    """This machine's name, as it may appear in a folder name."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _owner_alive(folder: Path) -> bool:
+    """False only when ``folder`` is a snapshot of a process of this machine that is gone (a
+    run killed with SIGKILL, which no ``finally`` survives); True when in doubt."""
+    parts = folder.name.removeprefix(SNAPSHOT_PREFIX).rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != _host() or not parts[1].isdigit():
+        return True  # another machine's, or an older lrfind's name: not ours to judge
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, another user's
+    return True
+
+
+def remove_stale_snapshots(folder: Path) -> list[Path]:
+    """Remove the disk snapshot folders directly in ``folder`` whose run was killed; return them.
+
+    A snapshot is removed when its run ends in any way but SIGKILL (or a power cut); the next
+    run in the same folder removes what such a run left. Snapshots of live runs, of other
+    machines sharing the folder, and unreadable entries are left alone.
+    """
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in folder.glob(f"{SNAPSHOT_PREFIX}*"):
+            if entry.is_dir() and not entry.is_symlink() and not _owner_alive(entry):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
+def snapshot_folder_problem(base: Path) -> str | None:
+    """What keeps ``base`` from holding disk snapshots, in a few words (None: nothing).
+
+    A file where it (or a parent) should be a folder, a symbolic link that leads nowhere (a
+    loop, or a missing target), or a folder (the nearest that exists) that cannot be written.
+    """
+    for candidate in (base, *base.parents):
+        if candidate.is_symlink() and not candidate.exists():
+            return (
+                f"{candidate} is a symbolic link that leads nowhere (a loop, or its target is "
+                "missing)"
+            )
+        if candidate.exists():
+            if not candidate.is_dir():
+                return f"{candidate} is a file, not a folder"
+            if not os.access(candidate, os.W_OK | os.X_OK):
+                return f"{candidate} is not writable"
+            return None
+    return None
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:
@@ -214,29 +274,36 @@ def _snapshot_errors(action: str, folder: Path) -> Iterator[None]:
         ) from error
 
 
-def _agreed_folder(base: Path | None) -> Path:
-    """A new temporary folder under ``base``, the same one on every rank (rank 0 makes it)."""
+def _agreed_folder(base: Path | None) -> tuple[Path, tuple[Path, ...]]:
+    """A new temporary folder under ``base``, the same one on every rank (rank 0 makes it),
+    and the parents it had to create (rank 0's; removed with it), deepest first.
+
+    Stale snapshot folders in ``base`` (``remove_stale_snapshots``) are removed first.
+    """
     import torch.distributed as dist
 
     multi = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-    name: list[str | None] = [None]
+    # [the folder, what kept rank 0 from making it]: every rank then fails with rank 0's words.
+    shared: list[str | None] = [None, None]
+    created: list[Path] = []
+    where = base or Path(tempfile.gettempdir())
     if not multi or dist.get_rank() == 0:
-        try:
-            if base is not None:
-                base.mkdir(parents=True, exist_ok=True)
-            name[0] = tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX, dir=base)
-        except OSError as error:
-            if not multi:
-                raise SnapshotError(
-                    f"cannot create the disk snapshot folder in {base or tempfile.gettempdir()}:"
-                    f" {error.strerror or error}"
-                ) from error
-            name[0] = ""
+        shared[1] = snapshot_folder_problem(where)
+        if shared[1] is None:
+            created = [p for p in (where, *where.parents) if not p.exists()]
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+                remove_stale_snapshots(where)
+                prefix = f"{SNAPSHOT_PREFIX}{_host()}-{os.getpid()}-"
+                shared[0] = tempfile.mkdtemp(prefix=prefix, dir=where)
+            except OSError as error:
+                shared[1] = error.strerror or str(error)
     if multi:
-        dist.broadcast_object_list(name, src=0)
-    if not name[0]:
-        raise SnapshotError(f"rank 0 could not create the disk snapshot folder in {base}")
-    return Path(name[0])
+        dist.broadcast_object_list(shared, src=0)
+    name, problem = shared
+    if not name:
+        raise SnapshotError(f"cannot create the disk snapshot folder in {where}: {problem}")
+    return Path(name), tuple(created)
 
 
 @dataclass
@@ -251,6 +318,8 @@ class DiskCopy:
     settings: list[dict[str, Any]]
     fingerprint: list[bytes]
     with_optimizer: bool
+    #: Parents of ``folder`` that taking it created, deepest first: removed with it when empty.
+    created: tuple[Path, ...] = ()
 
     @classmethod
     def take(
@@ -260,8 +329,10 @@ class DiskCopy:
 
         with_optimizer = bool(optimizer.state)
         state = _distributed_state(model, optimizer, with_optimizer)
-        folder = _agreed_folder(base)
-        snapshot = cls(folder, _group_settings(optimizer), _fingerprint(model), with_optimizer)
+        folder, created = _agreed_folder(base)
+        snapshot = cls(
+            folder, _group_settings(optimizer), _fingerprint(model), with_optimizer, created
+        )
         try:
             with _quiet_checkpoint(), _snapshot_errors("write", folder):
                 dcp.save(state, checkpoint_id=folder, no_dist=_single_process())
@@ -286,6 +357,9 @@ class DiskCopy:
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        for parent in self.created:
+            with contextlib.suppress(OSError):  # no longer empty: something else uses it
+                parent.rmdir()
 
 
 @contextlib.contextmanager

@@ -63,7 +63,8 @@ def train_run(config: Config, train_loader: Any) -> TrainRun | None:
     and ``sweep.accumulation_steps`` micro-batches per step, rounded up.
 
     Raises:
-        ConfigError: ``epochs`` with a loader that has no length, or a warmup that does not fit.
+        ConfigError: ``epochs`` with a loader that has no length, epochs under one optimizer
+            step, or a warmup that does not fit.
     """
     spec = config.train
     if spec is None:
@@ -77,11 +78,51 @@ def train_run(config: Config, train_loader: Any) -> TrainRun | None:
                 "train.epochs needs a training loader with a length; give train.steps instead"
             ) from None
         accumulation = config.sweep.accumulation_steps
-        steps = max(1, math.ceil((spec.epochs or 0) * batches / accumulation))
+        exact = (spec.epochs or 0) * batches / accumulation
+        if exact < 1:
+            per_step = f", {accumulation} per step" if accumulation > 1 else ""
+            raise ConfigError(
+                f"train.epochs: {spec.epochs:g} epoch(s) of {batches} batches{per_step} is "
+                f"under one optimizer step ({exact:.3g}); give more epochs or train.steps"
+            )
+        steps = math.ceil(exact)
     try:
         return spec.run(steps)
-    except ValueError as error:
-        raise ConfigError(f"train: {error}") from None
+    except ValueError as error:  # the warmup (the rest was checked with the config)
+        raise ConfigError(f"train.warmup: {str(error).removeprefix('train ')}") from None
+
+
+def setting_problems(config: Config) -> list[str]:
+    """Problems with settings that depend on this machine, found before anything is built (and
+    by ``lrfind validate``): a ``sweep.snapshot_dir`` that cannot hold disk snapshots.
+
+    A relative ``snapshot_dir`` is read against the current directory, as ``output.dir`` is.
+    """
+    snapshot_dir = absolute(config.sweep.snapshot_dir)
+    if config.sweep.snapshot != "disk" or snapshot_dir is None:
+        return []
+    from lrfind.engine.checkpoint import snapshot_folder_problem
+
+    problem = snapshot_folder_problem(snapshot_dir)
+    return [] if problem is None else [f"sweep.snapshot_dir: {problem}"]
+
+
+def setting_warnings(config: Config) -> list[str]:
+    """Settings the run ignores, said in the result's warnings."""
+    if config.sweep.snapshot_dir is not None and config.sweep.snapshot == "memory":
+        return ["sweep.snapshot_dir is ignored: sweep.snapshot is memory (set it to disk)"]
+    return []
+
+
+def _remove_stale_snapshots(runs_folder: Path) -> None:
+    """Remove the disk snapshots that runs killed by SIGKILL left in the run directories
+    next to this one (``engine.checkpoint.remove_stale_snapshots``)."""
+    from lrfind.engine.checkpoint import remove_stale_snapshots
+
+    with contextlib.suppress(OSError):
+        for run_dir in runs_folder.iterdir():
+            if run_dir.is_dir() and not run_dir.is_symlink():
+                remove_stale_snapshots(run_dir)
 
 
 def new_run_dir(config: Config, out: Path | None = None) -> Path:
@@ -215,12 +256,13 @@ def sweep(
     # Fixed now, before any user code runs (a component may change the working directory).
     target = absolute(out) or output_dir(config) / config.name
     working_dir = Path.cwd()
+    from lrfind.assembly.imports import config_folder_on_path
     from lrfind.engine import distributed
     from lrfind.engine.collectives import failures_shared
 
     try:
         # Under torch.distributed a rank's failure reaches the others with its message.
-        with distributed.session(), failures_shared():
+        with distributed.session(), failures_shared(), config_folder_on_path(config.base_dir):
             return _sweep(config, target, out is not None, reporter, stop, write)
     finally:
         with contextlib.suppress(OSError):
@@ -247,6 +289,9 @@ def _sweep(
     context = distributed.current()
     device = resolve_device(config.device) if context.device is None else context.device
     snapshot_dir = absolute(config.sweep.snapshot_dir)
+    problems = setting_problems(config)
+    if problems:
+        raise ConfigError(problems)
     if write and context.is_main and exact:
         check_out_dir(target)
     if reporter is not None:
@@ -260,11 +305,15 @@ def _sweep(
     # One process only: under torch.distributed the ranks agree on a stop inside the sweep.
     if stop is not None and stop.requested and context.world_size == 1:
         raise Interrupted("interrupted while setting up, before the sweep started; nothing written")
+    # Needs the loader's length (train.epochs), and still comes before the run directory.
+    train = train_run(config, task.train_loader)
     run_dir: Path | None = None
     if write and context.is_main:
         run_dir = new_run_dir(config, target) if exact else runs.create_run_dir(target)
         runs.write_config(run_dir, config)
         runs.write_status(run_dir, config.name, "running")
+        if config.sweep.snapshot == "disk" and snapshot_dir is None:
+            _remove_stale_snapshots(run_dir.parent)
     try:
         model = context.wrap_model(task.model, device)
         runner = RangeTest(
@@ -306,7 +355,7 @@ def _sweep(
             budget=config.suggest.budget,
             repeats=config.sweep.repeats,
             seed=config.seed,
-            train=train_run(config, task.train_loader),
+            train=train,
             info=info,
             progress=progress,
             on_trial=reporter.trial if reporter is not None and stage is None else None,
@@ -321,8 +370,9 @@ def _sweep(
         if sweep_done is not None:
             history = result.history
             sweep_done(history.steps, config.sweep.steps, history.stop_reason)
-        if task.warnings:
-            result = result.with_updates(warnings=(*task.warnings, *result.warnings))
+        notes = [*task.warnings, *setting_warnings(config)]
+        if notes:
+            result = result.with_updates(warnings=(*notes, *result.warnings))
     except UserCodeError as error:
         raise _user_code_failed(error, config, run_dir) from error.__cause__
     except LrfindError as error:

@@ -2,8 +2,9 @@
 
 Validates the schema, lists every module the config will import (import paths in a config run
 code, like any Python file), resolves each one, binds every component's arguments to its
-signature (the same check ``sweep`` makes before any work) and checks that referenced files
-exist. torch is only imported when there are arguments to check or an import path to resolve.
+signature (the same check ``sweep`` makes before any work), checks that referenced files
+exist and that ``sweep.snapshot_dir`` can hold disk snapshots (``sweep``'s check too). torch is
+only imported when there are arguments to check, an import path to resolve or a snapshot folder.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ def validate(
                 problems.append(f"{key}: {file} does not exist (create it with --update-baseline)")
         elif not file.is_file():
             problems.append(f"{key}: no such file {file}")
+    from lrfind.workflows.sweep import setting_problems
+
+    problems.extend(setting_problems(config))
     return ValidationReport(config, tuple(imports), tuple(files), tuple(problems))
 
 

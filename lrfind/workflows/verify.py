@@ -274,7 +274,10 @@ def verify(
             f"verifying {len(chosen)} learning rates x {trial_steps} steps from the same start"
         )
     started = time.perf_counter()
-    ran = run_trials(config, chosen, trial_steps, reporter=reporter, stop=stop)
+    from lrfind.assembly.imports import config_folder_on_path
+
+    with config_folder_on_path(config.base_dir):
+        ran = run_trials(config, chosen, trial_steps, reporter=reporter, stop=stop)
     trials = ran.trials
     verdict = judge(trials, suggested, start=ran.start or ran.start_score)
     complete = len(trials) == len(chosen)
@@ -370,7 +373,6 @@ def run_trials(
     from lrfind.assembly.probe import probe_task
     from lrfind.assembly.task import build_task
     from lrfind.engine.device import resolve_device
-    from lrfind.engine.options import sweep_options
     from lrfind.engine.state import restore_state, snapshot_state
     from lrfind.engine.steps import make_compute_loss
     from lrfind.engine.trials import TrialRunner, evaluate_batches, start_trial
@@ -383,7 +385,7 @@ def run_trials(
     )
     loaders = [loader for loader in (task.train_loader, task.val_loader) if loader is not None]
     snapshot = snapshot_state(task.model, task.optimizer, loaders)
-    options = sweep_options(config)
+    options = config.sweep_options()
     runner = TrialRunner(
         task.model, task.optimizer, compute_loss, task.train_loader, task.val_loader, device
     )

@@ -165,3 +165,188 @@ def test_a_disk_snapshot_that_cannot_be_read_back_says_so(
             restore_state(snapshot, task.model, task.optimizer)
     finally:
         snapshot.close()
+
+
+# --- checks that run before the run directory exists (and in validate) ----------------------
+
+ROUND_THREE_CODE = """\
+import torch
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+
+class Stream(IterableDataset):
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(10_000):
+            yield torch.randn(8, generator=generator), torch.randint(0, 3, (), generator=generator)
+
+
+def stream(**kwargs):
+    return DataLoader(Stream(), batch_size=32)
+
+
+def lazy(**kwargs):
+    import round3_sibling  # imported when called, not when this module is
+
+    return round3_sibling.data()
+"""
+
+SIBLING_CODE = """\
+import torch
+from torch.utils.data import TensorDataset
+
+
+def data():
+    return TensorDataset(torch.randn(256, 8), torch.randint(0, 3, (256,)))
+"""
+
+
+@pytest.fixture
+def round3(tmp_path: Path) -> Path:
+    (tmp_path / "round3.py").write_text(ROUND_THREE_CODE)
+    (tmp_path / "round3_sibling.py").write_text(SIBLING_CODE)
+    return tmp_path
+
+
+def no_run_dir(config: Path) -> bool:
+    return not (config.parent / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            ("train.epochs=0.5", "train.warmup=100"),
+            "train.warmup: warmup of 100 steps must be below the run's 7 steps",
+        ),
+        (
+            ("train.epochs=0.01",),
+            "train.epochs: 0.01 epoch(s) of 13 batches is under one optimizer step (0.13)",
+        ),
+        (
+            (
+                (
+                    "train.epochs=1",
+                    "data.target=round3:stream",
+                    "model.args={hidden: [16], in_features: 8, out_features: 3}",
+                )
+            ),
+            "train.epochs needs a training loader with a length; give train.steps instead",
+        ),
+    ],
+)
+def test_a_stated_run_that_cannot_be_is_refused_before_the_run_directory(
+    tiny_config: Path, round3: Path, settings: tuple[str, ...], message: str
+) -> None:
+    one_line_error(sweep(tiny_config, *settings), 2, message)
+    assert no_run_dir(tiny_config)
+
+
+def snapshot_dir_cases(tmp_path: Path) -> list[tuple[Path, str]]:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "missing")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    return [
+        (a_file, f"sweep.snapshot_dir: {a_file} is a file, not a folder"),
+        (a_file / "below", f"sweep.snapshot_dir: {a_file} is a file, not a folder"),
+        (dangling, f"sweep.snapshot_dir: {dangling} is a symbolic link that leads nowhere"),
+        (loop, f"sweep.snapshot_dir: {loop} is a symbolic link that leads nowhere"),
+    ]
+
+
+def test_an_unusable_snapshot_dir_is_refused_before_the_run_directory(
+    tiny_config: Path, tmp_path: Path
+) -> None:
+    for folder, message in snapshot_dir_cases(tmp_path):
+        settings = ("sweep.snapshot=disk", f"sweep.snapshot_dir={folder}")
+        one_line_error(sweep(tiny_config, *settings), 2, message)
+        assert "File exists" not in message
+        assert no_run_dir(tiny_config)
+        checked = invoke("validate", str(tiny_config), "--set", settings[0], "--set", settings[1])
+        assert checked.exit_code == 2 and message in checked.output, checked.output
+
+
+def test_a_read_only_snapshot_dir_is_refused(
+    tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    real_access = os.access
+    # chmod cannot make a folder read-only for root: a read-only mount is what it sees.
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: Path(path) != read_only and real_access(path, mode)
+    )
+    result = sweep(tiny_config, "sweep.snapshot=disk", f"sweep.snapshot_dir={read_only}/snaps")
+    one_line_error(result, 2, f"sweep.snapshot_dir: {read_only} is not writable")
+    assert no_run_dir(tiny_config)
+
+
+def test_a_snapshot_dir_under_memory_snapshots_is_said(tiny_config: Path, tmp_path: Path) -> None:
+    result = sweep(tiny_config, f"sweep.snapshot_dir={tmp_path / 'unused'}")
+    assert result.exit_code == 0, result.stderr
+    (run_dir,) = run_dirs(tiny_config)
+    warnings = json.loads((run_dir / "result.json").read_text())["warnings"]
+    assert "sweep.snapshot_dir is ignored: sweep.snapshot is memory (set it to disk)" in warnings
+    assert not (tmp_path / "unused").exists()
+
+
+def test_the_folders_a_disk_snapshot_created_are_removed(tiny_config: Path, tmp_path: Path) -> None:
+    deep = tmp_path / "made" / "for" / "snapshots"
+    result = sweep(tiny_config, "sweep.snapshot=disk", f"sweep.snapshot_dir={deep}")
+    assert result.exit_code == 0, result.stderr
+    assert not (tmp_path / "made").exists()
+
+
+def test_a_killed_runs_snapshot_is_removed_by_the_next_run(tiny_config: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    # A run killed with SIGKILL (no finally runs) leaves its snapshot in its run directory.
+    killed = tiny_config.parent / "runs" / "tiny" / "20200101-000000"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = "".join(c if c.isalnum() or c == "." else "_" for c in socket.gethostname())
+    stale = killed / f"{SNAPSHOT_PREFIX}{host}-{dead.stdout.strip()}-abc123"
+    (stale / "inner").mkdir(parents=True)
+    alive = killed / f"{SNAPSHOT_PREFIX}{host}-1-abc123"  # pid 1 is always running
+    older = killed / f"{SNAPSHOT_PREFIX}abc123"  # an older lrfind's name: not judged
+    alive.mkdir()
+    older.mkdir()
+    assert sweep(tiny_config, "sweep.snapshot=disk").exit_code == 0
+    assert not stale.exists() and alive.exists() and older.exists()
+
+
+def test_a_factory_that_imports_a_sibling_when_called_works(
+    tiny_config: Path, round3: Path
+) -> None:
+    import sys
+
+    before = list(sys.path)
+    result = sweep(tiny_config, "data.target=round3:lazy")
+    assert result.exit_code in (0, 3), result.stderr  # random labels: no answer is an answer
+    assert "ModuleNotFoundError" not in result.stderr and run_dirs(tiny_config)
+    assert sys.path == before  # given back
+
+
+def test_shard_modules_under_ddp_is_said_to_be_ignored(tiny_config: Path) -> None:
+    result = sweep(tiny_config, "distributed.shard_modules=[Linear]")
+    assert result.exit_code == 0, result.stderr
+    (run_dir,) = run_dirs(tiny_config)
+    warnings = json.loads((run_dir / "result.json").read_text())["warnings"]
+    assert any(w.startswith("distributed.shard_modules is ignored") for w in warnings)
+
+
+def test_shard_modules_takes_import_paths() -> None:
+    from torch import nn
+
+    from lrfind.assembly.sharding import shard_units
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
+    for name in ("Linear", "torch.nn.Linear", "torch.nn:Linear", "torch.nn.modules.linear.Linear"):
+        assert len(shard_units(model, [name])) == 2, name
