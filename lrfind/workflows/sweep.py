@@ -198,7 +198,8 @@ def write_run_files(
 ) -> dict[str, Path]:
     """Write history.csv, the PNG and result.json (last, so it marks the run done); return paths.
 
-    A plot that fails to render becomes a warning in result.json rather than losing the run.
+    A plot that fails to render or to be written (a full disk) becomes a warning in result.json
+    rather than losing the run.
 
     Raises:
         OutputError: history.csv or result.json cannot be written.

@@ -350,3 +350,25 @@ def test_shard_modules_takes_import_paths() -> None:
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
     for name in ("Linear", "torch.nn.Linear", "torch.nn:Linear", "torch.nn.modules.linear.Linear"):
         assert len(shard_units(model, [name])) == 2, name
+
+
+def test_a_full_disk_at_the_plot_keeps_the_answer(
+    tiny_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lrfind.outputs.plot.style as style
+    from lrfind.errors import OutputError
+
+    def full(path: Path, data: bytes) -> Path:
+        raise OutputError(f"cannot write {path}: no space left on device")
+
+    monkeypatch.setattr(style, "atomic_write_bytes", full)
+    result = sweep(tiny_config)
+    assert result.exit_code == 0, result.stderr
+    (run_dir,) = run_dirs(tiny_config)
+    document = json.loads((run_dir / "result.json").read_text())
+    assert document["status"] == "complete" and document["suggestion"]["lr"] > 0
+    assert (
+        f"plot not written: cannot write {run_dir / 'lr_finder.png'}: no space left on device"
+        in (document["warnings"])
+    )
+    assert not (run_dir / "lr_finder.png").exists()
