@@ -146,7 +146,14 @@ class Budget:
         if (self.sweeps is None) == (self.share is None):
             raise ValueError("a budget is either a number of sweeps or a share of the run")
         if self.sweeps is not None and not (1 <= self.sweeps < math.inf):
-            raise ValueError(f"budget must be a finite number of sweeps >= 1, got {self.sweeps!r}")
+            share = (
+                f"; for a share of the run write '{100 * self.sweeps:g}%'"
+                if 0 < self.sweeps < 1
+                else ""
+            )
+            raise ValueError(
+                f"budget must be a finite number of sweeps >= 1, got {self.sweeps!r}{share}"
+            )
         if self.share is not None and not (0 < self.share <= 1):
             raise ValueError(
                 f"a budget share must be above 0% and at most 100%, got {100 * self.share:g}%"
@@ -166,6 +173,25 @@ class Budget:
                 "(range_test(train_steps=...)) or a budget in sweeps"
             )
         return max(0.0, (self.share or 0.0) * horizon - sweep_steps)
+
+    def after_sweep(self, sweep_steps: int, horizon: int | None) -> str:
+        """What the budget leaves for trials after a sweep of ``sweep_steps``, for people: "the
+        budget (4x) leaves 120 steps after the 40-step sweep", or, for a share of the run
+        smaller than the sweep itself, that the sweep alone exceeds it.
+
+        Raises:
+            ValueError: a share of the run without the run's length.
+        """
+        allowance = self.allowance(sweep_steps, horizon)
+        if self.share is not None and horizon is not None and self.share * horizon < sweep_steps:
+            return (
+                f"the budget ({self.describe()}: {self.share * horizon:.0f} steps) is smaller "
+                f"than the {sweep_steps}-step sweep: the sweep alone exceeds it"
+            )
+        return (
+            f"the budget ({self.describe()}) leaves {allowance:.0f} steps after the "
+            f"{sweep_steps}-step sweep"
+        )
 
     def as_sweeps(self, sweep_steps: int, horizon: int | None) -> float:
         """The budget as a multiple of the sweep (what older records hold)."""

@@ -372,3 +372,25 @@ def test_a_full_disk_at_the_plot_keeps_the_answer(
         in (document["warnings"])
     )
     assert not (run_dir / "lr_finder.png").exists()
+
+
+# --- budget messages ------------------------------------------------------------------------
+
+
+def test_a_budget_below_one_sweep_hints_at_a_share(tiny_config: Path) -> None:
+    result = sweep(tiny_config, "suggest.budget=0.05")
+    one_line_error(result, 2, "got 0.05; for a share of the run write '5%'")
+
+
+def test_a_share_smaller_than_the_sweep_says_the_sweep_alone_exceeds_it(
+    tiny_config: Path,
+) -> None:
+    result = sweep(tiny_config, "suggest.refine=on", "train.steps=1000", "suggest.budget=2%")
+    assert result.exit_code == 0, result.stderr
+    (run_dir,) = run_dirs(tiny_config)
+    reasons = json.loads((run_dir / "result.json").read_text())["confidence"]["reasons"]
+    assert any(
+        "the budget (2% of the run: 20 steps) is smaller than the 40-step sweep: the sweep alone "
+        "exceeds it" in reason
+        for reason in reasons
+    ), reasons

@@ -140,12 +140,10 @@ def _without_rungs(context: StageContext, train: TrainRun) -> StageChoice:
     budget = context.budget
     refine = _fixed_length(context)
     if refine is None:
-        allowance = budget.allowance(context.sweep_steps, train.steps)
         return StageChoice(
             None,
-            f"no trials toward {train.describe()}: the budget ({budget.describe()}) leaves "
-            f"{allowance:.0f} steps after the {context.sweep_steps}-step sweep; the answer is "
-            "the sweep's",
+            f"no trials toward {train.describe()}: "
+            f"{budget.after_sweep(context.sweep_steps, train.steps)}; the answer is the sweep's",
         )
     if isinstance(refine, RefineStage):
         refine.caveat = (
