@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -94,7 +95,6 @@ def schedule_command(
         typer.Option(
             "--warmup",
             metavar="W",
-            min=0,
             help="Warm-up: a fraction of the run below 1 (0.06) or a whole number of steps (500). "
             "cosine and linear rise to the peak over it; onecycle rises over it instead of 30%.",
             show_default="5% for cosine and linear",
@@ -136,10 +136,18 @@ def warmup_option(value: float | None) -> tuple[int | None, float | None]:
     """``--warmup`` as (steps, fraction): below 1 a fraction of the run, else whole steps.
 
     Raises:
-        ConfigError: a value of 1 or more that is not a whole number.
+        ConfigError: not a finite number (nan, inf), below 0, or 1 or more and not whole.
     """
     if value is None:
         return None, None
+    # Checked here rather than by the option's min=0, which calls nan "not >= 0".
+    if not math.isfinite(value):
+        raise ConfigError(
+            f"--warmup {value:g}: not a finite number; give a fraction of the run below 1 (0.06) "
+            "or a whole number of steps (500)"
+        )
+    if value < 0:
+        raise ConfigError(f"--warmup {value:g}: must be 0 or more")
     if value < 1:
         return None, value
     if not float(value).is_integer():

@@ -394,3 +394,20 @@ def test_a_share_smaller_than_the_sweep_says_the_sweep_alone_exceeds_it(
         "exceeds it" in reason
         for reason in reasons
     ), reasons
+
+
+@pytest.mark.parametrize(
+    ("warmup", "message"),
+    [
+        ("nan", "--warmup nan: not a finite number; give a fraction of the run below 1 (0.06)"),
+        ("inf", "--warmup inf: not a finite number"),
+        ("-0.1", "--warmup -0.1: must be 0 or more"),
+    ],
+)
+def test_a_warmup_that_is_not_a_number_is_said(tmp_path: Path, warmup: str, message: str) -> None:
+    from tests.fixtures.results import make_result
+    from tests.fixtures.runs import save_run
+
+    run_dir = save_run(tmp_path / "run", make_result("clean"))
+    args = ("schedule", str(run_dir), "--kind", "cosine", "--total-steps", "100")
+    one_line_error(invoke(*args, "--warmup", warmup), 2, message)
