@@ -51,6 +51,12 @@ TIE_STANDARD_ERRORS = 1.0
 ROUNDING = 1e-9
 
 
+def scored_metric(has_validation: bool) -> Metric:
+    """What trials are scored on: the validation loss when there is validation data, else the
+    training loss (``metric_for`` then says whether every trial measured it)."""
+    return "val_loss" if has_validation else "train_loss"
+
+
 def metric_for(trials: Sequence[Trial]) -> Metric:
     """Validation loss when every surviving trial measured one, else training loss."""
     survivors = [t for t in trials if not t.diverged and math.isfinite(t.train_loss)]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -22,7 +20,7 @@ from lrfind.config.schema import (
     is_import_path,
 )
 from lrfind.data.batches import InputsKey
-from lrfind.data.loaders import make_loaders
+from lrfind.data.loaders import make_loaders, reseed
 from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.data.registry import DATASETS, INJECTED_ARGUMENTS, load_builtin_dataset
 from lrfind.data.types import DataInfo
@@ -198,13 +196,6 @@ def component_problems(config: Config, user: bool = True) -> list[str]:
     return problems
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy's global RNG and ``random`` from ``seed``."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 def build_task(
     config: Config, device: torch.device, rank: int = 0, world_size: int = 1
 ) -> BuiltTask:
@@ -226,9 +217,9 @@ def build_task(
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise ComponentError(f"{len(problems)} problems with component arguments:\n{listed}")
-    seed_everything(config.seed)
+    reseed(config.seed)
     data = _build_data(config, device, rank, world_size)
-    seed_everything(config.seed)
+    reseed(config.seed)
     model, model_description = build_model(config, data.info)
     model.to(device)
     sharding_warnings: list[str] = []

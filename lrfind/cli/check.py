@@ -141,9 +141,9 @@ def check_command(
         loaded = load(config, set_, method)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         console = make_cli_console()
-        # check leaves the process group current() joins here when it ends.
         with stop_on_signals() as stop:
-            progress = SweepProgress(console, enabled=not quiet and distributed.current().is_main)
+            # Asking who prints joins nothing: check joins the process group and leaves it.
+            progress = SweepProgress(console, enabled=not quiet and distributed.launched().is_main)
             with progress, keep_partial_run(reply):
                 run = check(
                     loaded,

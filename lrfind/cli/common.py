@@ -74,8 +74,8 @@ class JsonReply:
     """
 
     def __init__(self, enabled: bool) -> None:
-        # Under torchrun only rank 0 answers (the others would print copies of the document).
-        self.enabled = enabled and os.environ.get("RANK", "0") in ("", "0")
+        # Under a launcher only rank 0 answers (the others would print copies of the document).
+        self.enabled = enabled and _main_process()
         self.document: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.printed = False
@@ -103,6 +103,17 @@ class JsonReply:
             document["error"] = self.error
         print_json(json.dumps(document, indent=2, allow_nan=False, default=str))
         self.printed = True
+
+
+def _main_process() -> bool:
+    """Whether this process answers: rank 0, or any process of a launch whose environment is
+    broken (its error is then the answer)."""
+    from lrfind.engine.distributed import launched
+
+    try:
+        return launched().is_main
+    except LrfindError:
+        return True
 
 
 def guarded(debug: bool, body: Callable[[], T], reply: JsonReply | None = None) -> T:
@@ -194,9 +205,10 @@ def launch_if_requested(nproc: int | None) -> None:
     """Under --nproc N (outside a launcher), run this command as N local processes and exit
     with rank 0's code (``engine.distributed.launch``, not torchrun, which reports 1 for any
     failure)."""
-    if nproc is None or os.environ.get("WORLD_SIZE"):
+    from lrfind.engine.distributed import launch, launched
+
+    if nproc is None or launched().by_launcher:
         return
-    from lrfind.engine.distributed import launch
 
     argv = argv_without_nproc(sys.argv[1:])
     raise typer.Exit(launch(nproc, argv))

@@ -55,9 +55,9 @@ def sweep_command(
 
         loaded = load(config, set_, method)
         console = make_cli_console()
-        # sweep leaves the process group current() joins here when it ends.
         with stop_on_signals() as stop:
-            main_rank = distributed.current().is_main
+            # Asking who prints joins nothing: sweep joins the process group and leaves it.
+            main_rank = distributed.launched().is_main
             progress = SweepProgress(console, enabled=not quiet and main_rank)
             with progress:
                 run = sweep(loaded, out=out, reporter=progress, stop=stop)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,42 @@ from torch.utils.data import (
 from lrfind.data.types import DataSplit
 from lrfind.data.user import is_sized, length
 from lrfind.errors import DataError
+
+
+def size_of(sized: object) -> int | None:
+    """``len(sized)``: batches of a loader, samples of a dataset; None when it has no length."""
+    try:
+        return len(sized)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def present_loaders(train_loader: Any, val_loader: Any = None) -> list[Any]:
+    """The loaders a run reads: the training loader, and the validation loader when it has one."""
+    return [loader for loader in (train_loader, val_loader) if loader is not None]
+
+
+def loader_generators(loader: Any) -> list[torch.Generator]:
+    """The torch.Generators that set a loader's data order (its own, its samplers')."""
+    found: list[torch.Generator] = []
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    owners = (loader, getattr(loader, "sampler", None), batch_sampler)
+    for owner in (*owners, getattr(batch_sampler, "sampler", None)):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator) and all(g is not generator for g in found):
+            found.append(generator)
+    return found
+
+
+def reseed(seed: int, loaders: Iterable[Any] = ()) -> None:
+    """Seed torch (CPU and CUDA), numpy's global RNG and ``random`` from ``seed``, and every
+    generator that sets ``loaders``' data order."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    for loader in loaders:
+        for generator in loader_generators(loader):
+            generator.manual_seed(seed)
 
 
 def seed_worker(worker_id: int) -> None:

@@ -1,24 +1,23 @@
 """What the engine does across ranks: the library's all-reduce, agreeing on data, failures.
 
-``range_test`` called from the user's own torchrun script is distributed-aware: ``group_reduce``
-gives the engine the mean all-reduce whenever a process group is initialised (the CLI gets the
-same one from ``engine.distributed``). ``uneven_counts`` compares the ranks' data sizes;
-``lockstep_batches`` keeps an FSDP2 model's (collective) forward passes in step. A rank that
-raises leaves its message in the process group's store (``failures_shared``); the others, whose
-next collective then breaks, report that rank and its message instead of the broken connection.
-torch is imported only inside the functions.
+Who takes part is the ``engine.session.Session``'s to say (decided once, asked here).
+``uneven_counts`` compares the ranks' data sizes; ``options_agree`` the options each rank was
+given; ``lockstep_batches`` keeps an FSDP2 model's (collective) forward passes in step. A rank
+that raises leaves its message in the process group's store (``failures_shared``); the others,
+whose next collective then breaks, report that rank and its message instead of the broken
+connection. torch is imported only inside the functions.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lrfind.engine.distributed import all_reduce_mean
+from lrfind.engine.session import SINGLE, Session
 from lrfind.errors import DistributedError
 from lrfind.format import error_summary
 
@@ -33,26 +32,8 @@ FAILURE_KEY = "lrfind/failure"
 
 
 def group_reduce(process_group: Any = None) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The mean all-reduce over ``process_group`` (default: the initialised default group).
-
-    Returns None when torch.distributed is not initialised or the group has one rank: the
-    engine then runs as a single process.
-
-    Raises:
-        DistributedError: a process group is given but torch.distributed is not initialised.
-    """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        if process_group is not None:
-            raise DistributedError(
-                "process_group was given but torch.distributed is not initialised "
-                "(call torch.distributed.init_process_group first)"
-            )
-        return None
-    if dist.get_world_size(process_group) <= 1:
-        return None
-    return functools.partial(all_reduce_mean, group=process_group)
+    """``Session.on_group(process_group).reduce`` (for callers that hold no session yet)."""
+    return Session.on_group(process_group).reduce
 
 
 def _collective_device(group: Any = None) -> torch.device:
@@ -130,14 +111,8 @@ def uneven_data_notes(train_loader: Any, val_loader: Any = None, group: Any = No
 
 
 def strategy_of(model: torch.nn.Module) -> str | None:
-    """How the model is spread over processes: ``ddp``, ``fsdp`` or None (not at all)."""
-    import torch
-
-    from lrfind.engine.state import is_sharded
-
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        return "ddp"
-    return "fsdp" if is_sharded(model) else None
+    """``Session.of(model).recorded`` (for callers that hold no session yet)."""
+    return Session.of(model).recorded
 
 
 def refuse_uneven_data(train_loader: Any, val_loader: Any = None, group: Any = None) -> None:
@@ -155,6 +130,42 @@ def refuse_uneven_data(train_loader: Any, val_loader: Any = None, group: Any = N
             + "; ".join(uneven)
             + ". data.target must return the same data on every rank: lrfind gives each "
             "rank its share"
+        )
+
+
+def _fingerprint(value: object) -> int:
+    """A 62-bit digest of ``repr(value)``: equal options give equal digests on every rank."""
+    digest = hashlib.blake2b(repr(value).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 2
+
+
+def refuse_mismatched_options(options: Mapping[str, object], session: Session) -> None:
+    """Check that every rank was given the same ``options`` (one all-reduce of their digests).
+
+    Ranks given different steps or budgets would train different sweeps and trials, and hang
+    or abort in a collective the others never call; found first, it is one clear error.
+
+    Raises:
+        ValueError: an option differs between the ranks (on every rank alike), naming it.
+    """
+    if not session.distributed:
+        return
+    import torch
+    import torch.distributed as dist
+
+    names = sorted(options)
+    group = session.process_group
+    table = torch.zeros(
+        (session.world_size, len(names)), dtype=torch.int64, device=_collective_device(group)
+    )
+    table[session.rank] = torch.tensor([_fingerprint(options[n]) for n in names])
+    dist.all_reduce(table, op=dist.ReduceOp.SUM, group=group)
+    columns = table.cpu().tolist()
+    differ = [n for i, n in enumerate(names) if len({row[i] for row in columns}) > 1]
+    if differ:
+        raise ValueError(
+            f"the ranks called range_test with different {', '.join(differ)}: every rank must "
+            "pass the same options"
         )
 
 
@@ -251,37 +262,36 @@ def _peer_failure(store: Any, rank: int, world_size: int, wait: float) -> dict[s
 
 
 @contextlib.contextmanager
-def failures_shared(active: bool = True) -> Iterator[None]:
+def failures_shared(session: Session | bool = True) -> Iterator[None]:
     """Under torch.distributed, turn another rank's failure into this rank's error message.
 
     An exception raised here is recorded in the process group's store before it propagates
     (its process then exits and the other ranks' collectives break). A broken collective is
     replaced by a DistributedError naming the rank that failed, with its message and exit
-    code, when that rank left one. Inactive (one process): does nothing.
+    code, when that rank left one. Inactive in a single process. Enter it once around a piece
+    of work (the commands' set-up, ``RangeTest.run``), not nested.
+
+    ``session``: who takes part (a bool, for callers that hold no session yet: True means the
+    default group's, ``Session.on_group()``).
 
     Raises:
         DistributedError: another rank failed first.
     """
-    import torch.distributed as dist
-
-    if not active or not (dist.is_available() and dist.is_initialized()):
+    if isinstance(session, bool):
+        session = Session.on_group() if session else SINGLE
+    store = _store() if session.distributed else None
+    if store is None:
         yield
         return
     try:
         yield
     except Exception as error:
-        store = _store()
-        if store is None or getattr(error, "_lrfind_shared", False):
-            raise
-        rank, world_size = dist.get_rank(), dist.get_world_size()
         peer = None
         if _collective_broke(error):
-            peer = _peer_failure(store, rank, world_size, PEER_MESSAGE_SECONDS)
+            peer = _peer_failure(store, session.rank, session.world_size, PEER_MESSAGE_SECONDS)
         if peer is None:
-            _record_failure(store, rank, error)
-            error._lrfind_shared = True  # type: ignore[attr-defined]
+            _record_failure(store, session.rank, error)
             raise
         shared = DistributedError(f"rank {peer['rank']} failed: {peer['message']}")
         shared.exit_code = int(peer.get("exit_code", shared.exit_code))
-        shared._lrfind_shared = True  # type: ignore[attr-defined]
         raise shared from error

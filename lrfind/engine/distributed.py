@@ -1,10 +1,12 @@
 """torch.distributed set-up and teardown, the loss all-reduce, and launching with ``--nproc``.
 
-Under ``torchrun`` or ``--nproc`` (RANK/WORLD_SIZE/LOCAL_RANK in the environment) ``current()``
-joins the process group (gloo for CPU tensors, plus NCCL for CUDA tensors when CUDA is
-available), ``wrap_model`` wraps the model in DistributedDataParallel, and the engine all-reduces
-the recorded losses so every rank sees the same curve and takes the same stop decision at the
-same step. Only rank 0 writes files. Outside a launcher it is a no-op context with world size 1.
+Under ``torchrun`` or ``--nproc`` (RANK/WORLD_SIZE/LOCAL_RANK in the environment, read once by
+``launched()``, which joins nothing) ``current()`` joins the process group (gloo for CPU
+tensors, plus NCCL for CUDA tensors when CUDA is available); its ``session(strategy)`` is the
+command's ``engine.session.Session``, ``wrap_model`` wraps the model in DistributedDataParallel
+when that session says ``ddp``, and the engine all-reduces the recorded losses so every rank
+sees the same curve and takes the same stop decision at the same step. Only rank 0 writes
+files. Outside a launcher it is a no-op context with world size 1.
 
 What the engine does across ranks beyond this (the library under the user's own torchrun, a
 failed rank's message, comparing the ranks' data) is in ``engine.collectives``.
@@ -33,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from lrfind.engine.session import Session, Strategy
 from lrfind.errors import DistributedError
 
 if TYPE_CHECKING:
@@ -42,6 +45,41 @@ if TYPE_CHECKING:
 #: (before SIGKILL).
 FAILURE_PATIENCE_SECONDS = 3.0
 FAILURE_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the launcher (torchrun, ``--nproc``) assigned this process: its environment."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    #: True under a launcher (WORLD_SIZE set), whatever its world size.
+    by_launcher: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that prints and writes outputs (rank 0)."""
+        return self.rank == 0
+
+
+def launched() -> Launch:
+    """Return what the launcher assigned this process (one process outside a launcher).
+
+    Asking joins nothing: the commands ask it who prints before any process group exists.
+
+    Raises:
+        DistributedError: the launcher's environment is not made of integers, or RANK lies
+            outside [0, WORLD_SIZE).
+    """
+    by_launcher = bool(os.environ.get("WORLD_SIZE"))
+    world_size = _env_int("WORLD_SIZE", 1)
+    if world_size <= 1:
+        return Launch(by_launcher=by_launcher)
+    rank = _env_int("RANK", 0)
+    if not 0 <= rank < world_size:
+        raise DistributedError(f"RANK={rank} is outside [0, WORLD_SIZE={world_size})")
+    return Launch(rank, world_size, _env_int("LOCAL_RANK", 0), by_launcher)
 
 
 @dataclass
@@ -61,12 +99,14 @@ class DistContext:
         """True on the process that writes outputs (rank 0)."""
         return self.rank == 0
 
-    @property
-    def reduce(self) -> Any:
-        """The mean all-reduce the engine applies to loss chunks, or None in a single process."""
-        if self.world_size == 1:
-            return None
-        return all_reduce_mean
+    def session(self, strategy: Strategy) -> Session:
+        """The command's session: the config's ``distributed.strategy`` over this run's ranks
+        (``none`` in a single process, where nothing is wrapped or sharded)."""
+        return Session(
+            strategy if self.world_size > 1 else "none",
+            rank=self.rank,
+            world_size=self.world_size,
+        )
 
     def resolve_device(self, requested: str | None) -> torch.device:
         """Return this process's device for the config's ``device`` setting.
@@ -101,14 +141,16 @@ class DistContext:
             )
         return self.device
 
-    def wrap_model(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """Return ``model`` wrapped in DistributedDataParallel when world_size > 1.
+    def wrap_model(
+        self, model: torch.nn.Module, device: torch.device, session: Session
+    ) -> torch.nn.Module:
+        """Return ``model`` wrapped in DistributedDataParallel when ``session`` says ``ddp``
+        (as it is otherwise: one process, or a model FSDP2 sharded when it was built).
 
-        A model already sharded with FSDP2 (``fully_shard``) is returned as it is.
+        Drop every reference to the wrapper when done: ``shutdown`` only destroys the process
+        group once no wrapper is left alive.
         """
-        from lrfind.engine.state import is_sharded
-
-        if self.world_size == 1 or is_sharded(model):
+        if session.strategy != "ddp":
             return model
         from torch.nn.parallel import DistributedDataParallel
 
@@ -117,28 +159,10 @@ class DistContext:
         self._wrappers.append(weakref.ref(wrapper))
         return wrapper
 
-    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Return the module inside a DDP wrapper (or the model itself).
-
-        The caller should drop its own reference to the wrapper afterwards: ``shutdown`` only
-        destroys the process group once no wrapper is left alive.
-        """
-        inner: torch.nn.Module = getattr(model, "module", model)
-        return inner
-
     def live_wrappers(self) -> int:
         """Return how many DDP wrappers made by ``wrap_model`` are still referenced."""
         gc.collect()
         return sum(1 for ref in self._wrappers if ref() is not None)
-
-
-def all_reduce_mean(tensor: torch.Tensor, group: Any = None) -> torch.Tensor:
-    """Return the mean of ``tensor`` over the ranks of ``group`` (default: all), as a new tensor."""
-    import torch.distributed as dist
-
-    reduced = tensor.detach().clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM, group=group)
-    return reduced / dist.get_world_size(group)
 
 
 _CONTEXT: DistContext | None = None
@@ -163,14 +187,11 @@ def current() -> DistContext:
     global _CONTEXT
     if _CONTEXT is not None:
         return _CONTEXT
-    world_size = _env_int("WORLD_SIZE", 1)
-    if world_size <= 1:
+    launch = launched()
+    if launch.world_size <= 1:
         _CONTEXT = DistContext()
         return _CONTEXT
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", 0)
-    if not 0 <= rank < world_size:
-        raise DistributedError(f"RANK={rank} is outside [0, WORLD_SIZE={world_size})")
+    rank, world_size, local_rank = launch.rank, launch.world_size, launch.local_rank
     import torch
     import torch.distributed as dist
 

@@ -13,7 +13,7 @@ import torch
 from lrfind.data.batches import batch_size_of, move_to_device
 from lrfind.engine.collectives import lockstep_batches
 from lrfind.engine.options import PRECISION_DTYPES, ComputeLoss, Reducer
-from lrfind.engine.state import is_sharded, without_ddp
+from lrfind.engine.session import Session
 from lrfind.errors import DataError
 from lrfind.results import Trial
 
@@ -41,26 +41,33 @@ def evaluate_batches(
     precision: str = "fp32",
     max_batches: int | None = None,
     reduce: Reducer | None = None,
+    session: Session | None = None,
 ) -> Evaluation:
     """Return the validation pass of ``model`` over ``loader`` (eval mode, no grad).
 
-    Under torch.distributed (``reduce`` given) the per-batch sums are all-reduced once at the
-    end, batch k of every rank together, so the values are the same on every rank. The global
+    ``session`` says how the model is spread over processes (a DDP wrapper is gone around, an
+    FSDP2 model's batches are kept in lockstep) and gives the all-reduce; without one the model
+    shows it (``Session.of``) and ``reduce`` is the caller's. Under torch.distributed (a
+    reduce) the per-batch sums are all-reduced once at the end, batch k of every rank
+    together, so the values are the same on every rank. The global
     RNG is left as it was (a DataLoader draws its base seed from it): a checkpoint's validation
     pass must not change the training that continues after it.
 
     Raises:
         DataError: the loader yields no batches (on every rank).
     """
+    if session is not None:
+        reduce = session.reduce
+    spread = session if session is not None else Session.of(model)
     was_training = model.training
-    module = without_ddp(model)
+    module = spread.inner(model)
     module.eval()
     dtype = PRECISION_DTYPES.get(precision)
     sums: list[torch.Tensor] = []
     sizes: list[int] = []
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    if reduce is not None and is_sharded(module):
+    if reduce is not None and spread.sharded:
         # An FSDP2 forward is itself collective: every rank must run as many batches.
         loader = lockstep_batches(loader, reduce, device)
     try:

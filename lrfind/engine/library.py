@@ -6,6 +6,7 @@ runs it; everything it does is documented on the function.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from lrfind.analysis.horizon import DRIFT_PRIOR
 from lrfind.config.schema import DEFAULT_BUDGET, SWEEP_DEFAULTS
 from lrfind.data.batches import InputsKey
 from lrfind.data.model_outputs import ModelLoss, OutputKey
+from lrfind.engine.collectives import refuse_mismatched_options
 from lrfind.engine.options import (
     LossFn,
     StepFn,
@@ -25,6 +27,7 @@ from lrfind.engine.options import (
 )
 from lrfind.engine.progress import ProgressBar
 from lrfind.engine.rangetest import ProgressEvent, RangeTest, RefineMode
+from lrfind.engine.session import Session
 from lrfind.engine.state import (
     SnapshotStore,
 )
@@ -156,6 +159,17 @@ def range_test(
         grad_clip=grad_clip,
         check_every=check_every,
     )
+    # Decided once for the whole range test; every rank checks that the others got its
+    # options before any training (a mismatch would hang or abort a collective later).
+    session = Session.of(model, process_group)
+    agreed = dict(
+        method=method, refine=refine, refine_steps=refine_steps,
+        refine_candidates=refine_candidates, budget=budget, repeats=repeats,
+        train_steps=train_steps, train_schedule=train_schedule, train_warmup=train_warmup,
+        drift_prior=drift_prior, compress_schedule=compress_schedule, inputs_key=inputs_key,
+        targets_key=targets_key, output_key=output_key, seed=seed, snapshot=snapshot,
+    )  # fmt: skip
+    refuse_mismatched_options({**dataclasses.asdict(options), **agreed}, session)
     runner = RangeTest(
         model,
         optimizer,
@@ -167,6 +181,7 @@ def range_test(
         inputs_key=inputs_key,
         targets_key=targets_key,
         output_key=output_key,
+        reduce=session.reduce,
         process_group=process_group,
         snapshot=snapshot,
         snapshot_dir=snapshot_dir,

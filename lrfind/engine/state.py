@@ -26,8 +26,10 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
+from lrfind.data.loaders import loader_generators
 from lrfind.engine.checkpoint import DiskCopy, ShardedCopy
 from lrfind.engine.loader_state import loader_restorers
+from lrfind.engine.session import Session
 
 SnapshotStore = Literal["memory", "disk"]
 
@@ -76,15 +78,6 @@ class StateSnapshot:
         self.weights.close()
 
 
-def is_sharded(model: torch.nn.Module) -> bool:
-    """Return True when the model's parameters are DTensors (FSDP2's ``fully_shard``)."""
-    if not torch.distributed.is_available():
-        return False
-    from torch.distributed.tensor import DTensor
-
-    return any(isinstance(param, DTensor) for param in model.parameters())
-
-
 @dataclass
 class _HostCopy:
     """A copy of an unsharded model's and optimizer's state dicts in host memory."""
@@ -115,20 +108,6 @@ class _HostCopy:
 
     def close(self) -> None:
         return None
-
-
-def loader_generators(loader: Iterable[Any]) -> list[torch.Generator]:
-    """The torch.Generators that set a loader's data order (its own, its samplers')."""
-    found: list[torch.Generator] = []
-    for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
-        generator = getattr(owner, "generator", None)
-        if isinstance(generator, torch.Generator) and all(g is not generator for g in found):
-            found.append(generator)
-    inner = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
-    generator = getattr(inner, "generator", None)
-    if isinstance(generator, torch.Generator) and all(g is not generator for g in found):
-        found.append(generator)
-    return found
 
 
 def _epoch_samplers(loader: Iterable[Any]) -> list[Any]:
@@ -172,10 +151,12 @@ def snapshot_state(
     *,
     store: SnapshotStore = "memory",
     folder: Path | str | None = None,
+    session: Session | None = None,
 ) -> StateSnapshot:
     """Return an exact copy of the model, optimizer, buffers, gradients, RNGs and data order.
 
-    ``store="memory"`` keeps the weights on the host (for an FSDP2 model: this rank's shard);
+    ``store="memory"`` keeps the weights on the host (for an FSDP2 model, as ``session`` says,
+    by default ``Session.of(model)``: this rank's shard);
     ``"disk"`` writes them with torch.distributed.checkpoint into a new temporary folder under
     ``folder`` (default: the system's temporary directory), removed by ``close()``.
 
@@ -187,7 +168,7 @@ def snapshot_state(
         weights: _Weights = DiskCopy.take(
             model, optimizer, Path(folder) if folder is not None else None
         )
-    elif is_sharded(model):
+    elif (session if session is not None else Session.of(model)).sharded:
         weights = ShardedCopy.take(model, optimizer)
     else:
         weights = _HostCopy.take(model, optimizer)
@@ -263,19 +244,6 @@ def parameters_changed(
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     flag = torch.tensor([1.0 if changed else 0.0], device=device)
     return bool(reduce(flag).item() > 0)
-
-
-def without_ddp(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DistributedDataParallel wrapper (or the model itself).
-
-    Evaluation needs no gradient sync, and DDP's forward may run a buffer broadcast: going
-    around the wrapper keeps evaluation free of collectives, so ranks with different numbers of
-    validation batches cannot deadlock.
-    """
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        inner: torch.nn.Module = model.module
-        return inner
-    return model
 
 
 def reinitializer(model: Any) -> Callable[[int], None]:

@@ -30,7 +30,9 @@ from lrfind.results import (
 )
 
 if TYPE_CHECKING:
+    from lrfind.assembly.task import BuiltTask
     from lrfind.engine.options import StepEvent, StopFlag
+    from lrfind.engine.session import Session
 
 
 class Reporter(Protocol):
@@ -259,11 +261,9 @@ def sweep(
     working_dir = Path.cwd()
     from lrfind.assembly.imports import config_folder_on_path
     from lrfind.engine import distributed
-    from lrfind.engine.collectives import failures_shared
 
     try:
-        # Under torch.distributed a rank's failure reaches the others with its message.
-        with distributed.session(), failures_shared(), config_folder_on_path(config.base_dir):
+        with distributed.session(), config_folder_on_path(config.base_dir):
             return _sweep(config, target, out is not None, reporter, stop, write)
     finally:
         with contextlib.suppress(OSError):
@@ -279,44 +279,32 @@ def _sweep(
     stop: StopFlag | None,
     write: bool,
 ) -> SweepRun:
-    from lrfind.assembly.probe import probe_task
-    from lrfind.assembly.task import build_task
-    from lrfind.engine import collectives, distributed
-    from lrfind.engine.device import resolve_device
+    from lrfind.engine import distributed
+    from lrfind.engine.collectives import failures_shared
     from lrfind.engine.options import sweep_options
     from lrfind.engine.rangetest import RangeTest
     from lrfind.engine.state import reinitializer
 
     context = distributed.current()
-    device = resolve_device(config.device) if context.device is None else context.device
+    session = context.session(config.distributed.strategy)
     snapshot_dir = absolute(config.sweep.snapshot_dir)
-    problems = setting_problems(config)
-    if problems:
-        raise ConfigError(problems)
-    if write and context.is_main and exact:
-        check_out_dir(target)
-    if reporter is not None:
-        reporter.phase(f"building {config.model.target} on {config.data.target} ({device})")
-    # Components are built and probed before the run directory exists: a config that cannot
-    # even take one step leaves nothing behind to clean up.
-    task = build_task(config, device, context.rank, context.world_size)
-    if context.world_size > 1:
-        collectives.refuse_uneven_data(task.train_loader, task.val_loader)
-    probe_task(task, device)
-    # One process only: under torch.distributed the ranks agree on a stop inside the sweep.
-    if stop is not None and stop.requested and context.world_size == 1:
-        raise Interrupted("interrupted while setting up, before the sweep started; nothing written")
-    # Needs the loader's length (train.epochs), and still comes before the run directory.
-    train = train_run(config, task.train_loader)
-    run_dir: Path | None = None
-    if write and context.is_main:
-        run_dir = new_run_dir(config, target) if exact else runs.create_run_dir(target)
-        runs.write_config(run_dir, config)
-        runs.write_status(run_dir, config.name, "running")
-        if config.sweep.snapshot == "disk" and snapshot_dir is None:
-            _remove_stale_snapshots(run_dir.parent)
+    # Under torch.distributed a rank's failure reaches the others with its message: here in
+    # the set-up, then inside the range test (RangeTest.run shares its own).
+    with failures_shared(session):
+        problems = setting_problems(config)
+        if problems:
+            raise ConfigError(problems)
+        task, model, device = _set_up(config, target, exact, reporter, stop, write, session)
+        # Needs the loader's length (train.epochs), and still comes before the run directory.
+        train = train_run(config, task.train_loader)
+        run_dir: Path | None = None
+        if write and session.is_main:
+            run_dir = new_run_dir(config, target) if exact else runs.create_run_dir(target)
+            runs.write_config(run_dir, config)
+            runs.write_status(run_dir, config.name, "running")
+            if config.sweep.snapshot == "disk" and snapshot_dir is None:
+                _remove_stale_snapshots(run_dir.parent)
     try:
-        model = context.wrap_model(task.model, device)
         runner = RangeTest(
             model,
             task.optimizer,
@@ -328,7 +316,7 @@ def _sweep(
             inputs_key=task.inputs_key,
             targets_key=task.targets_key,
             output_key=task.output_key,
-            reduce=context.reduce,
+            reduce=session.reduce,
             snapshot=config.sweep.snapshot,
             snapshot_dir=snapshot_dir or run_dir,
         )
@@ -339,9 +327,9 @@ def _sweep(
             optimizer=description.get("optimizer", config.optimizer.name),
             loss=description.get("loss", str(config.loss)),
             batch_size=task.batch_size,
-            world_size=context.world_size,
+            world_size=session.world_size,
             seed=config.seed,
-            strategy=config.distributed.strategy if context.world_size > 1 else None,
+            strategy=session.recorded,
         )
         progress: Callable[[StepEvent], None] | None = None
         stage = getattr(reporter, "stage", None)
@@ -366,7 +354,6 @@ def _sweep(
         )
         if stop is not None:
             stop.finishing = True
-        context.unwrap_model(model)
         sweep_done = getattr(reporter, "sweep_done", None)
         if sweep_done is not None:
             history = result.history
@@ -400,6 +387,45 @@ def _sweep(
             _mark_failed(run_dir, config, str(error))
             raise
     return SweepRun(result=result, run_dir=run_dir, files=files, config=config)
+
+
+def _set_up(
+    config: Config,
+    target: Path,
+    exact: bool,
+    reporter: Reporter | None,
+    stop: StopFlag | None,
+    write: bool,
+    session: Session,
+) -> tuple[BuiltTask, Any, Any]:
+    """Build and probe the config's task on this rank, before any run directory exists (a
+    config that cannot even take one step leaves nothing behind to clean up); return the task,
+    its model as the session trains it (DDP-wrapped under ``ddp``) and the device.
+
+    Raises:
+        OutputError: ``--out`` cannot become the run directory (checked first, on rank 0).
+        Interrupted: a stop request came during the set-up (one process).
+        (and what building, sharding the data and probing raise)
+    """
+    from lrfind.assembly.probe import probe_task
+    from lrfind.assembly.task import build_task
+    from lrfind.engine import collectives, distributed
+    from lrfind.engine.device import resolve_device
+
+    context = distributed.current()
+    device = resolve_device(config.device) if context.device is None else context.device
+    if write and session.is_main and exact:
+        check_out_dir(target)
+    if reporter is not None:
+        reporter.phase(f"building {config.model.target} on {config.data.target} ({device})")
+    task = build_task(config, device, session.rank, session.world_size)
+    if session.distributed:
+        collectives.refuse_uneven_data(task.train_loader, task.val_loader)
+    probe_task(task, device)
+    # One process only: under torch.distributed the ranks agree on a stop inside the sweep.
+    if stop is not None and stop.requested and not session.distributed:
+        raise Interrupted("interrupted while setting up, before the sweep started; nothing written")
+    return task, context.wrap_model(task.model, device, session), device
 
 
 def _component_label(config: Config, component: str) -> str:

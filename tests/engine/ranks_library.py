@@ -126,6 +126,25 @@ def _uneven_data(rank: int, world: int) -> dict[str, Any]:
     return {"uneven": list(result.warnings)}
 
 
+def _mismatched_options(rank: int, world: int) -> dict[str, Any]:
+    model = _model("ddp")
+    train, _ = _data(rank, world)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = _state(model, optimizer)
+    try:  # rank 1's script says 12 steps and a budget of 3: found before any training
+        range_test(
+            model,
+            optimizer,
+            nn.CrossEntropyLoss(),
+            train,
+            steps=12 if rank == 1 else 10,
+            budget=3 if rank == 1 else 4,
+        )
+    except ValueError as error:
+        return {"mismatched": [str(error), _same(before, _state(model, optimizer))]}
+    return {"mismatched": None}
+
+
 def main(out: Path) -> None:
     device = _device()
     if device.type == "cuda":
@@ -172,6 +191,7 @@ def main(out: Path) -> None:
         del model
     record.update(_stop_on_one_rank(rank, world))
     record.update(_uneven_data(rank, world))
+    record.update(_mismatched_options(rank, world))
     (out / f"rank{rank}.json").write_text(json.dumps(record), encoding="utf-8")
     dist.barrier()
     dist.destroy_process_group()

@@ -25,10 +25,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from lrfind.engine import collectives, distributed
 from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import StopFlag, SweepOptions
+from lrfind.engine.session import Session
 from lrfind.engine.state import snapshot_state
 from lrfind.engine.steps import make_compute_loss
 from lrfind.engine.trials import run_trial
-from lrfind.errors import DataError
+from lrfind.errors import DataError, DistributedError
 from tests.fixtures.tasks import classification_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,10 +179,38 @@ def test_single_process_context_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(distributed, "_CONTEXT", None)
     context = distributed.current()
     model = torch.nn.Linear(2, 1)
-    assert context.world_size == 1 and context.is_main and context.reduce is None
-    assert context.wrap_model(model, CPU) is model
+    session = context.session("ddp")
+    assert context.world_size == 1 and context.is_main
+    assert session == Session() and session.reduce is None and session.recorded is None
+    assert context.wrap_model(model, CPU, session) is model
     assert context.resolve_device("cpu") == CPU
     distributed.shutdown()  # nothing joined, nothing to leave
+
+
+def test_asking_who_is_rank_0_joins_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(distributed, "_CONTEXT", None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    launch = distributed.launched()
+    assert launch == distributed.Launch(1, 2, 1, by_launcher=True) and not launch.is_main
+    assert distributed._CONTEXT is None and not torch.distributed.is_initialized()
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(DistributedError, match=r"RANK=2 is outside \[0, WORLD_SIZE=2\)"):
+        distributed.launched()
+
+
+def test_a_session_read_off_the_users_model() -> None:
+    plain = torch.nn.Linear(2, 1)
+    assert Session.of(plain) == Session()
+    assert Session.of(plain).inner(plain) is plain
+    ddp = Session("ddp", rank=0, world_size=2)
+    wrapper = torch.nn.Module()
+    wrapper.module = plain
+    assert ddp.inner(wrapper) is plain and ddp.recorded == "ddp" and not ddp.sharded
+    assert ddp.reduce is not None and Session("fsdp", 1, 2).sharded
+    with pytest.raises(DistributedError, match="process_group was given"):
+        Session.of(plain, process_group=object())
 
 
 def test_the_outermost_session_leaves_the_group_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -380,6 +409,11 @@ def test_ddp_and_fsdp2_range_test_under_torchrun_agree_and_restore_exactly(tmp_p
     assert rank0 == rank1  # every rank returns the same answer
     stopped = rank0.pop("stopped")
     uneven = rank0.pop("uneven")
+    assert rank0.pop("mismatched") == [
+        "the ranks called range_test with different budget, steps: every rank must pass the "
+        "same options",
+        True,
+    ]
     assert len(rank0) == 5
     for case, record in rank0.items():
         assert record["exact"], case  # weights, optimizer state and LRs bit-exact
