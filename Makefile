@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[dev,hf]" -c constraints.txt
+	$(PIP) install --quiet -e ".[dev,hf,lightning,docs]" -c constraints.txt
 	touch $(STAMP)
 
 sweep: $(STAMP)
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	LRFIND_REQUIRE_HF=1 $(VENV)/bin/pytest -q
+	LRFIND_REQUIRE_HF=1 LRFIND_REQUIRE_LIGHTNING=1 $(VENV)/bin/pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

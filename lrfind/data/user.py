@@ -39,6 +39,37 @@ def is_map_style(value: Any) -> bool:
     )
 
 
+def is_datamodule(value: Any) -> bool:
+    """A LightningDataModule (duck-typed: ``setup`` and ``train_dataloader`` hooks)."""
+    return not _is_data(value) and all(
+        callable(getattr(value, hook, None)) for hook in ("setup", "train_dataloader")
+    )
+
+
+def datamodule_loaders(datamodule: Any, key: str) -> tuple[Any, Any]:
+    """The (train, val or None) DataLoaders of a LightningDataModule, prepared and set up for
+    "fit" as ``Trainer.fit`` does; a datamodule without ``val_dataloader`` has no validation set.
+
+    Raises:
+        ComponentError: one of its hooks raised.
+    """
+    try:
+        if callable(getattr(datamodule, "prepare_data", None)):
+            datamodule.prepare_data()
+        datamodule.setup("fit")
+        train = datamodule.train_dataloader()
+    except Exception as error:
+        raise ComponentError(
+            f"{key}: the datamodule raised {type(error).__name__}: "
+            f"{first_line(error)}{raised_at(error)}"
+        ) from error
+    try:
+        val = datamodule.val_dataloader()
+    except Exception:  # Lightning's default val_dataloader raises: "not implemented"
+        val = None
+    return train, val if _is_data(val) else None
+
+
 def _torch_rows(value: Any, collate: Any) -> Any:
     """A ``datasets.Dataset`` serves python lists; without a collate function, ask it for
     tensors so the default collation stacks them (with one, the rows are its to batch)."""
@@ -61,9 +92,10 @@ def from_user_data(
     """Normalise what a user data factory returned into a DataSplit.
 
     Accepts a Dataset (a torch one, or a map-style one such as ``datasets.Dataset``), a
-    DataLoader, a ``(train, val)`` pair of either (val may be None), or ``(train, val,
-    collate)`` with the collate function to batch them (``collate``, from ``data.collate``,
-    wins). A ``datasets.Dataset`` without a collate function serves torch tensors.
+    DataLoader, a LightningDataModule (its train and val DataLoaders), a ``(train, val)`` pair
+    of either (val may be None), or ``(train, val, collate)`` with the collate function to
+    batch them (``collate``, from ``data.collate``, wins). A ``datasets.Dataset`` without a
+    collate function serves torch tensors.
     A lone map-style Dataset is split: ``val_fraction`` of it (shuffled from the seed) becomes the
     validation set. A lone DataLoader or iterable dataset cannot be split: there is then no
     validation set, and a warning says so. ``inputs_key``/``targets_key`` locate inputs and
@@ -75,6 +107,8 @@ def from_user_data(
     """
     warnings: list[str] = []
     returned_collate = None
+    if is_datamodule(value):
+        value = datamodule_loaders(value, key)
     if (
         isinstance(value, (tuple, list))
         and len(value) == 3

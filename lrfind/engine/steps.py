@@ -111,9 +111,30 @@ def make_compute_loss(
         except LrfindError:
             raise
         except Exception as error:
-            raise user_code_error("loss", error) from error
+            failure = user_code_error("loss", error)
+            if _sequence_pair(outputs, targets):
+                # What the built-in names do by themselves; a user's loss gets the hint.
+                failure = UserCodeError(
+                    f"{failure}: (batch, time, classes) outputs {tuple(outputs.shape)} with "
+                    f"(batch, time) targets {tuple(targets.shape)}: pass a loss that flattens "
+                    "them, e.g. loss_fn=lambda logits, targets: "
+                    "F.cross_entropy(logits.flatten(0, 1), targets.flatten())",
+                    failure.component,
+                )
+            raise failure from error
 
     return compute
+
+
+def _sequence_pair(outputs: Any, targets: Any) -> bool:
+    """(N, T, C) outputs with (N, T) class-index targets: a sequence model's logits."""
+    return (
+        isinstance(outputs, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+        and outputs.dim() == 3
+        and targets.shape == outputs.shape[:2]
+        and not targets.is_floating_point()
+    )
 
 
 #: How a failing component is named in messages.
