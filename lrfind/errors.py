@@ -64,9 +64,9 @@ class SnapshotError(SweepError):
 class UserCodeError(SweepError):
     """User code raised mid-run: the model's forward, the loss, a step function or the data.
 
-    ``component`` says which ("forward", "loss", "model loss", "step", "data", "backward",
-    "optimizer step"); ``step`` is the sweep step it failed at and ``partial`` the History
-    recorded before it, once the sweep loop has added them.
+    ``component`` says which ("forward", "loss", "model loss", "step", "data", "collate",
+    "backward", "optimizer step"); ``step`` is the sweep step it failed at and ``partial`` the
+    History recorded before it, once the sweep loop has added them.
     """
 
     def __init__(self, message: str, component: str) -> None:

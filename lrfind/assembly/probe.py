@@ -10,7 +10,7 @@ import torch
 from lrfind.assembly.imports import exit_error
 from lrfind.assembly.losses import describe_shape
 from lrfind.assembly.task import BuiltTask
-from lrfind.data.batches import move_to_device, split_batch
+from lrfind.data.batches import CollateError, move_to_device, split_batch
 from lrfind.data.model_outputs import (
     call_model,
     call_model_on_batch,
@@ -145,6 +145,11 @@ def probe_task(task: BuiltTask, device: torch.device) -> None:
             raise DataError("data: the training data yields no batches") from None
         except LrfindError:
             raise
+        except CollateError as error:
+            raise DataError(
+                f"data.collate: the collate function raised {error.reason()} reading the "
+                "first training batch"
+            ) from error
         except Exception as error:
             raise DataError(
                 f"data: reading the first training batch failed: {type(error).__name__}: "

@@ -19,7 +19,7 @@ from lrfind.config.schema import (
     Config,
     is_import_path,
 )
-from lrfind.data.batches import InputsKey
+from lrfind.data.batches import InputsKey, UserCollate
 from lrfind.data.loaders import make_loaders, reseed
 from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.data.registry import DATASETS, INJECTED_ARGUMENTS, load_builtin_dataset
@@ -68,6 +68,8 @@ def _build_data(config: Config, device: torch.device, rank: int, world_size: int
     )
     if collate is not None and not callable(collate):
         raise ComponentError(f"data.collate: {spec.collate!r} is not callable")
+    if collate is not None:
+        collate = UserCollate(collate)  # its failures are then said to be data.collate's
     if is_import_path(spec.target):
         factory = resolve_import(spec.target, config.base_dir, "data.target")
         value = call_user(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -163,6 +163,11 @@ class BatchStream:
             raise self._failed(error) from error
 
     def _failed(self, error: Exception) -> UserCodeError:
+        if isinstance(error, CollateError):
+            return UserCodeError(
+                f"the collate function raised {error.reason()} reading batch {self.read}",
+                "collate",
+            )
         return UserCodeError(
             f"the training data raised {type(error).__name__} reading batch {self.read}: "
             f"{first_line(error)}{raised_at(error)}",
@@ -179,3 +184,34 @@ class BatchStream:
                 "that starts over on each iter() (a list of batches works)"
             )
         return DataError("the training data yields no batches")
+
+
+class CollateError(Exception):
+    """What the ``data.collate`` function raised, as "<type>: <message> (<where>)".
+
+    A plain one-argument exception: a DataLoader worker re-raises a failure as its type and
+    message, so this one survives the trip and the failure is reported under ``data.collate``
+    rather than as the data's.
+    """
+
+    def reason(self) -> str:
+        """What the collate function raised, from this process or from a worker (whose
+        message is torch's "Caught CollateError in DataLoader worker..." and the traceback)."""
+        lines = str(self).strip().splitlines()
+        _, found, reason = (lines[-1] if lines else "").partition(f"{type(self).__name__}: ")
+        return reason if found else first_line(self)
+
+
+class UserCollate:
+    """``data.collate``: the user's collate function, its failures raised as CollateError."""
+
+    def __init__(self, collate: Callable[[list[Any]], Any]) -> None:
+        self.collate = collate
+
+    def __call__(self, rows: list[Any]) -> Any:
+        try:
+            return self.collate(rows)
+        except Exception as error:
+            raise CollateError(
+                f"{type(error).__name__}: {first_line(error)}{raised_at(error)}"
+            ) from error

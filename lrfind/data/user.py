@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -232,6 +232,14 @@ def info_from_tensors(
     return DataInfo(x_shape, classes, "classification", None, num_train, num_val)
 
 
+def _misses_a_named_key(sample: Any, inputs_key: InputsKey | None, targets_key: str | None) -> bool:
+    """Whether ``sample`` is a dict without a key that ``inputs_key``/``targets_key`` name."""
+    if not isinstance(sample, Mapping):
+        return False
+    named = [inputs_key] if inputs_key is None or isinstance(inputs_key, str) else inputs_key
+    return any(key is not None and key not in sample for key in (*named, targets_key))
+
+
 def infer_info(
     train: Dataset[Any] | DataLoader[Any],
     val: Dataset[Any] | DataLoader[Any] | None,
@@ -284,8 +292,10 @@ def infer_info(
     batched = isinstance(train, DataLoader)
     try:
         inputs, targets = split_batch(sample, inputs_key, targets_key)
-    except DataError:  # samples a step function unpacks itself: the probe checks them
-        return unknown
+    except DataError:
+        if _misses_a_named_key(sample, inputs_key, targets_key):
+            raise  # a misspelt data.targets_key is the cause, not the sizes it then hides
+        return unknown  # samples a step function unpacks itself: the probe checks them
     if isinstance(inputs, torch.Tensor) and isinstance(targets, (int, float)):
         targets = torch.tensor(targets)
     if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):

@@ -432,6 +432,8 @@ def _component_label(config: Config, component: str) -> str:
     """The config key (and its value) of the component that raised."""
     if component == "data":
         return f"data.target ({config.data.target})"
+    if component == "collate":
+        return f"data.collate ({config.data.collate})"
     if component == "loss":
         loss = config.loss if isinstance(config.loss, str) else config.loss.target
         return f"loss ({loss})"

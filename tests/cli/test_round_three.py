@@ -189,6 +189,36 @@ def lazy(**kwargs):
     import round3_sibling  # imported when called, not when this module is
 
     return round3_sibling.data()
+
+
+def pairs(**kwargs):
+    return TensorDataset(torch.randn(512, 8), torch.randint(0, 3, (512,)))
+
+
+def refuses(rows):
+    raise ValueError("bad rows")
+
+
+collated = [0]
+
+
+def refuses_the_sixth(rows):
+    collated[0] += 1
+    if collated[0] == 6:  # the probe's batch, then sweep steps 0..3: this is step 4
+        raise ValueError("bad row")
+    return torch.utils.data.default_collate(rows)
+
+
+class Rows(torch.utils.data.Dataset):
+    def __len__(self):
+        return 512
+
+    def __getitem__(self, index):
+        return {"x": torch.randn(8), "label": index % 3}
+
+
+def rows(**kwargs):
+    return Rows()
 """
 
 SIBLING_CODE = """\
@@ -411,3 +441,31 @@ def test_a_warmup_that_is_not_a_number_is_said(tmp_path: Path, warmup: str, mess
     run_dir = save_run(tmp_path / "run", make_result("clean"))
     args = ("schedule", str(run_dir), "--kind", "cosine", "--total-steps", "100")
     one_line_error(invoke(*args, "--warmup", warmup), 2, message)
+
+
+# --- the key that is wrong is the one named -------------------------------------------------
+
+
+def test_a_raising_collate_is_named_as_data_collate(tiny_config: Path, round3: Path) -> None:
+    data = ("data.target=round3:pairs",)
+    first = sweep(tiny_config, *data, "data.collate=round3:refuses")
+    one_line_error(
+        first, 2, "data.collate: the collate function raised ValueError: bad rows (",
+        "reading the first training batch",
+    )  # fmt: skip
+    assert no_run_dir(tiny_config)
+    later = sweep(tiny_config, *data, "data.collate=round3:refuses_the_sixth")
+    one_line_error(
+        later, 2, "data.collate (round3:refuses_the_sixth): the collate function raised "
+        "ValueError: bad row (", "at sweep step 4",
+    )  # fmt: skip
+    assert "data.target" not in later.stderr
+
+
+def test_a_misspelt_targets_key_is_named(tiny_config: Path, round3: Path) -> None:
+    result = sweep(
+        tiny_config, "data.target=round3:rows", "data.inputs_key=x", "data.targets_key=lable"
+    )
+    one_line_error(
+        result, 2, "data.targets_key: the batches have no key 'lable' (did you mean 'label'?)"
+    )
