@@ -207,7 +207,8 @@ class SweepSpec(StrictModel):
     # memory: a host copy of the weights and optimizer (each rank its shard under FSDP2);
     # disk: torch.distributed.checkpoint into a temporary folder, removed afterwards.
     snapshot: Literal["memory", "disk"] = "memory"
-    # None: inside the run directory. Several machines need a folder every one of them reads.
+    # None: inside the run directory; a relative path is read against the current directory
+    # (as output.dir). Several machines need a folder every one of them reads.
     snapshot_dir: str | None = None
 
     @field_validator("start_lr", "end_lr")
