@@ -52,8 +52,9 @@ def _owner_alive(folder: Path) -> bool:
     return True
 
 
-def remove_stale_snapshots(folder: Path) -> list[Path]:
-    """Remove the disk snapshot folders directly in ``folder`` whose run was killed; return them.
+def remove_stale_snapshots(folder: Path, depth: int = 0) -> list[Path]:
+    """Remove the disk snapshot folders in ``folder`` (``depth`` 1: in its subfolders, the run
+    directories of an output folder) whose run was killed; return them.
 
     A snapshot is removed when its run ends in any way but SIGKILL (or a power cut); the next
     run in the same folder removes what such a run left. Snapshots of live runs, of other
@@ -61,7 +62,7 @@ def remove_stale_snapshots(folder: Path) -> list[Path]:
     """
     removed: list[Path] = []
     with contextlib.suppress(OSError):
-        for entry in folder.glob(f"{SNAPSHOT_PREFIX}*"):
+        for entry in folder.glob("*/" * depth + f"{SNAPSHOT_PREFIX}*"):
             if entry.is_dir() and not entry.is_symlink() and not _owner_alive(entry):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)

@@ -94,39 +94,6 @@ def train_run(config: Config, train_loader: Any) -> TrainRun | None:
         raise ConfigError(f"train.warmup: {str(error).removeprefix('train ')}") from None
 
 
-def setting_problems(config: Config) -> list[str]:
-    """Problems with settings that depend on this machine, found before anything is built (and
-    by ``lrfind validate``): a ``sweep.snapshot_dir`` that cannot hold disk snapshots.
-
-    A relative ``snapshot_dir`` is read against the current directory, as ``output.dir`` is.
-    """
-    snapshot_dir = absolute(config.sweep.snapshot_dir)
-    if config.sweep.snapshot != "disk" or snapshot_dir is None:
-        return []
-    from lrfind.engine.checkpoint import snapshot_folder_problem
-
-    problem = snapshot_folder_problem(snapshot_dir)
-    return [] if problem is None else [f"sweep.snapshot_dir: {problem}"]
-
-
-def setting_warnings(config: Config) -> list[str]:
-    """Settings the run ignores, said in the result's warnings."""
-    if config.sweep.snapshot_dir is not None and config.sweep.snapshot == "memory":
-        return ["sweep.snapshot_dir is ignored: sweep.snapshot is memory (set it to disk)"]
-    return []
-
-
-def _remove_stale_snapshots(runs_folder: Path) -> None:
-    """Remove the disk snapshots that runs killed by SIGKILL left in the run directories
-    next to this one (``engine.checkpoint.remove_stale_snapshots``)."""
-    from lrfind.engine.checkpoint import remove_stale_snapshots
-
-    with contextlib.suppress(OSError):
-        for run_dir in runs_folder.iterdir():
-            if run_dir.is_dir() and not run_dir.is_symlink():
-                remove_stale_snapshots(run_dir)
-
-
 def new_run_dir(config: Config, out: Path | None = None) -> Path:
     """Create the run directory: ``out`` itself when given, else ``<output.dir>/<name>/<stamp>``.
 
@@ -280,10 +247,12 @@ def _sweep(
     write: bool,
 ) -> SweepRun:
     from lrfind.engine import distributed
+    from lrfind.engine.checkpoint import remove_stale_snapshots
     from lrfind.engine.collectives import failures_shared
     from lrfind.engine.options import sweep_options
     from lrfind.engine.rangetest import RangeTest
     from lrfind.engine.state import reinitializer
+    from lrfind.workflows.validate import setting_problems, setting_warnings
 
     context = distributed.current()
     session = context.session(config.distributed.strategy)
@@ -303,7 +272,8 @@ def _sweep(
             runs.write_config(run_dir, config)
             runs.write_status(run_dir, config.name, "running")
             if config.sweep.snapshot == "disk" and snapshot_dir is None:
-                _remove_stale_snapshots(run_dir.parent)
+                # What runs killed by SIGKILL left in the run directories next to this one.
+                remove_stale_snapshots(run_dir.parent, depth=1)
     try:
         runner = RangeTest(
             model,

@@ -122,10 +122,29 @@ def validate(
                 problems.append(f"{key}: {file} does not exist (create it with --update-baseline)")
         elif not file.is_file():
             problems.append(f"{key}: no such file {file}")
-    from lrfind.workflows.sweep import setting_problems
-
     problems.extend(setting_problems(config))
     return ValidationReport(config, tuple(imports), tuple(files), tuple(problems))
+
+
+def setting_problems(config: Config) -> list[str]:
+    """Problems with settings that depend on this machine, found before anything is built (by
+    ``sweep`` too): a ``sweep.snapshot_dir`` that cannot hold disk snapshots.
+
+    A relative ``snapshot_dir`` is read against the current directory, as ``output.dir`` is.
+    """
+    if config.sweep.snapshot != "disk" or config.sweep.snapshot_dir is None:
+        return []
+    from lrfind.engine.checkpoint import snapshot_folder_problem
+
+    problem = snapshot_folder_problem(Path(config.sweep.snapshot_dir).expanduser().absolute())
+    return [] if problem is None else [f"sweep.snapshot_dir: {problem}"]
+
+
+def setting_warnings(config: Config) -> list[str]:
+    """Settings a sweep ignores, said in its result's warnings."""
+    if config.sweep.snapshot_dir is not None and config.sweep.snapshot == "memory":
+        return ["sweep.snapshot_dir is ignored: sweep.snapshot is memory (set it to disk)"]
+    return []
 
 
 def _has_arguments(config: Config) -> bool:
