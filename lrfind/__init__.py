@@ -26,7 +26,8 @@ _EXPORTS = {
     "RangeTest": "lrfind.engine.rangetest",
     "StopFlag": "lrfind.engine.options",
     "StepEvent": "lrfind.engine.options",
-    "SweepOptions": "lrfind.engine.options",
+    "SweepOptions": "lrfind.settings",
+    "SuggestOptions": "lrfind.settings",
     "TrialEvent": "lrfind.engine.trials",
     "TrialPlan": "lrfind.analysis.budget",
     "ProgressEvent": "lrfind.engine.rangetest",
@@ -89,7 +90,6 @@ if TYPE_CHECKING:
     from lrfind.engine.library import range_test as range_test
     from lrfind.engine.options import StepEvent as StepEvent
     from lrfind.engine.options import StopFlag as StopFlag
-    from lrfind.engine.options import SweepOptions as SweepOptions
     from lrfind.engine.rangetest import ProgressEvent as ProgressEvent
     from lrfind.engine.rangetest import RangeTest as RangeTest
     from lrfind.engine.trials import TrialEvent as TrialEvent
@@ -111,6 +111,8 @@ if TYPE_CHECKING:
     from lrfind.results import Suggestion as Suggestion
     from lrfind.results import TrainRun as TrainRun
     from lrfind.results import Trial as Trial
+    from lrfind.settings import SuggestOptions as SuggestOptions
+    from lrfind.settings import SweepOptions as SweepOptions
     from lrfind.workflows.check import CheckRun as CheckRun
     from lrfind.workflows.check import check as check
     from lrfind.workflows.compare import compare as compare

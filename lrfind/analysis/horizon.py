@@ -30,6 +30,7 @@ from lrfind.analysis.choose import choose
 from lrfind.analysis.schedule_shape import lr_at
 from lrfind.format import format_lr
 from lrfind.results import Drift, TrainRun, Trial
+from lrfind.settings import DRIFT_PRIOR
 
 #: Candidates of the first rung: the grid value nearest the sweep's max_lr and the quarter-
 #: decade steps below it. Six span 1.25 decades: the best LR for a run far longer than the
@@ -54,13 +55,6 @@ MIN_FINAL_FRACTION = 0.5
 #: the best first-rung candidate sits on that edge.
 EDGE_EXTENSIONS = 1
 
-#: The prior exponent of the drift, ``lr*(t) ~ t**-DRIFT_PRIOR``, and how much it weighs. Chosen
-#: on the quality benchmark's recorded rungs (``benchmarks/horizon_quality.py --rescore-priors``):
-#: among priors 0-0.8 (weights 2 and prior-only), the one that hits most often over both
-#: horizons (the task's budget and 4x it), checked leave-one-task-out, a task never choosing its
-#: own. The rungs, which see a few dozen steps, are what tells the tasks apart; the prior only
-#: steadies them. The hit rates of each choice: benchmarks/README.md.
-DRIFT_PRIOR = 0.3
 
 #: The prior counts as this many doublings of observed drift when the two are averaged.
 DRIFT_PRIOR_WEIGHT = 2.0

@@ -12,13 +12,13 @@ from torch import nn
 
 from lrfind.assembly.imports import check_arguments, resolve_import, short_name, user_code
 from lrfind.config.schema import (
-    LR_SCALE_KEY,
     OptimizerSpec,
     ParamGroupRule,
 )
 from lrfind.errors import ComponentError, SweepError
 from lrfind.format import did_you_mean, first_line
 from lrfind.names import BUILTIN_OPTIMIZERS, registry
+from lrfind.settings import LR_SCALE_KEY
 
 #: Built-in optimizers by the name ``optimizer.name`` uses (``lrfind.names`` holds the names).
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = registry(

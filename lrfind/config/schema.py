@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
@@ -34,6 +35,16 @@ from lrfind.names import (
     SuggestMethod,
 )
 from lrfind.results import MIN_CURVE_POINTS, TRAIN_SCHEDULES, TrainRun, parse_budget
+from lrfind.settings import (
+    MAX_TRAIN_STEPS,
+    SuggestOptions,
+    SweepOptions,
+    read_budget,
+)
+
+#: The settings' own defaults, which the YAML fields below take as theirs.
+_SWEEP = SweepOptions()
+_SUGGEST = SuggestOptions()
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -193,17 +204,19 @@ class OptimizerSpec(StrictModel):
 class SweepSpec(StrictModel):
     """``sweep:`` the LR ladder, the stop rule, and how each step is computed."""
 
-    start_lr: float = Field(default=1e-7, gt=0)
-    end_lr: float = Field(default=10.0, gt=0)
-    steps: int = Field(default=100, ge=MIN_CURVE_POINTS, le=MAX_SWEEP_STEPS)
-    mode: Literal["exp", "linear"] = "exp"
-    smoothing: float = Field(default=0.98, ge=0.0, lt=1.0)
-    diverge_factor: float = Field(default=4.0, gt=1.0)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    accumulation_steps: int = Field(default=1, ge=1, le=MAX_ACCUMULATION_STEPS)
-    grad_clip: float | None = Field(default=None, gt=0)
-    repeats: int = Field(default=1, ge=1, le=100)
-    check_every: int | None = Field(default=None, ge=1, le=MAX_SWEEP_STEPS)
+    start_lr: float = Field(default=_SWEEP.start_lr, gt=0)
+    end_lr: float = Field(default=_SWEEP.end_lr, gt=0)
+    steps: int = Field(default=_SWEEP.steps, ge=MIN_CURVE_POINTS, le=MAX_SWEEP_STEPS)
+    mode: Literal["exp", "linear"] = _SWEEP.mode
+    smoothing: float = Field(default=_SWEEP.smoothing, ge=0.0, lt=1.0)
+    diverge_factor: float = Field(default=_SWEEP.diverge_factor, gt=1.0)
+    precision: Literal["fp32", "bf16", "fp16"] = _SWEEP.precision
+    accumulation_steps: int = Field(
+        default=_SWEEP.accumulation_steps, ge=1, le=MAX_ACCUMULATION_STEPS
+    )
+    grad_clip: float | None = Field(default=_SWEEP.grad_clip, gt=0)
+    repeats: int = Field(default=_SUGGEST.repeats, ge=1, le=100)
+    check_every: int | None = Field(default=_SWEEP.check_every, ge=1, le=MAX_SWEEP_STEPS)
     # memory: a host copy of the weights and optimizer (each rank its shard under FSDP2);
     # disk: torch.distributed.checkpoint into a temporary folder, removed afterwards.
     snapshot: Literal["memory", "disk"] = "memory"
@@ -225,14 +238,8 @@ class SweepSpec(StrictModel):
         return self
 
 
-#: The sweep's defaults as one value: the engine's SweepOptions and ``range_test`` read theirs here.
+#: The sweep's defaults as YAML writes them (``lrfind init``'s starter config).
 SWEEP_DEFAULTS = SweepSpec()
-
-
-#: ``suggest.budget``: the whole recommendation (sweep plus refine or search trials, validation
-#: included) costs at most this many sweeps. 4 leaves three sweeps' worth of trials: enough for
-#: a three-LR window plus one extension at trials about as long as the sweep.
-DEFAULT_BUDGET = 4.0
 
 #: A budget above this many sweeps is a typo, not a plan.
 MAX_BUDGET = 1000.0
@@ -242,18 +249,20 @@ class SuggestSpec(StrictModel):
     """``suggest:`` which rule picks the LR, and the trials that refine or search for it."""
 
     method: SuggestMethod = DEFAULT_METHOD
-    refine: Literal["auto", "on", "off"] = "auto"
+    refine: Literal["auto", "on", "off"] = _SUGGEST.refine
     # None: the longest trials the budget affords (at most twice sweep.steps).
     refine_steps: int | None = Field(default=None, ge=1, le=MAX_REFINE_STEPS)
     # None: 3 grid LRs from the sweep's max_lr down (+1 past an edge), fewer on a tight budget.
     refine_candidates: int | None = Field(default=None, ge=2, le=20)
     # 1: the sweep alone (no trials). A number of sweeps, or with train.steps a share of the
-    # run: "5%".
-    budget: float | str = Field(default=DEFAULT_BUDGET)
+    # run: "5%". Unset: the default for the run (lrfind.settings.default_budget).
+    budget: float | str | None = Field(default=None)
 
     @field_validator("budget")
     @classmethod
-    def _valid_budget(cls, value: float | str) -> float | str:
+    def _valid_budget(cls, value: float | str | None) -> float | str | None:
+        if value is None:
+            return None
         budget = parse_budget(value)
         if budget.sweeps is not None and budget.sweeps > MAX_BUDGET:
             raise ValueError(f"a budget above {MAX_BUDGET:g} sweeps is a typo, not a plan")
@@ -273,10 +282,6 @@ class SuggestSpec(StrictModel):
 #: The suggestion's defaults as one value: ``RangeTest.run`` reads its own here, and a test holds
 #: ``range_test``'s signature to them.
 SUGGEST_DEFAULTS = SuggestSpec()
-
-
-#: A stated run longer than this many optimizer steps is a typo, not a plan.
-MAX_TRAIN_STEPS = 10**9
 
 
 class TrainSpec(StrictModel):
@@ -382,9 +387,26 @@ class Config(StrictModel):
     _source: Path | None = PrivateAttr(default=None)
     _unused: tuple[str, ...] = PrivateAttr(default=())
 
+    def sweep_options(self) -> SweepOptions:
+        """The engine's settings of the sweep (``sweep:`` less what the workflow handles)."""
+        return SweepOptions(**{f.name: getattr(self.sweep, f.name) for f in fields(SweepOptions)})
+
+    def suggest_options(self) -> SuggestOptions:
+        """The engine's settings of the answer (``suggest:``, ``sweep.repeats`` and ``seed``)."""
+        return SuggestOptions(
+            method=self.suggest.method,
+            refine=self.suggest.refine,
+            refine_steps=self.suggest.refine_steps,
+            refine_candidates=self.suggest.refine_candidates,
+            budget=read_budget(self.suggest.budget),
+            repeats=self.sweep.repeats,
+            seed=self.seed,
+        )
+
     @model_validator(mode="after")
     def _share_needs_a_run(self) -> Config:
-        if parse_budget(self.suggest.budget).share is not None and self.train is None:
+        budget = self.suggest.budget
+        if budget is not None and parse_budget(budget).share is not None and self.train is None:
             raise ValueError(
                 f"suggest.budget {self.suggest.budget!r} is a share of the run: describe the run "
                 "in train: (steps or epochs), or give the budget in sweeps"
@@ -461,7 +483,3 @@ class Config(StrictModel):
         if self.step is not None:
             found.append(("step", self.step))
         return found
-
-
-#: Param-group key holding a per-group multiplier of the swept LR (e.g. 0.1 for a backbone).
-LR_SCALE_KEY = "lr_scale"

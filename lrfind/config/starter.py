@@ -244,7 +244,7 @@ sweep:
 suggest:
   method: {suggest[method]:<16}# lrfind | steepest | minimum | valley
   refine: {suggest[refine]:<16}# auto | on | off: short runs at candidate LRs, scored on val loss
-  budget: {suggest[budget]:<16}# sweep + trials (validation too) cost at most this many sweeps
+  budget: {suggest[budget]:<16}# null: 4 sweeps (with train: more for long runs); or 4, "5%"
   refine_candidates: {suggest[refine_candidates]:<5}# null: what the budget affords (3 + 1 at most)
 
 # --- train: the run you will train (the best LR falls as training gets longer) ----------------

@@ -115,32 +115,6 @@ def evaluate_batches(
     return Evaluation(mean, tuple(v for v, _ in kept), tuple(c for _, c in kept))
 
 
-def evaluate(
-    model: torch.nn.Module,
-    compute_loss: ComputeLoss,
-    loader: Iterable[Any],
-    device: torch.device,
-    *,
-    precision: str = "fp32",
-    max_batches: int | None = None,
-    reduce: Reducer | None = None,
-) -> float:
-    """Return the sample-weighted mean loss of ``model`` over ``loader`` (``evaluate_batches``).
-
-    Raises:
-        DataError: the loader yields no batches (on every rank).
-    """
-    return evaluate_batches(
-        model,
-        compute_loss,
-        loader,
-        device,
-        precision=precision,
-        max_batches=max_batches,
-        reduce=reduce,
-    ).loss
-
-
 def start_trial(evaluation: Evaluation) -> Trial:
     """Return the untrained model's validation pass as a Trial at LR 0 with 0 steps.
 

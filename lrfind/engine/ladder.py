@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
-from lrfind.config.schema import LR_SCALE_KEY
-
-SweepMode = Literal["exp", "linear"]
+from lrfind.settings import LR_SCALE_KEY, SweepMode
 
 
 def lr_at(step: int, steps: int, start_lr: float, end_lr: float, mode: SweepMode = "exp") -> float:

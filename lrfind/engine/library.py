@@ -13,29 +13,28 @@ from typing import Any, Literal
 
 import torch
 
-from lrfind.analysis.horizon import DRIFT_PRIOR
-from lrfind.config.schema import DEFAULT_BUDGET, SWEEP_DEFAULTS
 from lrfind.data.batches import InputsKey
 from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.engine.collectives import refuse_mismatched_options
-from lrfind.engine.options import (
-    LossFn,
-    StepFn,
-    StopFlag,
-    SweepOptions,
-    check_range_test_arguments,
-)
+from lrfind.engine.options import LossFn, StepFn, StopFlag, check_model
 from lrfind.engine.progress import ProgressBar
 from lrfind.engine.rangetest import ProgressEvent, RangeTest, RefineMode
 from lrfind.engine.session import Session
 from lrfind.engine.state import (
     SnapshotStore,
 )
-from lrfind.results import (
-    RangeTestResult,
-    TrainRun,
-    TrainSchedule,
+from lrfind.results import Budget, RangeTestResult, TrainSchedule
+from lrfind.settings import (
+    DRIFT_PRIOR,
+    SuggestOptions,
+    SweepOptions,
+    read_budget,
+    train_run,
 )
+
+#: The settings' defaults, which the keywords below take as theirs.
+_SWEEP = SweepOptions()
+_SUGGEST = SuggestOptions()
 
 
 def range_test(
@@ -45,27 +44,27 @@ def range_test(
     train_loader: Iterable[Any],
     *,
     val_loader: Iterable[Any] | None = None,
-    start_lr: float = SWEEP_DEFAULTS.start_lr,
-    end_lr: float = SWEEP_DEFAULTS.end_lr,
-    steps: int = SWEEP_DEFAULTS.steps,
-    mode: Literal["exp", "linear"] = SWEEP_DEFAULTS.mode,
-    smoothing: float = SWEEP_DEFAULTS.smoothing,
-    diverge_factor: float = SWEEP_DEFAULTS.diverge_factor,
-    method: str = "lrfind",
-    refine: RefineMode = "auto",
-    refine_steps: int | None = None,
-    refine_candidates: int | None = None,
-    budget: float | str = DEFAULT_BUDGET,
-    repeats: int = 1,
+    start_lr: float = _SWEEP.start_lr,
+    end_lr: float = _SWEEP.end_lr,
+    steps: int = _SWEEP.steps,
+    mode: Literal["exp", "linear"] = _SWEEP.mode,
+    smoothing: float = _SWEEP.smoothing,
+    diverge_factor: float = _SWEEP.diverge_factor,
+    method: str = _SUGGEST.method,
+    refine: RefineMode = _SUGGEST.refine,
+    refine_steps: int | None = _SUGGEST.refine_steps,
+    refine_candidates: int | None = _SUGGEST.refine_candidates,
+    budget: Budget | float | str | None = None,
+    repeats: int = _SUGGEST.repeats,
     train_steps: int | None = None,
     train_schedule: TrainSchedule = "constant",
     train_warmup: float = 0.0,
     drift_prior: float | None = DRIFT_PRIOR,
-    compress_schedule: bool = True,
-    accumulation_steps: int = 1,
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
-    grad_clip: float | None = None,
-    check_every: int | None = None,
+    compress_schedule: bool = _SUGGEST.compress_schedule,
+    accumulation_steps: int = _SWEEP.accumulation_steps,
+    precision: Literal["fp32", "bf16", "fp16"] = _SWEEP.precision,
+    grad_clip: float | None = _SWEEP.grad_clip,
+    check_every: int | None = _SWEEP.check_every,
     device: str | torch.device | None = None,
     step_fn: StepFn | None = None,
     inputs_key: InputsKey | None = None,
@@ -141,12 +140,7 @@ def range_test(
         ValueError: invalid options (start_lr >= end_lr, steps < 2, unknown method, budget
             below 1, a budget share without ``train_steps``, an invalid train run...).
     """
-    check_range_test_arguments(
-        model, refine=refine, steps=steps, repeats=repeats, accumulation_steps=accumulation_steps
-    )
-    if train_steps is None and (train_schedule != "constant" or train_warmup):
-        raise ValueError("train_schedule and train_warmup describe a run: give train_steps too")
-    train = TrainRun(train_steps, train_schedule, train_warmup) if train_steps is not None else None
+    check_model(model)
     options = SweepOptions(
         start_lr=start_lr,
         end_lr=end_lr,
@@ -159,17 +153,31 @@ def range_test(
         grad_clip=grad_clip,
         check_every=check_every,
     )
+    suggest = SuggestOptions(
+        method=method,
+        refine=refine,
+        refine_steps=refine_steps,
+        refine_candidates=refine_candidates,
+        budget=read_budget(budget),
+        repeats=repeats,
+        drift_prior=drift_prior,
+        compress_schedule=compress_schedule,
+        seed=seed,
+    )
+    train = train_run(train_steps, train_schedule, train_warmup)
     # Decided once for the whole range test; every rank checks that the others got its
-    # options before any training (a mismatch would hang or abort a collective later).
+    # settings before any training (a mismatch would hang or abort a collective later).
     session = Session.of(model, process_group)
-    agreed = dict(
-        method=method, refine=refine, refine_steps=refine_steps,
-        refine_candidates=refine_candidates, budget=budget, repeats=repeats,
-        train_steps=train_steps, train_schedule=train_schedule, train_warmup=train_warmup,
-        drift_prior=drift_prior, compress_schedule=compress_schedule, inputs_key=inputs_key,
-        targets_key=targets_key, output_key=output_key, seed=seed, snapshot=snapshot,
-    )  # fmt: skip
-    refuse_mismatched_options({**dataclasses.asdict(options), **agreed}, session)
+    agreed = {
+        **dataclasses.asdict(options),
+        **dataclasses.asdict(suggest),
+        "train": None if train is None else dataclasses.asdict(train),
+        "inputs_key": inputs_key,
+        "targets_key": targets_key,
+        "output_key": output_key,
+        "snapshot": snapshot,
+    }
+    refuse_mismatched_options(agreed, session)
     runner = RangeTest(
         model,
         optimizer,
@@ -181,8 +189,7 @@ def range_test(
         inputs_key=inputs_key,
         targets_key=targets_key,
         output_key=output_key,
-        reduce=session.reduce,
-        process_group=process_group,
+        session=session,
         snapshot=snapshot,
         snapshot_dir=snapshot_dir,
     )
@@ -193,16 +200,8 @@ def range_test(
     try:
         return runner.run(
             options,
-            method=method,
-            refine=refine,
-            refine_steps=refine_steps,
-            refine_candidates=refine_candidates,
-            budget=budget,
-            repeats=repeats,
-            seed=seed,
+            suggest,
             train=train,
-            drift_prior=drift_prior,
-            compress_schedule=compress_schedule,
             progress=listener,
             stage_events=listener,
             stop=stop,

@@ -12,36 +12,32 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
 from lrfind.analysis.budget import TrialPlan
-from lrfind.analysis.horizon import DRIFT_PRIOR, RungPlan
+from lrfind.analysis.horizon import RungPlan
 from lrfind.analysis.refine import unconfirmed
-from lrfind.analysis.suggest import METHODS, analyze_repeats
-from lrfind.config.schema import SUGGEST_DEFAULTS
+from lrfind.analysis.suggest import analyze_repeats
 from lrfind.data.batches import InputsKey
+from lrfind.data.loaders import present_loaders, reseed
 from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.engine.checkpoint import exit_on_sigterm
-from lrfind.engine.collectives import (
-    failures_shared,
-    group_reduce,
-    uneven_data_notes,
-)
+from lrfind.engine.collectives import failures_shared, uneven_data_notes
 from lrfind.engine.device import resolve_device
 from lrfind.engine.ladder import param_group_notes
 from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import (
     ComputeLoss,
     LossFn,
-    Reducer,
     StepEvent,
     StepFn,
     StopFlag,
     SweepOptions,
 )
 from lrfind.engine.run_info import describe_loss, run_info
+from lrfind.engine.session import Session
 from lrfind.engine.stages import StageContext, pick_stage
 from lrfind.engine.state import (
     SnapshotStore,
@@ -55,17 +51,14 @@ from lrfind.engine.trials import TrialEvent, TrialRunner
 from lrfind.errors import SweepError, UserCodeError
 from lrfind.results import (
     Analysis,
-    Budget,
     History,
     RangeTestResult,
     Refinement,
     RunInfo,
     TrainRun,
     Trial,
-    parse_budget,
 )
-
-RefineMode = Literal["auto", "on", "off"]
+from lrfind.settings import RefineMode, SuggestOptions
 
 #: What ``range_test(progress=...)`` receives: sweep steps, the trial plan, finished trials.
 ProgressEvent = StepEvent | TrialPlan | RungPlan | TrialEvent
@@ -81,25 +74,10 @@ def _across_ranks(run: _Run) -> _Run:
 
     @functools.wraps(run)
     def wrapper(self: RangeTest, *args: Any, **kwargs: Any) -> RangeTestResult:
-        with failures_shared(self.reduce is not None), self._released_snapshots():
+        with failures_shared(self.session), self._released_snapshots():
             return run(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _reseed(seed: int, loaders: Iterable[Any]) -> None:
-    import random
-
-    import numpy as np
-
-    from lrfind.engine.state import loader_generators
-
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    for loader in loaders:
-        for generator in loader_generators(loader):
-            generator.manual_seed(seed)
 
 
 class RangeTest:
@@ -121,7 +99,7 @@ class RangeTest:
         inputs_key: InputsKey | None = None,
         targets_key: str | None = None,
         output_key: OutputKey | None = None,
-        reduce: Reducer | None = None,
+        session: Session | None = None,
         process_group: Any = None,
         snapshot: SnapshotStore = "memory",
         snapshot_dir: str | Path | None = None,
@@ -138,8 +116,8 @@ class RangeTest:
         )
         self.loss_name = describe_loss(loss_fn, step_fn)
         # Under torch.distributed every rank must take every decision together.
-        self.reduce = reduce if reduce is not None else group_reduce(process_group)
-        self.process_group = process_group
+        self.session = session if session is not None else Session.of(model, process_group)
+        self.reduce = self.session.reduce
         self.snapshot_store: SnapshotStore = snapshot
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
         self._snapshots: list[StateSnapshot] = []
@@ -153,6 +131,7 @@ class RangeTest:
             self._loaders(),
             store=self.snapshot_store,
             folder=self.snapshot_dir,
+            session=self.session,
         )
         if keep:
             self._snapshots.append(taken)
@@ -170,12 +149,12 @@ class RangeTest:
             self._snapshots.clear()
 
     def _uneven_data_notes(self) -> list[str]:
-        if self.reduce is None:
+        if not self.session.distributed:
             return []
-        return uneven_data_notes(self.train_loader, self.val_loader, self.process_group)
+        return uneven_data_notes(self.train_loader, self.val_loader, self.session.process_group)
 
     def _loaders(self) -> list[Any]:
-        return [loader for loader in (self.train_loader, self.val_loader) if loader is not None]
+        return present_loaders(self.train_loader, self.val_loader)
 
     def sweep(
         self,
@@ -223,7 +202,7 @@ class RangeTest:
             self.train_loader,
             self.val_loader,
             self.device,
-            self.reduce,
+            self.session,
             take_snapshot=functools.partial(self._snapshot, keep=False),
         )
 
@@ -231,17 +210,9 @@ class RangeTest:
     def run(
         self,
         options: SweepOptions,
+        suggest: SuggestOptions = SuggestOptions(),
         *,
-        method: str = SUGGEST_DEFAULTS.method,
-        refine: RefineMode = SUGGEST_DEFAULTS.refine,
-        refine_steps: int | None = SUGGEST_DEFAULTS.refine_steps,
-        refine_candidates: int | None = SUGGEST_DEFAULTS.refine_candidates,
-        budget: Budget | float | str = SUGGEST_DEFAULTS.budget,
-        repeats: int = 1,
-        seed: int | None = None,
         train: TrainRun | None = None,
-        drift_prior: float | None = DRIFT_PRIOR,
-        compress_schedule: bool = True,
         info: RunInfo | None = None,
         progress: Callable[[StepEvent], None] | None = None,
         on_trial: Callable[[int, int, Trial], None] | None = None,
@@ -249,7 +220,8 @@ class RangeTest:
         stop: StopFlag | None = None,
         reinitialize: Callable[[int], None] | None = None,
     ) -> RangeTestResult:
-        """Run the full range test; see ``range_test`` for the meaning of each option.
+        """Run the full range test (``options``: the sweep; ``suggest``: the answer; ``train``:
+        the run it is for); see ``range_test`` for the meaning of each setting.
 
         The story: snapshot the state; sweep (and repeat); analyse the curve; pick the trial
         stage (``lrfind.engine.stages.pick_stage``) and drive it; build the result. The model,
@@ -261,26 +233,20 @@ class RangeTest:
         weights before each repeat after the first (the CLI passes one so repeats vary the
         init as well).
         """
-        if method not in METHODS:
-            raise ValueError(
-                f"unknown suggestion method {method!r}; choose from {', '.join(METHODS)}"
-            )
-        if repeats < 1:
-            raise ValueError("repeats must be at least 1")
-        budget = parse_budget(budget)
-        if budget.share is not None and train is None:
-            budget.allowance(options.steps, None)  # raises: a share needs the run's length
-        if drift_prior is not None and not (0 <= drift_prior <= 1):
-            raise ValueError(f"drift_prior must be between 0 and 1 (or None), got {drift_prior!r}")
+        budget = suggest.budget_for(train)
+        seed = suggest.seed
         started = time.perf_counter()
         stop = stop or StopFlag()
         initial = self._snapshot()
         notes: list[str] = [*self._uneven_data_notes(), *param_group_notes(self.optimizer)]
         try:
-            sweeps = self._sweeps(options, repeats, seed, stop, progress, reinitialize, initial)
+            sweeps = self._sweeps(
+                options, suggest.repeats, seed, stop, progress, reinitialize, initial
+            )
             notes.extend(n for n in sweeps.notes if n not in notes)
-            answer = analyze_repeats(sweeps.histories, method)
+            answer = analyze_repeats(sweeps.histories, suggest.method)
             history, analysis = answer.history, answer.analysis
+            refine = suggest.refine
             wants_trials = refine == "on" or (refine == "auto" and self.val_loader is not None)
             complete = sweeps.complete
             refinement: Refinement | None = None
@@ -292,10 +258,10 @@ class RangeTest:
                     val_batches=self._runner().val_batches_available(),
                     val_batch_cost=1 / options.accumulation_steps,
                     train=train,
-                    candidates=refine_candidates,
-                    steps=refine_steps,
-                    drift_prior=drift_prior,
-                    compress_schedule=compress_schedule,
+                    candidates=suggest.refine_candidates,
+                    steps=suggest.refine_steps,
+                    drift_prior=suggest.drift_prior,
+                    compress_schedule=suggest.compress_schedule,
                 )
                 analysis, refinement = self._trials(
                     context,
@@ -327,6 +293,7 @@ class RangeTest:
                 seed=seed,
                 train=train,
                 seconds=time.perf_counter() - started,
+                session=self.session,
             ),
             complete=complete,
             refinement=refinement,
@@ -352,7 +319,7 @@ class RangeTest:
         notes: list[str] = []
         for repeat in range(repeats):
             if repeat > 0:
-                _reseed((seed or 0) + repeat, self._loaders())
+                reseed((seed or 0) + repeat, self._loaders())
                 if reinitialize is not None:
                     reinitialize((seed or 0) + repeat)
                 snapshot = self._snapshot()

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from lrfind.config.schema import LR_SCALE_KEY
-from lrfind.engine.collectives import strategy_of
+from lrfind.data.loaders import size_of
 from lrfind.engine.device import versions
-from lrfind.engine.options import SweepOptions
+from lrfind.engine.session import Session
 from lrfind.results import RunInfo, TrainRun
+from lrfind.settings import LR_SCALE_KEY, SweepOptions
 
 
 def describe_loss(loss_fn: Any, step_fn: Any) -> str:
@@ -30,14 +30,6 @@ def _lr_scales(optimizer: torch.optim.Optimizer) -> tuple[float, ...]:
     return tuple(float(group.get(LR_SCALE_KEY, 1.0)) for group in optimizer.param_groups)
 
 
-def _length(loader: Iterable[Any]) -> int | None:
-    """Batches per epoch, or None for a loader without a length."""
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-
-
 def run_info(
     base: RunInfo | None,
     *,
@@ -50,6 +42,7 @@ def run_info(
     seed: int | None,
     train: TrainRun | None,
     seconds: float,
+    session: Session,
 ) -> RunInfo:
     """What a result records about the run: ``base`` (the caller's, e.g. the config's) with
     what the engine knows filled in."""
@@ -74,7 +67,8 @@ def run_info(
         seconds=seconds,
         versions=base.versions or versions(),
         lr_scales=base.lr_scales or _lr_scales(optimizer),
-        batches_per_epoch=base.batches_per_epoch or _length(train_loader),
-        strategy=base.strategy or strategy_of(model),
+        batches_per_epoch=base.batches_per_epoch or size_of(train_loader),
+        strategy=base.strategy or session.recorded,
+        world_size=session.world_size,
         train=train if train is not None else base.train,
     )

@@ -14,8 +14,10 @@ import torch
 from lrfind.analysis.budget import MAX_VAL_BATCHES, TrialPlan
 from lrfind.analysis.horizon import RungPlan
 from lrfind.data.batches import BatchStream
-from lrfind.engine.evaluation import Evaluation, evaluate, evaluate_batches, start_trial
+from lrfind.data.loaders import present_loaders, size_of
+from lrfind.engine.evaluation import Evaluation, evaluate_batches, start_trial
 from lrfind.engine.options import ComputeLoss, Reducer, StopFlag, SweepOptions
+from lrfind.engine.session import SINGLE, Session
 from lrfind.engine.stages import TrialStage
 from lrfind.engine.state import StateSnapshot, restore_state, snapshot_state
 from lrfind.engine.steps import (
@@ -32,7 +34,6 @@ __all__ = [
     "Resume",
     "TrialEvent",
     "TrialRunner",
-    "evaluate",
     "evaluate_batches",
     "run_trial",
     "start_trial",
@@ -198,17 +199,14 @@ class TrialRunner:
     train_loader: Iterable[Any]
     val_loader: Iterable[Any] | None
     device: torch.device
-    reduce: Reducer | None = None
+    session: Session = SINGLE
     take_snapshot: Callable[[], StateSnapshot] | None = None
 
     def val_batches_available(self) -> int | None:
         """Batches the validation data holds (0 when it cannot tell; None without it)."""
         if self.val_loader is None:
             return None
-        try:
-            return len(self.val_loader)  # type: ignore[arg-type]
-        except TypeError:
-            return 0
+        return size_of(self.val_loader) or 0
 
     def trial(
         self,
@@ -231,7 +229,7 @@ class TrialRunner:
             snapshot,
             options,
             self.device,
-            reduce=self.reduce,
+            reduce=self.session.reduce,
             **how,
         )
 
@@ -342,8 +340,8 @@ class TrialRunner:
         ``sweep.snapshot: disk`` applies to paused candidates too; else a host copy)."""
         if self.take_snapshot is not None:
             return self.take_snapshot()
-        loaders = [loader for loader in (self.train_loader, self.val_loader) if loader is not None]
-        return snapshot_state(self.model, self.optimizer, loaders)
+        loaders = present_loaders(self.train_loader, self.val_loader)
+        return snapshot_state(self.model, self.optimizer, loaders, session=self.session)
 
     def start_score(
         self, history: History, options: SweepOptions, val_batches: int | None
@@ -360,6 +358,6 @@ class TrialRunner:
             self.device,
             precision=options.precision,
             max_batches=val_batches or MAX_VAL_BATCHES,
-            reduce=self.reduce,
+            session=self.session,
         )
         return start_trial(evaluation)

@@ -249,7 +249,6 @@ def _sweep(
     from lrfind.engine import distributed
     from lrfind.engine.checkpoint import remove_stale_snapshots
     from lrfind.engine.collectives import failures_shared
-    from lrfind.engine.options import sweep_options
     from lrfind.engine.rangetest import RangeTest
     from lrfind.engine.state import reinitializer
     from lrfind.workflows.validate import setting_problems, setting_warnings
@@ -286,7 +285,7 @@ def _sweep(
             inputs_key=task.inputs_key,
             targets_key=task.targets_key,
             output_key=task.output_key,
-            reduce=session.reduce,
+            session=session,
             snapshot=config.sweep.snapshot,
             snapshot_dir=snapshot_dir or run_dir,
         )
@@ -306,14 +305,8 @@ def _sweep(
         if reporter is not None:
             progress = lambda e: reporter.step(e.step, e.steps, e.lr, e.loss, e.smoothed_loss)  # noqa: E731
         result = runner.run(
-            sweep_options(config),
-            method=config.suggest.method,
-            refine=config.suggest.refine,
-            refine_steps=config.suggest.refine_steps,
-            refine_candidates=config.suggest.refine_candidates,
-            budget=config.suggest.budget,
-            repeats=config.sweep.repeats,
-            seed=config.seed,
+            config.sweep_options(),
+            config.suggest_options(),
             train=train,
             info=info,
             progress=progress,

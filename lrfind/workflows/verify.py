@@ -229,7 +229,7 @@ def verify(
         OutputError: ``target`` is neither a run dir nor a file, or the output folder exists.
         NoReliableSuggestion: no suggestion to verify and no explicit ``lrs``.
         Interrupted: stopped by a signal (partial verify.json written when trials ran).
-        (and every error ``sweep`` raises)
+        LrfindError: every error ``sweep`` raises.
     """
     from lrfind.config.load import as_config
     from lrfind.workflows.sweep import absolute, load_run_config, sweep

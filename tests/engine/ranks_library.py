@@ -186,6 +186,7 @@ def main(out: Path) -> None:
             "suggestion": result.suggestion.lr,
             "trials": [[t.lr, t.train_loss, t.val_loss, t.steps] for t in trials],
             "strategy": result.info.strategy,
+            "world": [result.info.world_size, result.info.global_batch_size],
             "exact": _same(before, _state(model, optimizer)),
         }
         del model

@@ -419,7 +419,10 @@ def test_ddp_and_fsdp2_range_test_under_torchrun_agree_and_restore_exactly(tmp_p
         assert record["exact"], case  # weights, optimizer state and LRs bit-exact
         assert record["suggestion"] is not None and record["trials"], case
         assert record["strategy"] == case.split("-")[0]
-    assert not list((tmp_path / "snapshots").iterdir())
+        # The run's real size: 2 ranks of 16 samples a step (issue 27: was 1 and 16).
+        assert record["world"] == [2, 32], case
+    snapshots = tmp_path / "snapshots"
+    assert not snapshots.exists() or not list(snapshots.iterdir())
     # Rank 1 alone was asked to stop after step 5; both stopped after step 6, together.
     assert stopped == [7, "interrupted", False]
     assert any(

@@ -307,15 +307,22 @@ def test_a_flat_sweep_is_answered_by_a_search_within_the_budget() -> None:
     assert json.loads(json.dumps(document, allow_nan=False)) == document
 
 
-@pytest.mark.parametrize("entry", ["range_test", "RangeTest.run"])
-def test_the_suggestion_defaults_are_the_configs(entry: str) -> None:
-    """config/schema.py's SUGGEST_DEFAULTS is the one home of the suggest: defaults."""
+def test_the_settings_are_the_one_home_of_the_defaults() -> None:
+    """lrfind/settings.py declares every default; the YAML schema and range_test's keywords
+    take theirs from it."""
+    import dataclasses
     import inspect
 
-    from lrfind.config.schema import SUGGEST_DEFAULTS
-    from lrfind.engine.rangetest import RangeTest
+    from lrfind.config.schema import SUGGEST_DEFAULTS, SWEEP_DEFAULTS
+    from lrfind.settings import SuggestOptions, SweepOptions
 
-    function = range_test if entry == "range_test" else RangeTest.run
-    parameters = inspect.signature(function).parameters
+    sweep, suggest = SweepOptions(), SuggestOptions()
+    parameters = inspect.signature(range_test).parameters
+    for field in dataclasses.fields(SweepOptions):
+        assert parameters[field.name].default == getattr(sweep, field.name), field.name
+        assert getattr(SWEEP_DEFAULTS, field.name) == getattr(sweep, field.name), field.name
+    for field in dataclasses.fields(SuggestOptions):
+        assert parameters[field.name].default == getattr(suggest, field.name), field.name
     for key, value in SUGGEST_DEFAULTS.model_dump().items():
-        assert parameters[key].default == value, key
+        assert getattr(suggest, key) == value, key
+    assert SWEEP_DEFAULTS.repeats == suggest.repeats

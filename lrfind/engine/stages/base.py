@@ -10,12 +10,12 @@ under ``lrfind/engine/stages/`` and one line in ``pick.py``.
 from __future__ import annotations
 
 import abc
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from lrfind.analysis.budget import TrialPlan
+from lrfind.analysis.choose import scored_metric
 from lrfind.analysis.horizon import RungPlan
 from lrfind.results import Analysis, History, Refinement, Trial
 
@@ -61,12 +61,7 @@ class TrialSettings:
     @property
     def metric(self) -> str:
         """What the trials are scored on."""
-        return metric_name(self.val_batches is not None)
-
-
-def metric_name(has_validation: bool) -> str:
-    """The trials' metric: the validation loss when there is validation data."""
-    return "val_loss" if has_validation else "train_loss"
+        return scored_metric(self.val_batches is not None)
 
 
 class TrialStage(Protocol):
