@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: sweep test lint format typecheck bench docs clean
+.PHONY: sweep test lint format typecheck bench site docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -21,6 +21,8 @@ test: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	LRFIND_REQUIRE_HF=1 LRFIND_REQUIRE_LIGHTNING=1 $(VENV)/bin/pytest -q
+	d=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet \
+		--site-dir $$d/site && rm -rf $$d
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -38,7 +40,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/overhead.py
 
-# Regenerates the plots the README shows (real quickstart runs on the CPU: as it is, and for a
+# The documentation site (mkdocs.yml, docs/), served at http://127.0.0.1:8000 while you edit.
+site: $(STAMP)
+	$(VENV)/bin/mkdocs serve
+
+# Regenerates the plots the docs show (real quickstart runs on the CPU: as it is, and for a
 # stated 2000-step run).
 docs: $(STAMP)
 	d=$$(mktemp -d) && $(VENV)/bin/lrfind sweep configs/quickstart.yaml --set device=cpu -q \

@@ -291,7 +291,7 @@ def check(
             ``run`` is the CheckRun, whose run directory and reports are written by then.
         ConfigError: nothing to check against, bad expectations, or no baseline path to update.
         Interrupted: the sweep was stopped; partial results are written.
-        (and every error ``sweep`` raises)
+        LrfindError: every error ``sweep`` raises.
     """
     from lrfind.config.load import as_config
     from lrfind.engine import distributed

@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from lrfind.integrations.lightning import (
     stated_run,
 )
 from tests.integrations.lightning_tasks import CharData, CharLM, pl, trainer
+from tests.test_readme import section
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"steps": 30, "refine": "off"}
@@ -243,3 +245,33 @@ def test_ddp_under_lightnings_launcher_gives_every_rank_the_same_answer(tmp_path
     assert answers[0] == answers[1]
     assert answers[0]["world_size"] == 2 and answers[0]["lr"] is not None
     assert answers[0]["hparams_lr"] == answers[0]["lr"]
+
+
+def _blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_the_readmes_and_coming_froms_lightning_examples_run() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (readme_example,) = _blocks(readme.split("\n## Lightning\n")[1].split("\n## ")[0])
+    (coming_from,) = _blocks(section("Lightning's tuner"))
+    for example in (readme_example, coming_from):
+        torch.manual_seed(0)
+        module = CharLM(form="optimizer")
+        namespace = {"trainer": trainer(max_steps=2), "module": module, "dm": CharData()}
+        exec(compile(example, "example.md", "exec"), namespace)
+        assert module.hparams.lr == namespace["result"].suggestion.lr
+        assert namespace["trainer"].global_step in (0, 2)  # the README's trains afterwards
+
+
+def test_the_lightning_pages_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example, callback_example = _blocks(section("Lightning"))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "lightning.md", "exec"), namespace)
+    result, module = namespace["result"], namespace["module"]
+    assert result.info.train is not None and result.info.train.schedule == "onecycle"
+    assert module.hparams.lr == result.suggestion.lr
+    assert namespace["trainer"].global_step == 60
+    exec(compile(callback_example, "lightning.md", "exec"), namespace)
+    assert namespace["callback"].result.suggestion.lr is not None
