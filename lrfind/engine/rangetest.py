@@ -370,10 +370,11 @@ class RangeTest:
             outcome = self._runner().drive(
                 choice.stage, snapshot, options, stop=stop, on_plan=on_plan, on_trial=keep_finished
             )
-        except UserCodeError as error:
+        except SweepError as error:
             if error.partial is None:  # the whole sweep was recorded: keep it
                 error.partial = context.history
-                error.args = (f"{error.args[0]}, in a refine/search trial",)
+                if isinstance(error, UserCodeError):
+                    error.args = (f"{error.args[0]}, in a refine/search trial",)
             raise
         except KeyboardInterrupt:
             # A second Ctrl-C after a stop request: end like the first one did.

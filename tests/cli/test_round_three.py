@@ -89,11 +89,6 @@ def test_a_full_disk_at_the_first_snapshot_fails_the_run_cleanly(
     assert not list(snapshots.glob(f"{SNAPSHOT_PREFIX}*"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs lrfind/engine/rangetest.py to attach the recorded sweep to any SweepError "
-    "raised after it (today it does so for UserCodeError only)",
-)
 def test_a_full_disk_after_the_sweep_keeps_the_recorded_sweep(
     tiny_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
