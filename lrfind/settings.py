@@ -27,6 +27,9 @@ LR_SCALE_KEY = "lr_scale"
 #: validation included) costs at most this many sweeps.
 DEFAULT_BUDGET = 4.0
 
+#: ... and with a stated run, the larger of that and this share of the run.
+DEFAULT_RUN_SHARE = 0.05
+
 #: A stated run longer than this many optimizer steps is a typo, not a plan.
 MAX_TRAIN_STEPS = 10**9
 
@@ -171,8 +174,11 @@ class SuggestOptions:
 
 
 def default_budget(train: TrainRun | None) -> Budget:
-    """The budget when none is given: DEFAULT_BUDGET sweeps."""
-    return Budget(sweeps=DEFAULT_BUDGET)
+    """The budget when none is given: DEFAULT_BUDGET sweeps; for a stated run, the larger of
+    that and DEFAULT_RUN_SHARE of the run (long runs afford long rungs)."""
+    if train is None:
+        return Budget(sweeps=DEFAULT_BUDGET)
+    return Budget(share=DEFAULT_RUN_SHARE, at_least=DEFAULT_BUDGET)
 
 
 def read_budget(value: Budget | float | str | None) -> Budget | None:

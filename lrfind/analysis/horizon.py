@@ -23,13 +23,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lrfind.analysis.budget import MAX_VAL_BATCHES, MIN_VAL_BATCHES, VALIDATION_SHARE
 from lrfind.analysis.choose import choose
+from lrfind.analysis.grid import grid_exponent, grid_lr
+from lrfind.analysis.refine import refine_candidates, without_higher_advice
 from lrfind.analysis.schedule_shape import lr_at
+from lrfind.analysis.suggest import ordered_range
 from lrfind.format import format_lr
-from lrfind.results import Drift, TrainRun, Trial
+from lrfind.results import (
+    Analysis,
+    Confidence,
+    ConfidenceLevel,
+    Drift,
+    History,
+    TrainRun,
+    Trial,
+)
 from lrfind.settings import DRIFT_PRIOR
 
 #: Candidates of the first rung: the grid value nearest the sweep's max_lr and the quarter-
@@ -236,15 +247,60 @@ def plan_rungs(
     return best
 
 
-def keep_best(trials: Sequence[Trial], count: int) -> list[Trial]:
-    """The ``count`` trials that continue to the next rung: the lowest scores (the choice
-    rule's metric), the lower LR first among equal scores; diverged trials never continue."""
+def keep_for_longer(trials: Sequence[Trial], count: int) -> list[Trial]:
+    """The ``count`` trials that continue to the next rung: the best (the choice rule's
+    metric; the lower LR among equal scores), then the LRs below it, nearest first, then those
+    above it. The best LR falls as training gets longer, so a short rung's best is an upper
+    bound for the long run's: "the better half" would drop first exactly the low LRs that win
+    long runs. Diverged trials never continue."""
     choice = choose(trials)
-    ranked = sorted(
-        (i for i, s in enumerate(choice.scores) if math.isfinite(s)),
-        key=lambda i: (choice.scores[i], choice.trials[i].lr),
+    finite = [i for i, s in enumerate(choice.scores) if math.isfinite(s)]
+    if not finite:
+        return []
+    lrs = [t.lr for t in choice.trials]
+    best = min(finite, key=lambda i: (choice.scores[i], lrs[i]))
+    below = sorted((i for i in finite if lrs[i] < lrs[best]), key=lambda i: -lrs[i])
+    above = sorted((i for i in finite if lrs[i] > lrs[best]), key=lambda i: lrs[i])
+    return [choice.trials[i] for i in [best, *below, *above][:count]]
+
+
+def drift_factor(from_steps: float, to_steps: float, exponent: float) -> float:
+    """``(to / from) ** -exponent``: how far the best LR falls from ``from_steps`` of training
+    to ``to_steps``, at most MAX_DRIFT_DECADES, never up."""
+    if to_steps <= from_steps or from_steps <= 0:
+        return 1.0
+    return max(10**-MAX_DRIFT_DECADES, (to_steps / from_steps) ** -exponent)
+
+
+def horizon_candidates(
+    history: History, analysis: Analysis, count: int, train: TrainRun, prior: float | None
+) -> list[float]:
+    """The first rung's candidates, ascending: refine's window (from the sweep's max_lr down),
+    reaching down to one grid step below where ``prior`` carries the sweep's answer for the
+    stated run, so that the long run's band is inside it; wider than ``count`` grid steps, the
+    window keeps ``count`` candidates at a coarser stride. [] without a sweep answer."""
+    window = refine_candidates(history, analysis, count)
+    lr = analysis.suggestion.lr
+    if not window or lr is None or prior is None:
+        return window
+    sweep_steps = max(history.steps, 1)
+    predicted = lr * drift_factor(
+        sweep_steps, train.steps, schedule_exponent(train.schedule, prior)
     )
-    return [choice.trials[i] for i in ranked[:count]]
+    top = grid_exponent(window[-1])
+    bottom = min(grid_exponent(window[0]), grid_exponent(predicted) - 1)
+    stride = max(1, math.ceil((top - bottom) / max(count - 1, 1)))
+    return [grid_lr(top - stride * i) for i in reversed(range(count))]
+
+
+#: How much less a decaying schedule's best peak moves with the run's length than the best
+#: constant LR does (the peak's exponent is this share of the constant LR's).
+SCHEDULE_DRIFT_SHARE = 0.5
+
+
+def schedule_exponent(schedule: str, exponent: float) -> float:
+    """The drift exponent for a run of ``schedule``: a decaying schedule's peak drifts less."""
+    return exponent if schedule == "constant" else exponent * SCHEDULE_DRIFT_SHARE
 
 
 def best_lr_at(trials: Sequence[Trial]) -> float | None:
@@ -283,6 +339,7 @@ def estimate_drift(
     *,
     prior: float = DRIFT_PRIOR,
     prior_weight: float = DRIFT_PRIOR_WEIGHT,
+    schedule: str = "constant",
 ) -> Drift | None:
     """How the best LR moves with training length, and the factor that carries the last
     rung's answer to a ``horizon``-step run.
@@ -292,7 +349,10 @@ def estimate_drift(
     more apart) is the observed exponent, averaged with ``prior`` weighted as
     ``prior_weight`` doublings against the doublings observed, and kept within [0, 1]. The
     factor is ``(horizon / last rung) ** -exponent``, at most MAX_DRIFT_DECADES down and
-    never up. None without a scored rung; factor 1 when the last rung reached the horizon.
+    never up (``drift_factor``). A scheduled run (``schedule`` not constant) takes the prior
+    alone, scaled by ``schedule_exponent``: its rungs ran the schedule compressed to the last
+    one, so the earlier rungs saw only its start. None without a scored rung; factor 1 when the
+    last rung reached the horizon.
     """
     observed: list[tuple[int, float]] = []
     for rung in rungs:
@@ -312,14 +372,18 @@ def estimate_drift(
         spread = sum((x - mean_x) ** 2 for x in xs)
         slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
     observed_exponent = -slope if slope is not None else prior
+    if schedule != "constant":
+        # The rungs ran the schedule compressed to the last rung: the earlier ones saw its
+        # first part only, so their best LRs are no drift of the peak. The prior alone.
+        doublings = 0.0
+        prior = schedule_exponent(schedule, prior)
     exponent = (prior_weight * prior + doublings * observed_exponent) / (prior_weight + doublings)
     exponent = min(1.0, max(0.0, exponent))
     if last_steps >= horizon:
         factor = 1.0
         reason = f"the finalists trained the whole {horizon}-step run"
     else:
-        factor = (horizon / last_steps) ** -exponent
-        factor = min(1.0, max(10**-MAX_DRIFT_DECADES, factor))
+        factor = drift_factor(last_steps, horizon, exponent)
         seen = (
             f"the best LR moved from {format_lr(observed[0][1])} at {observed[0][0]} steps to "
             f"{format_lr(observed[-1][1])} at {last_steps}"
@@ -339,3 +403,51 @@ def estimate_drift(
         to_steps=horizon,
         reason=reason,
     )
+
+
+def carry_to_run(
+    analysis: Analysis, from_steps: int, train: TrainRun, prior: float, measured: str
+) -> tuple[Analysis, Drift | None]:
+    """Carry an answer measured on ``from_steps``-step runs (``measured``: what measured it,
+    for people) to the stated run by the prior alone, when nothing reached toward it: the
+    answer put back on the grid, a reason that says so, and at most medium confidence. The
+    analysis unchanged (and no Drift) without an answer or when ``from_steps`` reaches the run.
+    """
+    lr = analysis.suggestion.lr
+    if lr is None or from_steps >= train.steps:
+        return analysis, None
+    exponent = schedule_exponent(train.schedule, prior)
+    factor = drift_factor(from_steps, train.steps, exponent)
+    moved = grid_lr(grid_exponent(lr * factor))
+    reason = (
+        f"for {train.describe()}: {measured} {from_steps} steps, and nothing trained toward "
+        f"the run; carried by the prior alone (lr ~ steps^-{exponent:.2f}): "
+        f"{format_lr(lr)} x{factor:.2g}"
+    )
+    drift = Drift(
+        observed=(),
+        exponent=exponent,
+        prior=prior,
+        factor=factor,
+        from_steps=from_steps,
+        to_steps=train.steps,
+        reason=reason,
+    )
+    confidence = analysis.confidence
+    lr = min(moved, lr)
+    base = analysis.lr_range
+    lr_range = ordered_range(
+        base.min_lr if base.min_lr is not None else lr / 10**MAX_DRIFT_DECADES,
+        base.max_lr if base.max_lr is not None else lr,
+        lr,
+    )
+    level: ConfidenceLevel = "medium" if confidence.level == "high" else confidence.level
+    carried = Analysis(
+        replace(analysis.suggestion, lr=lr),
+        lr_range,
+        Confidence(
+            level, (reason, *without_higher_advice(confidence.reasons)), confidence.try_range
+        ),
+        analysis.methods,
+    )
+    return carried, drift

@@ -49,6 +49,16 @@ ONECYCLE_ABOVE_REFINED = 0.5
 #: ... and min_lr (a cyclical schedule's base) at most this many decades below it.
 MIN_LR_BELOW_REFINED = 1.0
 
+#: The advice when the highest trial was best. Not given for a run longer than the trials:
+#: longer training points lower, and the higher LRs it points to lose there.
+TRY_HIGHER = "try higher LRs too"
+
+
+def without_higher_advice(reasons: Sequence[str]) -> tuple[str, ...]:
+    """``reasons`` less the advice to try higher LRs (for answers carried to a longer run)."""
+    return tuple(reason for reason in reasons if not reason.endswith(TRY_HIGHER))
+
+
 #: The confidence levels, lowest first.
 _LEVELS: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
 
@@ -169,12 +179,14 @@ def choose_horizon(
         f"for {train.describe()}: the finalists trained {reached} steps "
         f"({reached / train.steps:.0%} of it)"
     ]
+    longer = reached < train.steps
     if drift is not None and drift.factor < 1:
         moved = grid_lr(grid_exponent(lr * drift.factor))
         if moved < lr:
             reasons.append(drift.reason)
             lr = moved
-    reasons.extend(refined.confidence.reasons)
+    kept = refined.confidence.reasons
+    reasons.extend(without_higher_advice(kept) if longer else kept)
     shape = describe_curve(history)
     if train.schedule == "constant":
         lr_range = _refined_range(shape, analysis.lr_range, lr)
@@ -277,7 +289,7 @@ def _edge_reason(choice: Choice, floor: int | None, ceiling: int | None) -> str 
         return f"the lowest trial ({format_lr(best.lr)}) had the best {name}: try lower LRs too"
     highest = choice.best == len(choice.trials) - 1
     if highest and (ceiling is None or exponent < ceiling):
-        return f"the highest trial ({format_lr(best.lr)}) had the best {name}: try higher LRs too"
+        return f"the highest trial ({format_lr(best.lr)}) had the best {name}: {TRY_HIGHER}"
     return None
 
 

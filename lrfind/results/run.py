@@ -98,15 +98,19 @@ class RangeTestResult:
 
     @property
     def answer_steps(self) -> int | None:
-        """The training length the answer holds for: the stated run's, else the trials'.
+        """The training length the answer holds for: the stated run's when the trials reached
+        toward it (rungs, or an answer carried there), else the trials'.
 
-        Without a stated run (``train.steps``) the answer is the best LR for runs about as long
-        as the longest trials it measured (None without trials: about as long as the sweep).
+        The answer is the best LR for runs about as long as the longest trials it measured (None
+        without trials: about as long as the sweep), unless it was carried to the stated run.
         """
-        if self.info.train is not None:
-            return self.info.train.steps
-        if self.refinement is not None and self.refinement.steps_per_trial:
-            return self.refinement.longest_trial
+        train, refinement = self.info.train, self.refinement
+        if train is not None and refinement is not None:
+            carried = refinement.drift is not None and refinement.drift.to_steps == train.steps
+            if carried or refinement.longest_trial >= train.steps:
+                return train.steps
+        if refinement is not None and refinement.steps_per_trial:
+            return refinement.longest_trial
         return None
 
     def with_updates(self, **changes: Any) -> RangeTestResult:

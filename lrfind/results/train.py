@@ -136,11 +136,13 @@ class Budget:
     ``sweeps``: sweep plus trials cost at most this many sweeps (``suggest.budget: 4``).
     ``share``: they cost at most this fraction of the run the user will train (``budget: 5%``),
     which needs the run's length (``train.steps``): a 100k-step run affords far longer trials
-    than a 400-step one.
+    than a 400-step one. ``at_least``: with a share, never fewer sweeps than this (the default
+    for a stated run: the larger of 4 sweeps and a share of the run).
     """
 
     sweeps: float | None = None
     share: float | None = None
+    at_least: float = 1.0
 
     def __post_init__(self) -> None:
         if (self.sweeps is None) == (self.share is None):
@@ -158,6 +160,10 @@ class Budget:
             raise ValueError(
                 f"a budget share must be above 0% and at most 100%, got {100 * self.share:g}%"
             )
+        if not 1 <= self.at_least < math.inf:
+            raise ValueError(
+                f"at_least must be a finite number of sweeps >= 1, got {self.at_least}"
+            )
 
     def allowance(self, sweep_steps: int, horizon: int | None) -> float:
         """Sweep steps the trials may spend after a sweep of ``sweep_steps``.
@@ -172,7 +178,8 @@ class Budget:
                 f"a budget of {self.describe()} needs the run's length: give train.steps "
                 "(range_test(train_steps=...)) or a budget in sweeps"
             )
-        return max(0.0, (self.share or 0.0) * horizon - sweep_steps)
+        floor = (self.at_least - 1) * sweep_steps
+        return max(0.0, floor, (self.share or 0.0) * horizon - sweep_steps)
 
     def after_sweep(self, sweep_steps: int, horizon: int | None) -> str:
         """What the budget leaves for trials after a sweep of ``sweep_steps``, for people: "the
@@ -183,7 +190,13 @@ class Budget:
             ValueError: a share of the run without the run's length.
         """
         allowance = self.allowance(sweep_steps, horizon)
-        if self.share is not None and horizon is not None and self.share * horizon < sweep_steps:
+        floored = self.at_least > 1
+        if (
+            self.share is not None
+            and not floored
+            and horizon is not None
+            and self.share * horizon < sweep_steps
+        ):
             return (
                 f"the budget ({self.describe()}: {self.share * horizon:.0f} steps) is smaller "
                 f"than the {sweep_steps}-step sweep: the sweep alone exceeds it"
@@ -203,7 +216,8 @@ class Budget:
         """ "4x" or "5% of the run"."""
         if self.sweeps is not None:
             return f"{self.sweeps:g}x"
-        return f"{100 * (self.share or 0.0):g}% of the run"
+        floor = f", at least {self.at_least:g}x" if self.at_least > 1 else ""
+        return f"{100 * (self.share or 0.0):g}% of the run{floor}"
 
 
 def parse_budget(value: Budget | float | int | str) -> Budget:

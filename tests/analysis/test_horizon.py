@@ -12,7 +12,7 @@ from lrfind.analysis.horizon import (
     MAX_DRIFT_DECADES,
     best_lr_at,
     estimate_drift,
-    keep_best,
+    keep_for_longer,
     plan_rungs,
     schedule_factor,
     survivors_per_rung,
@@ -114,11 +114,22 @@ def test_rung_plan_stops_at_the_horizon_and_counts_validation() -> None:
     )
 
 
-def test_keep_best_drops_diverged_and_prefers_the_lower_lr_on_ties() -> None:
-    trials = [trial(0.1, 1.0), trial(0.2, 0.5), trial(0.4, 0.5), trial(0.8, None, diverged=True)]
-    kept = keep_best(trials, 2)
-    assert [t.lr for t in kept] == [0.2, 0.4]
-    assert [t.lr for t in keep_best(trials, 5)] == [0.2, 0.4, 0.1]
+def test_keep_for_longer_keeps_the_best_and_the_lrs_below_it_first() -> None:
+    # Short rungs favour high LRs, and the best LR falls with training: after the best, the
+    # LRs below it continue (nearest first), then those above; diverged trials never do.
+    trials = [
+        trial(0.05, 1.2),
+        trial(0.1, 1.0),
+        trial(0.2, 0.5),
+        trial(0.4, 0.6),
+        trial(0.8, None, diverged=True),
+    ]
+    assert [t.lr for t in keep_for_longer(trials, 2)] == [0.2, 0.1]
+    assert [t.lr for t in keep_for_longer(trials, 3)] == [0.2, 0.1, 0.05]
+    assert [t.lr for t in keep_for_longer(trials, 9)] == [0.2, 0.1, 0.05, 0.4]
+    # Equal scores: the lower LR is the best.
+    tied = [trial(0.1, 0.5), trial(0.2, 0.5), trial(0.4, 0.9)]
+    assert [t.lr for t in keep_for_longer(tied, 1)] == [0.1]
 
 
 def test_best_lr_at_reads_the_parabola_vertex() -> None:

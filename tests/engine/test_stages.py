@@ -243,7 +243,7 @@ def test_a_fixed_length_stage_extends_only_while_a_whole_trial_fits() -> None:
     assert asked == [2]
 
 
-def test_the_horizon_stage_extends_once_then_keeps_the_better_half() -> None:
+def test_the_horizon_stage_continues_the_best_and_the_lrs_below_it() -> None:
     curve = (1.0, 0.9, 0.5, 2.0)
     history = History(lrs=(1e-4, 1e-3, 1e-2, 1e-1), losses=curve, smoothed_losses=curve)
     analysis = Analysis(
@@ -279,9 +279,10 @@ def test_the_horizon_stage_extends_once_then_keeps_the_better_half() -> None:
     for request in requests:
         stage.record(Trial(request.lr, losses[request.lr], None, diverged=False, steps=10))
     proposal = stage.propose(40.0)
-    assert [r.lr for r in proposal.requests] == [3e-3, 1e-2]
+    # 3e-3 is best; the one below it continues with it (the best LR falls with training).
+    assert [r.lr for r in proposal.requests] == [1e-3, 3e-3]
     assert all(r.steps == 20 and r.pause for r in proposal.requests)
-    assert sorted(proposal.drop) == [1e-3, 3e-2]
+    assert sorted(proposal.drop) == [1e-2, 3e-2]
     for request in proposal.requests:
         stage.record(Trial(request.lr, losses[request.lr], None, diverged=False, steps=20))
     last = stage.propose(60.0)

@@ -16,8 +16,8 @@ from typing import Protocol
 
 from lrfind.analysis.budget import TrialPlan
 from lrfind.analysis.choose import scored_metric
-from lrfind.analysis.horizon import RungPlan
-from lrfind.results import Analysis, History, Refinement, Trial
+from lrfind.analysis.horizon import RungPlan, carry_to_run
+from lrfind.results import Analysis, Drift, History, Refinement, TrainRun, Trial
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class FixedLengthStage(abc.ABC):
     """The shared part of refine and search: every trial trains the plan's length from the
     snapshot; once the first trials ran, ``next_lr(trials)`` adds one more at a time while a
     whole trial still fits the plan's allowance (a diverged trial stops early and leaves what
-    it did not spend to further trials)."""
+    it did not spend to further trials). ``carry``: the stated run and the drift prior, when
+    the answer is to be carried there (the trials answer for runs as long as themselves)."""
 
     name: str
 
@@ -122,8 +123,10 @@ class FixedLengthStage(abc.ABC):
         first: Sequence[float],
         next_lr: Callable[[list[Trial]], float | None],
         settings: TrialSettings,
+        carry: tuple[TrainRun, float] | None = None,
     ) -> None:
         self.plan = plan
+        self.carry = carry
         self.settings = settings
         self._first = list(first[: plan.trials])
         self._next_lr = next_lr
@@ -160,8 +163,21 @@ class FixedLengthStage(abc.ABC):
     ) -> tuple[Analysis, Refinement]:
         """The final analysis and the stage's record."""
 
+    def carried(self, chosen: Analysis, measured: str) -> tuple[Analysis, Drift | None]:
+        """``chosen`` carried to the stated run by the prior (``carry_to_run``) when the stage
+        was given one to carry to (``carry``), else as it is."""
+        if self.carry is None:
+            return chosen, None
+        train, prior = self.carry
+        return carry_to_run(chosen, self.plan.steps, train, prior, measured)
+
     def refinement(
-        self, chosen: Analysis, start_score: float | None, cost: float, seconds: float
+        self,
+        chosen: Analysis,
+        start_score: float | None,
+        cost: float,
+        seconds: float,
+        drift: Drift | None = None,
     ) -> Refinement:
         """The stage's record once it has chosen."""
         return Refinement(
@@ -176,4 +192,5 @@ class FixedLengthStage(abc.ABC):
             sweep_steps=self.plan.sweep_steps,
             budget=self.plan.budget,
             start_score=start_score,
+            drift=drift,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lrfind.analysis.horizon import RungPlan, estimate_drift, keep_best
+from lrfind.analysis.horizon import RungPlan, estimate_drift, keep_for_longer
 from lrfind.analysis.refine import choose_horizon, next_refine_candidate
 from lrfind.engine.stages.base import Proposal, TrialRequest, TrialSettings
 from lrfind.results import Analysis, History, Refinement, TrainRun, Trial
@@ -22,9 +22,10 @@ class HorizonStage:
     Trials run the stated schedule (``settings.lr_factor``) and are judged for divergence
     against the untrained model's loss (``settings.reference_loss``). After the first rung,
     one candidate past an edge holding the best joins it (``plan.extensions``); after each
-    rung the best ``plan.survivors[r + 1]`` continue, and the others' paused states are
-    dropped. The answer is ``choose_horizon``'s on the last rung, carried by the drift the
-    rungs showed (``estimate_drift``; ``drift_prior`` None: not carried).
+    rung ``plan.survivors[r + 1]`` continue (``keep_for_longer``: the best and the LRs below
+    it first), and the others' paused states are dropped. The answer is ``choose_horizon``'s
+    on the last rung, carried by the drift the rungs showed (``estimate_drift``;
+    ``drift_prior`` None: not carried).
     """
 
     name = "horizon"
@@ -82,7 +83,8 @@ class HorizonStage:
                 return Proposal(self._requests([extra]))
         if len(self.rungs) >= len(self.plan.rungs):
             return Proposal()
-        alive = sorted(t.lr for t in keep_best(rung, self.plan.survivors[len(self.rungs)]))
+        keep = keep_for_longer(rung, self.plan.survivors[len(self.rungs)])
+        alive = sorted(t.lr for t in keep)
         dropped = [t.lr for t in rung if t.lr not in alive]
         if len(alive) < 2:
             return Proposal(drop=[t.lr for t in rung])
@@ -95,7 +97,9 @@ class HorizonStage:
         """The finalists' choice, carried to the run's length."""
         rungs = [rung for rung in self.rungs if rung]
         drift = (
-            estimate_drift(rungs, self.train.steps, prior=self.drift_prior)
+            estimate_drift(
+                rungs, self.train.steps, prior=self.drift_prior, schedule=self.train.schedule
+            )
             if self.drift_prior is not None
             else None
         )

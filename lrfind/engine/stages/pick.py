@@ -14,14 +14,14 @@ import math
 from dataclasses import dataclass
 
 from lrfind.analysis.budget import plan_trials
-from lrfind.analysis.horizon import DRIFT_PRIOR, plan_rungs, schedule_factor
-from lrfind.analysis.refine import refine_candidates
+from lrfind.analysis.horizon import horizon_candidates, plan_rungs, schedule_factor
 from lrfind.analysis.search import stable_window
 from lrfind.engine.stages.base import FixedLengthStage, TrialSettings, TrialStage
 from lrfind.engine.stages.horizon import HorizonStage
 from lrfind.engine.stages.refine import RefineStage
 from lrfind.engine.stages.search import SearchStage
 from lrfind.results import Analysis, Budget, History, TrainRun
+from lrfind.settings import DRIFT_PRIOR
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,13 @@ def _fixed_length(context: StageContext) -> FixedLengthStage | None:
     if plan is None:
         return None
     settings = TrialSettings(plan.val_batches, plan.val_batch_cost)
+    carry = None
+    if context.train is not None and context.drift_prior is not None:
+        carry = (context.train, context.drift_prior)
     stage: FixedLengthStage = (
-        RefineStage(plan, context.history, context.analysis, settings)
+        RefineStage(plan, context.history, context.analysis, settings, carry=carry)
         if answered
-        else SearchStage(plan, context.history, context.analysis, settings)
+        else SearchStage(plan, context.history, context.analysis, settings, carry)
     )
     return stage if stage.first() else None
 
@@ -104,7 +107,9 @@ def _horizon(context: StageContext, train: TrainRun) -> StageChoice:
     )
     if plan is None:
         return _without_rungs(context, train)
-    candidates = refine_candidates(context.history, context.analysis, plan.candidates)
+    candidates = horizon_candidates(
+        context.history, context.analysis, plan.candidates, train, context.drift_prior
+    )
     if len(candidates) < 2:
         return StageChoice(None)
     total = plan.final_steps if context.compress_schedule else train.steps
@@ -148,6 +153,6 @@ def _without_rungs(context: StageContext, train: TrainRun) -> StageChoice:
     if isinstance(refine, RefineStage):
         refine.caveat = (
             f"the budget ({budget.describe()}) affords no rungs toward {train.describe()}: "
-            f"refine's {refine.plan.steps}-step trials answered, for runs about that long"
+            f"refine's {refine.plan.steps}-step trials answered"
         )
     return StageChoice(refine)

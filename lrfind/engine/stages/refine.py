@@ -13,7 +13,7 @@ from lrfind.analysis.refine import (
     unconfirmed,
 )
 from lrfind.engine.stages.base import FixedLengthStage, TrialSettings
-from lrfind.results import Analysis, History, Refinement, Trial
+from lrfind.results import Analysis, History, Refinement, TrainRun, Trial
 
 
 class RefineStage(FixedLengthStage):
@@ -33,12 +33,14 @@ class RefineStage(FixedLengthStage):
         settings: TrialSettings,
         *,
         caveat: str | None = None,
+        carry: tuple[TrainRun, float] | None = None,
     ) -> None:
         super().__init__(
             plan,
             refine_candidates(history, analysis, plan.first),
             partial(next_refine_candidate, history, analysis),
             settings,
+            carry,
         )
         self.history = history
         self.analysis = analysis
@@ -51,4 +53,5 @@ class RefineStage(FixedLengthStage):
         final = choose_refined(self.history, self.analysis, self.trials)
         if self.caveat is not None:
             final = unconfirmed(final, self.caveat)
-        return final, self.refinement(final, None, cost, seconds)
+        final, drift = self.carried(final, "refine's trials trained")
+        return final, self.refinement(final, None, cost, seconds, drift)

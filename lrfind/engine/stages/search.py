@@ -10,7 +10,7 @@ from lrfind.analysis.budget import TrialPlan
 from lrfind.analysis.refine import choose_searched
 from lrfind.analysis.search import next_search_lr, search_candidates
 from lrfind.engine.stages.base import FixedLengthStage, TrialSettings
-from lrfind.results import Analysis, History, Refinement, Trial
+from lrfind.results import Analysis, History, Refinement, TrainRun, Trial
 
 
 class SearchStage(FixedLengthStage):
@@ -20,13 +20,19 @@ class SearchStage(FixedLengthStage):
     name = "search"
 
     def __init__(
-        self, plan: TrialPlan, history: History, analysis: Analysis, settings: TrialSettings
+        self,
+        plan: TrialPlan,
+        history: History,
+        analysis: Analysis,
+        settings: TrialSettings,
+        carry: tuple[TrainRun, float] | None = None,
     ) -> None:
         super().__init__(
             plan,
             search_candidates(history, plan.first),
             partial(next_search_lr, history),
             replace(settings, start_from=history),
+            carry,
         )
         self.history = history
         self.analysis = analysis
@@ -41,4 +47,5 @@ class SearchStage(FixedLengthStage):
         if isinstance(start, Trial):
             batches = len(start.val_batch_losses) or self.plan.val_batches or 0
             cost += batches * self.plan.val_batch_cost
-        return final, self.refinement(final, start_score, cost, seconds)
+        final, drift = self.carried(final, "the search trials trained")
+        return final, self.refinement(final, start_score, cost, seconds, drift)

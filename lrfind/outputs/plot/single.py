@@ -197,9 +197,11 @@ def _draw_suggestion(ax: Axes, result: RangeTestResult, curve: np.ndarray) -> An
     right_side = (math.log10(lr) - x_low) / (x_high - x_low) < 0.7
     steps = result.answer_steps
     run = f"\nfor {steps}-step runs" if result.info.train is None and steps else ""
-    if result.info.train is not None:
+    if result.info.train is not None and steps == result.info.train.steps:
         kind = "" if result.info.train.schedule == "constant" else f" {result.info.train.schedule}"
         run = f"\nfor the {result.info.train.steps}-step{kind} run"
+    elif result.info.train is not None:
+        run = f"\nfor {steps or result.history.steps}-step runs"
     return ax.annotate(
         f"suggested {short_lr(lr)}{run}",
         xy=(lr, y),

@@ -37,9 +37,16 @@ def answer_for(result: RangeTestResult) -> str:
     short trials is for short runs.
     """
     train = result.info.train
-    if train is not None:
-        return train.describe()
     steps = result.answer_steps
+    if train is not None and steps == train.steps:
+        return train.describe()
+    if train is not None:
+        measured = (
+            f"the sweep's {result.history.steps} steps"
+            if steps is None
+            else f"the trials' {steps} steps"
+        )
+        return f"runs about as long as {measured}: nothing reached toward {train.describe()}"
     if steps is None:
         return f"runs about as long as the sweep ({result.history.steps} steps); set train.steps"
     return f"runs of about {steps} steps (the trials'); for yours, set train.steps"
