@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
-from lrfind.analysis.budget import TrialPlan
+from lrfind.analysis.budget import MAX_VAL_BATCHES, TrialPlan
 from lrfind.analysis.horizon import RungPlan
 from lrfind.analysis.refine import unconfirmed
 from lrfind.analysis.suggest import analyze_repeats
@@ -26,6 +26,7 @@ from lrfind.data.model_outputs import ModelLoss, OutputKey
 from lrfind.engine.checkpoint import exit_on_sigterm
 from lrfind.engine.collectives import failures_shared, uneven_data_notes
 from lrfind.engine.device import resolve_device
+from lrfind.engine.evaluation import evaluate_batches, start_trial
 from lrfind.engine.ladder import param_group_notes
 from lrfind.engine.loop import sweep_loop
 from lrfind.engine.options import (
@@ -64,7 +65,7 @@ from lrfind.settings import RefineMode, SuggestOptions
 ProgressEvent = StepEvent | TrialPlan | RungPlan | TrialEvent
 
 
-_Run = TypeVar("_Run", bound=Callable[..., RangeTestResult])
+_Run = TypeVar("_Run", bound=Callable[..., Any])
 
 
 def _across_ranks(run: _Run) -> _Run:
@@ -73,7 +74,7 @@ def _across_ranks(run: _Run) -> _Run:
     a disk snapshot's folder also on SIGTERM."""
 
     @functools.wraps(run)
-    def wrapper(self: RangeTest, *args: Any, **kwargs: Any) -> RangeTestResult:
+    def wrapper(self: RangeTest, *args: Any, **kwargs: Any) -> Any:
         with failures_shared(self.session), self._released_snapshots():
             return run(self, *args, **kwargs)
 
@@ -301,6 +302,42 @@ class RangeTest:
             repeat_suggestions=answer.repeat_lrs,
             warnings=tuple(notes),
         )
+
+    @_across_ranks
+    def trials_at(
+        self,
+        options: SweepOptions,
+        lrs: Sequence[float],
+        steps: int,
+        *,
+        lr_factor: Callable[[int], float] | None = None,
+        stop: StopFlag | None = None,
+        on_trial: Callable[[int, Trial], None] | None = None,
+    ) -> tuple[list[Trial], Trial]:
+        """Train ``steps`` steps at each of ``lrs`` from the current state (``lrfind verify``),
+        through the same snapshot store and trial runner as ``run``; return the trials (fewer
+        after a stop) and the untrained model's score (its validation pass, else the training
+        data's). ``lr_factor(step)``: the schedule the trials follow (None: constant LR).
+        The state is put back afterwards.
+        """
+        snapshot = self._snapshot()
+        runner = self._runner()
+        try:
+            start = evaluate_batches(
+                self.model,
+                self.compute_loss,
+                self.val_loader if self.val_loader is not None else self.train_loader,
+                self.device,
+                precision=options.precision,
+                max_batches=MAX_VAL_BATCHES,
+                session=self.session,
+            )
+        finally:
+            restore_state(snapshot, self.model, self.optimizer)
+        trials = runner.run_lrs(
+            lrs, steps, options, snapshot, stop=stop, on_trial=on_trial, lr_factor=lr_factor
+        )
+        return trials, start_trial(start)
 
     def _sweeps(
         self,

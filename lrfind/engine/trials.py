@@ -242,8 +242,10 @@ class TrialRunner:
         *,
         stop: StopFlag | None = None,
         on_trial: Callable[[int, Trial], None] | None = None,
+        lr_factor: Callable[[int], float] | None = None,
     ) -> list[Trial]:
-        """Train ``steps`` steps at each of ``lrs`` from the snapshot (``verify``'s fixed set).
+        """Train ``steps`` steps at each of ``lrs`` from the snapshot (``verify``'s fixed set;
+        ``lr_factor``: a schedule, as ``run_trial`` takes it).
 
         A stop ends it: a trial cut short is left out (judged against full ones it would be
         unfair). ``on_trial(index, trial)`` follows each one; the snapshot is restored after.
@@ -253,7 +255,7 @@ class TrialRunner:
             for index, lr in enumerate(lrs):
                 if stop is not None and stop.requested:
                     break
-                trial = self.trial(lr, steps, snapshot, options, stop=stop)
+                trial = self.trial(lr, steps, snapshot, options, stop=stop, lr_factor=lr_factor)
                 if stop is not None and stop.requested and trial.steps < steps:
                     break
                 trials.append(trial)

@@ -352,6 +352,18 @@ def _sweep(
     return SweepRun(result=result, run_dir=run_dir, files=files, config=config)
 
 
+def set_up_task(
+    config: Config,
+    *,
+    session: Session,
+    reporter: Reporter | None = None,
+    stop: StopFlag | None = None,
+) -> tuple[BuiltTask, Any, Any]:
+    """Build and probe the config's task as ``sweep`` does, writing nothing (``lrfind verify``
+    trains its trials on it); the task, its model as the session trains it, and the device."""
+    return _set_up(config, Path.cwd(), False, reporter, stop, False, session)
+
+
 def _set_up(
     config: Config,
     target: Path,

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lrfind.analysis.budget import MAX_VAL_BATCHES
 from lrfind.analysis.choose import TIE_STANDARD_ERRORS, Verdict, judge, score
 from lrfind.config.schema import Config
 from lrfind.errors import ConfigError, Interrupted, NoReliableSuggestion, OutputError
 from lrfind.format import format_lr
 from lrfind.outputs import runs
-from lrfind.results import RangeTestResult, Trial
+from lrfind.results import RangeTestResult, TrainRun, Trial
 
 if TYPE_CHECKING:
     from lrfind.engine.options import StopFlag
@@ -112,6 +111,7 @@ class VerifyRun:
     complete: bool = True
     files: dict[str, Path] = field(default_factory=dict)
     sweep: SweepRun | None = None
+    trained: str = "constant LR"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the verify.json document."""
@@ -140,6 +140,7 @@ class VerifyRun:
             "improvement": _finite(verdict.improvement),
             "note": verdict.note,
             "steps_per_trial": self.steps,
+            "trained": self.trained,
             "seconds": round(self.seconds, 3),
             "trials": [
                 {**trial.to_dict(), "score": _finite(score(trial, verdict.metric))}
@@ -257,11 +258,8 @@ def verify(
         _require_answer(result, lrs, sweep_run.run_dir)
         out_dir = sweep_run.run_dir
         target = config.source or sweep_run.run_dir
-    from lrfind.analysis.refine import REFINE_STEPS_PER_SWEEP_STEP
-
-    trial_steps = (
-        steps or config.suggest.refine_steps or REFINE_STEPS_PER_SWEEP_STEP * config.sweep.steps
-    )
+    train = result.info.train
+    trial_steps, trained = trial_length(config, train, steps)
     suggested = result.suggestion.lr
     max_lr = result.lr_range.max_lr
     if lrs is None:
@@ -272,12 +270,21 @@ def verify(
     if reporter is not None:
         reporter.phase(
             f"verifying {len(chosen)} learning rates x {trial_steps} steps from the same start"
+            f" ({trained})"
         )
     started = time.perf_counter()
     from lrfind.assembly.imports import config_folder_on_path
 
     with config_folder_on_path(config.base_dir):
-        ran = run_trials(config, chosen, trial_steps, reporter=reporter, stop=stop)
+        ran = run_trials(
+            config,
+            chosen,
+            trial_steps,
+            train=train,
+            snapshot_dir=absolute(config.sweep.snapshot_dir) or out_dir,
+            reporter=reporter,
+            stop=stop,
+        )
     trials = ran.trials
     verdict = judge(trials, suggested, start=ran.start or ran.start_score)
     complete = len(trials) == len(chosen)
@@ -292,11 +299,42 @@ def verify(
         seconds=time.perf_counter() - started,
         complete=complete,
         sweep=sweep_run,
+        trained=trained,
     )
-    run = write_verify(run, title=f"{config.name}: constant-LR trials")
+    title = "constant-LR trials" if train is None or train.schedule == "constant" else trained
+    run = write_verify(run, title=f"{config.name}: {title}")
     if not complete:
         raise Interrupted(f"interrupted; partial results in {out_dir}")
     return run
+
+
+#: Verify trains a stated run at its full length up to this many sweeps' steps per trial; a
+#: longer run is verified on a share of it, its schedule compressed to that share.
+VERIFY_MAX_SWEEPS = 10
+
+
+def trial_length(config: Config, train: TrainRun | None, steps: int | None) -> tuple[int, str]:
+    """Steps per verify trial and what they train, in words.
+
+    ``steps`` (``--steps``) as given; else for a stated run its length, at most
+    VERIFY_MAX_SWEEPS sweeps (the share said); else ``suggest.refine_steps`` or twice the
+    sweep (as the refine stage).
+    """
+    from lrfind.analysis.budget import REFINE_STEPS_PER_SWEEP_STEP
+
+    if train is None:
+        length = (
+            steps or config.suggest.refine_steps or REFINE_STEPS_PER_SWEEP_STEP * config.sweep.steps
+        )
+        return length, "constant LR"
+    length = steps or min(train.steps, VERIFY_MAX_SWEEPS * config.sweep.steps)
+    schedule = "constant LR" if train.schedule == "constant" else f"its {train.schedule} schedule"
+    if length >= train.steps:
+        return length, f"the stated run ({train.describe()}), {schedule}"
+    return length, (
+        f"{length / train.steps:.2g} of the stated run ({train.describe()}), {schedule}"
+        + ("" if train.schedule == "constant" else " compressed to it")
+    )
 
 
 def _require_answer(result: RangeTestResult, lrs: Sequence[float] | None, where: Path) -> None:
@@ -357,55 +395,59 @@ def run_trials(
     lrs: Sequence[float],
     steps: int,
     *,
+    train: TrainRun | None = None,
+    snapshot_dir: Path | None = None,
     reporter: Reporter | None = None,
     stop: StopFlag | None = None,
 ) -> TrialSet:
-    """Build the config's task and train ``steps`` steps at each LR from the same initial state.
+    """Build the config's task as ``sweep`` does and train ``steps`` steps at each LR from the
+    same initial state (``sweep.snapshot`` as configured; a disk snapshot under
+    ``snapshot_dir``, default the system's temporary folder).
 
-    Returns one Trial per LR that ran (fewer when a stop was requested) and the score of the
-    untrained model (validation loss, else training loss, evaluated on up to
-    ``MAX_VAL_BATCHES`` batches). The model, optimizer, RNGs and data order are restored before
-    each trial, so every trial starts where the sweep started.
+    ``train``: a stated run whose schedule the trials follow, compressed to ``steps`` (None or
+    constant: a constant LR). Returns one Trial per LR that ran (fewer when a stop was
+    requested) and the score of the untrained model (validation loss, else training loss, on up
+    to ``MAX_VAL_BATCHES`` batches). Every trial starts where the sweep started.
 
     Raises:
         ComponentError, DataError, SweepError: the task cannot be built or trained.
     """
-    from lrfind.assembly.probe import probe_task
-    from lrfind.assembly.task import build_task
-    from lrfind.engine.device import resolve_device
-    from lrfind.engine.state import restore_state, snapshot_state
-    from lrfind.engine.steps import make_compute_loss
-    from lrfind.engine.trials import TrialRunner, evaluate_batches, start_trial
+    from lrfind.analysis.horizon import schedule_factor
+    from lrfind.engine.rangetest import RangeTest
+    from lrfind.engine.session import SINGLE
+    from lrfind.workflows.sweep import set_up_task
 
-    device = resolve_device(config.device)
-    task = build_task(config, device)
-    probe_task(task, device)
-    compute_loss = make_compute_loss(
-        task.loss_fn, task.step_fn, task.inputs_key, task.targets_key, task.output_key
+    task, model, device = set_up_task(config, reporter=reporter, stop=stop, session=SINGLE)
+    tester = RangeTest(
+        model,
+        task.optimizer,
+        task.loss_fn,
+        task.train_loader,
+        val_loader=task.val_loader,
+        step_fn=task.step_fn,
+        device=device,
+        inputs_key=task.inputs_key,
+        targets_key=task.targets_key,
+        output_key=task.output_key,
+        session=SINGLE,
+        snapshot=config.sweep.snapshot,
+        snapshot_dir=snapshot_dir,
     )
-    loaders = [loader for loader in (task.train_loader, task.val_loader) if loader is not None]
-    snapshot = snapshot_state(task.model, task.optimizer, loaders)
-    options = config.sweep_options()
-    runner = TrialRunner(
-        task.model, task.optimizer, compute_loss, task.train_loader, task.val_loader, device
-    )
-    try:
-        start = evaluate_batches(
-            task.model,
-            compute_loss,
-            task.val_loader if task.val_loader is not None else task.train_loader,
-            device,
-            precision=options.precision,
-            max_batches=MAX_VAL_BATCHES,
-        )
-    finally:
-        restore_state(snapshot, task.model, task.optimizer)
+    lr_factor = None
+    if train is not None and not (train.schedule == "constant" and train.warmup == 0):
+
+        def lr_factor(step: int) -> float:
+            return schedule_factor(step, steps, train)
 
     def report(index: int, trial: Trial) -> None:
         if reporter is not None:
             reporter.trial(index, len(lrs), trial)
 
-    trials = runner.run_lrs(lrs, steps, options, snapshot, stop=stop, on_trial=report)
-    start_score = start.loss if math.isfinite(start.loss) else None
-    paired = start_trial(start) if task.val_loader is not None and start_score is not None else None
+    trials, start = tester.trials_at(
+        config.sweep_options(), lrs, steps, lr_factor=lr_factor, stop=stop, on_trial=report
+    )
+    start_score = (
+        start.val_loss if start.val_loss is not None and math.isfinite(start.val_loss) else None
+    )
+    paired = start if task.val_loader is not None and start_score is not None else None
     return TrialSet(tuple(trials), start_score, paired)

@@ -212,3 +212,58 @@ def test_verify_rejects_bad_steps_and_missing_targets(tmp_path: Path) -> None:
         verify(tmp_path, steps=-3)
     with pytest.raises(OutputError, match="no such run directory or config file"):
         verify(tmp_path / "missing")
+
+
+def test_verify_a_stated_run_trains_its_schedule_at_its_length_or_the_share_it_affords(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from lrfind.results import TrainRun
+    from lrfind.workflows.verify import VERIFY_MAX_SWEEPS
+
+    base = make_result(suggestion_lr=0.05, lr_range=(0.005, 0.5))
+    sweep_steps = TINY_CONFIG["sweep"]["steps"]  # type: ignore[index]
+    short = TrainRun(steps=12, schedule="linear", warmup=0.25)
+    result = replace(base, info=replace(base.info, train=short))
+    run = verify(save_run(tmp_path / "short", result, TINY_CONFIG), lrs=[0.05])
+    assert all(t.steps == 12 or t.diverged for t in run.trials)
+    assert run.trained == (
+        "the stated run (a 12-step linear run with 3 warmup steps), its linear schedule"
+    )
+    # The linear schedule really ran: a constant-LR trial of the same length differs.
+    flat = verify(save_run(tmp_path / "flat", base, TINY_CONFIG), lrs=[0.05], steps=12)
+    assert flat.trained == "constant LR"
+    assert run.trials[0].train_loss != flat.trials[0].train_loss
+    # A run longer than verify affords: its first VERIFY_MAX_SWEEPS sweeps' worth, said so.
+    long = replace(base, info=replace(base.info, train=TrainRun(steps=10**6)))
+    run = verify(save_run(tmp_path / "long", long, TINY_CONFIG), lrs=[0.05])
+    assert run.steps == VERIFY_MAX_SWEEPS * sweep_steps
+    assert run.trained == (
+        f"{run.steps / 10**6:.2g} of the stated run (a 1000000-step constant-LR run), constant LR"
+    )
+    document = json.loads((run.out_dir / "verify.json").read_text())
+    assert document["trained"] == run.trained
+
+
+def test_verify_snapshots_as_the_sweep_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lrfind.engine.rangetest as rangetest
+
+    taken: list[tuple[str, object]] = []
+    real = rangetest.snapshot_state
+
+    def recording(*args: object, **kwargs: object) -> object:
+        taken.append((str(kwargs["store"]), kwargs["folder"]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rangetest, "snapshot_state", recording)
+    sweep_section = {**TINY_CONFIG["sweep"], "snapshot": "disk"}  # type: ignore[dict-item]
+    sweep_section["snapshot_dir"] = str(tmp_path / "snapshots")
+    config = {**TINY_CONFIG, "sweep": sweep_section}
+    result = make_result(suggestion_lr=0.05, lr_range=(0.005, 0.5))
+    run = verify(save_run(tmp_path / "run", result, config), lrs=[0.05], steps=6)
+    assert run.trials and run.trials[0].steps == 6
+    assert taken == [("disk", tmp_path / "snapshots")]
+    assert not (tmp_path / "snapshots").exists()  # the folder it created, removed afterwards
