@@ -164,6 +164,12 @@ def _in_process(
     attached = getattr(module, "_trainer", trainer) is None
     if attached:
         module.trainer = trainer
+    # fit moves the module to the strategy's device (a GPU): the sweep runs there too.
+    device: Any = getattr(trainer.strategy, "root_device", None)
+    home = next((parameter.device for parameter in module.parameters()), None)
+    moved = isinstance(device, torch.device) and home is not None and device != home
+    if moved:
+        module.to(device)
     try:
         train, val = loaders(module, datamodule, train_dataloaders, val_dataloaders)
         configured = module.configure_optimizers()
@@ -173,8 +179,11 @@ def _in_process(
         if _distributed(trainer):
             replicas, rank = int(trainer.world_size), int(trainer.global_rank)
             train, val = sharded(train, replicas, rank), sharded(val, replicas, rank)
+            device_ids = [device.index] if moved and device.type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(
-                step_module(steps), **getattr(trainer.strategy, "_ddp_kwargs", {})
+                step_module(steps),
+                device_ids=device_ids,
+                **getattr(trainer.strategy, "_ddp_kwargs", {}),
             )
         options, warnings = stated_run(trainer, train, scheduler, interval)
         options = {**options, **range_test_options}
@@ -187,6 +196,8 @@ def _in_process(
                 model, optimizer, None, train, val_loader=val, step_fn=steps, **options
             )
     finally:
+        if moved:
+            module.to(home)
         if attached:
             module.trainer = None
         torch.set_rng_state(rngs[0])
