@@ -58,7 +58,7 @@ def whole_number(
     if minimum is None:
         return number
     if number < minimum or (maximum is not None and number > maximum):
-        bound = f"from {minimum} to {maximum:g}" if maximum is not None else f">= {minimum}"
+        bound = f"from {minimum} to {maximum:,}" if maximum is not None else f">= {minimum}"
         raise ValueError(f"{name} must be a whole number {bound}, got {number}")
     return number
 
