@@ -170,6 +170,22 @@ def test_apply_writes_a_named_attribute_and_refuses_nowhere_up_front() -> None:
         find_lr(trainer(), module, datamodule=CharData(), stepz=3)
 
 
+class Silent(CharLM):
+    """A validation_step that neither returns nor logs a loss."""
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._loss(batch)
+
+
+def test_a_validation_step_without_a_loss_and_manual_optimization_are_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match=r"validation_step returned no loss and logged no "):
+        find_lr(trainer(), Silent(), datamodule=CharData(), steps=30)
+    manual = CharLM()
+    manual.automatic_optimization = False
+    with pytest.raises(ConfigError, match="manual optimization"):
+        find_lr(trainer(), manual, datamodule=CharData(), **FAST)
+
+
 def test_dataloaders_instead_of_a_datamodule_and_apply_off() -> None:
     data = CharData()
     data.setup()
@@ -204,7 +220,6 @@ def test_a_datamodule_is_a_config_data_target(tmp_path: Path) -> None:
         "device": "cpu",
         "model": {"target": "tests.integrations.lightning_tasks:CharLM"},
         "data": {"target": "tests.integrations.lightning_tasks:CharData"},
-        "loss": "model",
         "step": "tests.integrations.test_lightning:config_step",
         "sweep": {"steps": 20},
         "suggest": {"refine": "off"},
