@@ -33,9 +33,6 @@ LR_ATTRIBUTES = ("lr", "learning_rate")
 _OWN_ARGUMENTS = {"model", "optimizer", "loss_fn", "train_loader", "val_loader", "step_fn"}
 
 
-# --- find_lr ---------------------------------------------------------------------------------
-
-
 def lr_holders(module: Any, attribute: str | None, datamodule: Any = None) -> list[tuple[Any, str]]:
     """Where the answer goes, as Lightning's tuner writes it: (holder, name) pairs for the
     module's attribute and ``hparams`` entry (and a datamodule's) named ``attribute``, else the
