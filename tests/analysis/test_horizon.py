@@ -179,3 +179,47 @@ def test_rungs_whose_finalists_would_barely_train_are_not_planned() -> None:
     # ... unless the run itself is that short: the finalists then train all of it.
     short = plan_rungs(sweep_steps=90, horizon=30, allowance=400, budget_text="x", val_batches=5)
     assert short is not None and short.final_steps == 30
+
+
+def test_carry_to_run_moves_the_answer_down_by_the_prior_and_says_so() -> None:
+    from lrfind.analysis.horizon import carry_to_run, drift_factor
+    from lrfind.results import Analysis, Confidence, LRRange, Suggestion, TrainRun
+
+    answer = Analysis(
+        Suggestion("lrfind+refine", 1e-2),
+        LRRange(1e-3, 3e-2),
+        Confidence("high", ("the highest trial (0.01) had the best val loss: try higher LRs too",)),
+        (),
+    )
+    carried, drift = carry_to_run(answer, 100, TrainRun(10_000), 0.3, "refine's trials trained")
+    assert drift is not None and drift.factor == pytest.approx(100**-0.3)
+    assert carried.suggestion.lr == pytest.approx(10 ** (-2 - 0.5))  # 0.25x, on the grid
+    assert carried.confidence.level == "medium"
+    assert carried.confidence.reasons[0].startswith(
+        "for a 10000-step constant-LR run: refine's trials trained 100 steps"
+    )
+    assert not any("try higher" in r for r in carried.confidence.reasons)
+    assert carried.lr_range.min_lr < carried.suggestion.lr <= carried.lr_range.max_lr
+    # A scheduled run's peak drifts less; a run no longer than the trials is not carried.
+    _, linear = carry_to_run(answer, 100, TrainRun(10_000, "linear"), 0.3, "x")
+    assert linear is not None and linear.factor > drift.factor
+    assert carry_to_run(answer, 500, TrainRun(400), 0.3, "x") == (answer, None)
+    assert drift_factor(10, 10**9, 1.0) == pytest.approx(10**-MAX_DRIFT_DECADES)
+
+
+def test_the_horizon_window_reaches_where_the_prior_puts_the_long_runs_answer() -> None:
+    from lrfind.analysis.horizon import horizon_candidates
+    from lrfind.analysis.suggest import analyze
+    from lrfind.results import TrainRun
+    from tests.fixtures.results import make_history
+
+    history = make_history("clean")
+    analysis = analyze(history, "lrfind")
+    assert analysis.suggestion.lr is not None
+    short = horizon_candidates(history, analysis, 6, TrainRun(history.steps), 0.3)
+    long = horizon_candidates(history, analysis, 6, TrainRun(1000 * history.steps), 0.3)
+    assert len(short) == len(long) == 6
+    assert long[-1] == short[-1]  # the same top (the sweep's max_lr)
+    predicted = analysis.suggestion.lr * 1000**-0.3
+    assert long[0] < predicted < long[-1]  # the long run's answer is inside the window
+    assert long[0] < short[0]

@@ -147,3 +147,33 @@ def test_paused_candidates_follow_the_snapshot_store_and_leave_nothing(tmp_path)
         answers.append((result.suggestion.lr, result.refinement.rungs))
     assert answers[0] == answers[1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_labels_say_what_the_trials_reached_when_nothing_reached_the_run() -> None:
+    task = classification_task()
+    common = dict(val_loader=task.val_loader, start_lr=1e-5, end_lr=10.0, steps=60)
+    # refine: off: the sweep's answer, said to hold for runs as long as the sweep.
+    off = range_test(
+        task.model, task.optimizer, task.loss_fn, task.train_loader,
+        train_steps=1000, refine="off", **common,
+    )  # fmt: skip
+    assert off.refinement is None and off.answer_steps is None
+    assert dict(summary_rows(off))["for"] == (
+        f"runs about as long as the sweep's {off.history.steps} steps: nothing reached toward "
+        "a 1000-step constant-LR run"
+    )
+    assert any("refine is off" in r for r in off.confidence.reasons)
+    assert not any("no validation data" in r for r in off.confidence.reasons)
+    # refine_steps given: refine's trials answer, carried to the run by the prior, and said so.
+    fixed = range_test(
+        task.model, task.optimizer, task.loss_fn, task.train_loader,
+        train_steps=2000, refine_steps=20, **common,
+    )  # fmt: skip
+    refinement = fixed.refinement
+    assert refinement is not None and refinement.stage == "refine"
+    assert refinement.drift is not None and refinement.drift.to_steps == 2000
+    assert refinement.drift.from_steps == 20 and refinement.drift.factor < 1
+    assert fixed.answer_steps == 2000
+    assert any("carried by the prior alone" in r for r in fixed.confidence.reasons)
+    assert not any(r.endswith("try higher LRs too") for r in fixed.confidence.reasons)
+    assert fixed.confidence.level != "high"
