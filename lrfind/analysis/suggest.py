@@ -332,7 +332,7 @@ REPEATS_AGREE = 10**0.5
 
 
 def reconcile_repeats(
-    mean: Analysis, repeats: Sequence[Analysis], history: History
+    mean: Analysis, repeats: Sequence[Analysis], history: History, *, after_trials: bool = False
 ) -> tuple[Analysis, int | None]:
     """The repeats' answer: the mean curve's, or the per-repeat answers' when it has none.
 
@@ -343,23 +343,34 @@ def reconcile_repeats(
     lower one of an even count), with the confidence at most medium -- low when the answers
     spread over more than REPEATS_AGREE -- and a reason saying so. Returns the analysis and the
     index of the repeat it came from (None: the mean's).
+
+    ``after_trials``: ``mean`` is what the trials after the mean curve chose, and they found
+    nothing either (a search that no trial passed): a majority of the repeats answering is
+    then enough, at low confidence.
     """
     answered = [a for a in repeats if a.suggestion.lr is not None]
-    if mean.suggestion.lr is not None or len(repeats) < 2 or len(answered) < len(repeats):
+    needed = len(repeats) // 2 + 1 if after_trials else len(repeats)
+    if mean.suggestion.lr is not None or len(repeats) < 2 or len(answered) < max(2, needed):
         return mean, None
     lrs = [float(a.suggestion.lr) for a in answered if a.suggestion.lr is not None]
     order = sorted(range(len(lrs)), key=lrs.__getitem__)
     median = order[(len(order) - 1) // 2]
     chosen = answered[median]
+    position = next(i for i, a in enumerate(repeats) if a is chosen)
     spread = max(lrs) / min(lrs)
     names: tuple[ConfidenceLevel, ...] = ("none", "low", "medium", "high")
-    ceiling = 2 if spread <= REPEATS_AGREE * (1 + 1e-9) else 1
+    ceiling = 2 if spread <= REPEATS_AGREE * (1 + 1e-9) and not after_trials else 1
     level = names[min(names.index(chosen.confidence.level), ceiling)]
     why = mean.suggestion.reason or "no answer"
+    which = (
+        "each repeat did"
+        if len(answered) == len(repeats)
+        else (f"{len(answered)} of the {len(repeats)} repeats did")
+    )
     reason = (
-        f"the mean of the {len(repeats)} repeats gave no answer ({why}), but each repeat did "
+        f"the mean of the {len(repeats)} repeats gave no answer ({why}), but {which} "
         f"({', '.join(format_lr(lr) for lr in lrs)}): the answer is their median, repeat "
-        f"{median + 1}'s"
+        f"{position + 1}'s"
     )
     index = None
     if chosen.suggestion.lr is not None and history.lrs:
@@ -370,7 +381,7 @@ def reconcile_repeats(
         confidence=Confidence(level, (reason, *chosen.confidence.reasons), None),
         methods=chosen.methods,
     )
-    return analysis, median
+    return analysis, position
 
 
 @dataclass(frozen=True)
@@ -387,6 +398,7 @@ class RepeatedAnalysis:
     analysis: Analysis
     stage_history: History
     repeat_lrs: tuple[float | None, ...] = ()
+    per_repeat: tuple[Analysis, ...] = ()
 
 
 def analyze_repeats(histories: Sequence[History], method: str) -> RepeatedAnalysis:
@@ -400,5 +412,9 @@ def analyze_repeats(histories: Sequence[History], method: str) -> RepeatedAnalys
     analysis, chosen = reconcile_repeats(analyze(history, method), per_repeat, history)
     stage_history = history if chosen is None else histories[chosen]
     return RepeatedAnalysis(
-        history, analysis, stage_history, tuple(a.suggestion.lr for a in per_repeat)
+        history,
+        analysis,
+        stage_history,
+        tuple(a.suggestion.lr for a in per_repeat),
+        tuple(per_repeat),
     )

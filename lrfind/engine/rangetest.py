@@ -19,7 +19,7 @@ import torch
 from lrfind.analysis.budget import MAX_VAL_BATCHES, TrialPlan
 from lrfind.analysis.horizon import RungPlan
 from lrfind.analysis.refine import unconfirmed
-from lrfind.analysis.suggest import analyze_repeats
+from lrfind.analysis.suggest import analyze_repeats, reconcile_repeats
 from lrfind.data.batches import InputsKey
 from lrfind.data.loaders import present_loaders, reseed
 from lrfind.data.model_outputs import ModelLoss, OutputKey
@@ -276,6 +276,10 @@ class RangeTest:
                 if not complete:
                     analysis = unconfirmed(analysis, REFINE_CUT_SHORT)
                     notes.append(REFINE_CUT_SHORT)
+                elif answer.per_repeat:
+                    analysis, _ = reconcile_repeats(
+                        analysis, answer.per_repeat, history, after_trials=True
+                    )
             if train is not None and not wants_trials and analysis.suggestion.lr is not None:
                 analysis = unconfirmed(analysis, _no_trials_reason(train, refine))
         finally:

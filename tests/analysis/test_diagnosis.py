@@ -216,3 +216,16 @@ def test_the_mean_answer_stands_and_a_missing_repeat_answer_keeps_none() -> None
     silent = answer(None)
     assert reconcile_repeats(silent, [answer(1e-3), answer(None)], mean) == (silent, None)
     assert reconcile_repeats(silent, [answer(1e-3)], mean) == (silent, None)
+
+
+def test_after_a_search_found_nothing_a_majority_of_repeats_answers_at_low_confidence() -> None:
+    mean = history(np.full(100, 2.3))
+    repeats = [answer(1e-3), answer(None), answer(2e-3)]
+    # Before trials every repeat must answer; after a search that found nothing, a majority.
+    assert reconcile_repeats(answer(None), repeats, mean) == (answer(None), None)
+    result, chosen = reconcile_repeats(answer(None), repeats, mean, after_trials=True)
+    assert result.suggestion.lr == 1e-3 and chosen == 0
+    assert result.confidence.level == "low"
+    assert "2 of the 3 repeats did" in result.confidence.reasons[0]
+    lone = [answer(1e-3), answer(None), answer(None)]
+    assert reconcile_repeats(answer(None), lone, mean, after_trials=True)[1] is None
