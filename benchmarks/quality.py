@@ -41,6 +41,7 @@ batches, each counted as one step) and in wall time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import platform
@@ -124,31 +125,30 @@ def validation_curve(
     seed: int,
     checkpoints: set[int],
     schedule: str = "constant",
+    total_steps: int | None = None,
 ) -> dict[int, float]:
     """Train ``task`` from ``seed`` up to the last checkpoint; the full val loss at each one.
 
     A checkpoint after the training loss turned non-finite (or with a non-finite val loss) is
-    inf. ``schedule`` as in ``train_and_validate`` (its total steps are the task's budget).
+    inf. ``schedule`` as in ``train_and_validate``, or "cosine" (warmup over LINEAR_WARMUP of
+    the run, then a half cosine to 0); its total steps are ``total_steps`` (default: the
+    task's budget).
     """
     torch.manual_seed(seed)
     model = task.build_model()
     optimizer = task.make_optimizer(list(model.parameters()), lr)
     scheduler: Any = None
+    total = total_steps or task.budget_steps
     if schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=task.budget_steps, cycle_momentum=False
+            optimizer, max_lr=lr, total_steps=total, cycle_momentum=False
         )
-    elif schedule == "linear":
-        # Hugging Face's default: linear warmup over LINEAR_WARMUP of the run, then linear decay
-        # to 0 (transformers.get_linear_schedule_with_warmup), written with torch's LambdaLR.
-        total, warmup = task.budget_steps, round(LINEAR_WARMUP * task.budget_steps)
+    elif schedule in ("linear", "cosine"):
+        # Hugging Face's defaults: linear warmup over LINEAR_WARMUP of the run, then linear
+        # (get_linear_schedule_with_warmup) or half-cosine (get_cosine_schedule_with_warmup)
+        # decay to 0, written with torch's LambdaLR.
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: (
-                step / max(1, warmup)
-                if step < warmup
-                else max(0.0, (total - step) / max(1, total - warmup))
-            ),
+            optimizer, functools.partial(_warmup_decay, total, schedule)
         )
     loader = BatchLoader(split.x_train, split.y_train, task.batch_size, seed)
     state: dict[str, Any] = {}
@@ -170,6 +170,18 @@ def validation_curve(
                 value = float(task.loss_fn(model(split.x_val), split.y_val))
             losses[step] = value if math.isfinite(value) else math.inf
     return losses
+
+
+def _warmup_decay(total: int, shape: str, step: int) -> float:
+    """The LR factor at ``step`` of a ``total``-step run: LINEAR_WARMUP warmup, then ``shape``
+    ("linear" or "cosine") decay to 0."""
+    warmup = round(LINEAR_WARMUP * total)
+    if step < warmup:
+        return step / max(1, warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if shape == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return max(0.0, 1.0 - progress)
 
 
 def _grid_job(job: tuple[str, int, str]) -> tuple[str, int, str, list[float], float]:
