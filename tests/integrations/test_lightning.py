@@ -211,6 +211,13 @@ def test_callback_sweeps_at_fit_start_and_fit_trains_with_the_answer() -> None:
     assert fit.optimizers[0].param_groups[0]["lr"] == callback.result.suggestion.lr
     assert fit.global_step == 3
 
+    data = CharData()
+    data.setup()
+    module, callback = CharLM(form="optimizer"), LRFindCallback(**FAST)
+    fit = trainer(max_steps=1, callbacks=[callback])
+    fit.fit(module, data.train_dataloader(), data.val_dataloader())  # loaders, no datamodule
+    assert callback.result is not None and module.hparams.lr == callback.result.suggestion.lr
+
 
 def test_a_datamodule_is_a_config_data_target(tmp_path: Path) -> None:
     import lrfind

@@ -153,10 +153,11 @@ def _in_process(
 
     from lrfind.engine.library import range_test
 
-    if launched:
-        trainer.strategy.setup_environment()  # the process group, as fit's set-up makes it
     rngs = (torch.get_rng_state(), np.random.get_state(), random.getstate())
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    if launched:
+        # The process group, as fit's set-up makes it (it may reseed: put back below).
+        trainer.strategy.setup_environment()
     # fit attaches the Trainer before configure_optimizers (which may read self.trainer).
     attached = getattr(module, "_trainer", trainer) is None
     if attached:
