@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lrfind.config.schema import Config
 from lrfind.errors import (
     ConfigError,
-    Interrupted,
     LrfindError,
     OutputError,
     SweepError,
@@ -28,11 +27,10 @@ from lrfind.results import (
     TrainRun,
     Trial,
 )
+from lrfind.workflows.task_setup import range_test_of, set_up_task
 
 if TYPE_CHECKING:
-    from lrfind.assembly.task import BuiltTask
     from lrfind.engine.options import StepEvent, StopFlag
-    from lrfind.engine.session import Session
 
 
 class Reporter(Protocol):
@@ -249,7 +247,6 @@ def _sweep(
     from lrfind.engine import distributed
     from lrfind.engine.checkpoint import remove_stale_snapshots
     from lrfind.engine.collectives import failures_shared
-    from lrfind.engine.rangetest import RangeTest
     from lrfind.engine.state import reinitializer
     from lrfind.workflows.validate import setting_problems, setting_warnings
 
@@ -262,7 +259,9 @@ def _sweep(
         problems = setting_problems(config)
         if problems:
             raise ConfigError(problems)
-        task, model, device = _set_up(config, target, exact, reporter, stop, write, session)
+        if write and session.is_main and exact:
+            check_out_dir(target)
+        task, model, device = set_up_task(config, session=session, reporter=reporter, stop=stop)
         # Needs the loader's length (train.epochs), and still comes before the run directory.
         train = train_run(config, task.train_loader)
         run_dir: Path | None = None
@@ -274,21 +273,7 @@ def _sweep(
                 # What runs killed by SIGKILL left in the run directories next to this one.
                 remove_stale_snapshots(run_dir.parent, depth=1)
     try:
-        runner = RangeTest(
-            model,
-            task.optimizer,
-            task.loss_fn,
-            task.train_loader,
-            val_loader=task.val_loader,
-            step_fn=task.step_fn,
-            device=device,
-            inputs_key=task.inputs_key,
-            targets_key=task.targets_key,
-            output_key=task.output_key,
-            session=session,
-            snapshot=config.sweep.snapshot,
-            snapshot_dir=snapshot_dir or run_dir,
-        )
+        runner = range_test_of(task, model, device, config, session, snapshot_dir or run_dir)
         description = task.description
         info = RunInfo(
             name=config.name,
@@ -350,57 +335,6 @@ def _sweep(
             _mark_failed(run_dir, config, str(error))
             raise
     return SweepRun(result=result, run_dir=run_dir, files=files, config=config)
-
-
-def set_up_task(
-    config: Config,
-    *,
-    session: Session,
-    reporter: Reporter | None = None,
-    stop: StopFlag | None = None,
-) -> tuple[BuiltTask, Any, Any]:
-    """Build and probe the config's task as ``sweep`` does, writing nothing (``lrfind verify``
-    trains its trials on it); the task, its model as the session trains it, and the device."""
-    return _set_up(config, Path.cwd(), False, reporter, stop, False, session)
-
-
-def _set_up(
-    config: Config,
-    target: Path,
-    exact: bool,
-    reporter: Reporter | None,
-    stop: StopFlag | None,
-    write: bool,
-    session: Session,
-) -> tuple[BuiltTask, Any, Any]:
-    """Build and probe the config's task on this rank, before any run directory exists (a
-    config that cannot even take one step leaves nothing behind to clean up); return the task,
-    its model as the session trains it (DDP-wrapped under ``ddp``) and the device.
-
-    Raises:
-        OutputError: ``--out`` cannot become the run directory (checked first, on rank 0).
-        Interrupted: a stop request came during the set-up (one process).
-        (and what building, sharding the data and probing raise)
-    """
-    from lrfind.assembly.probe import probe_task
-    from lrfind.assembly.task import build_task
-    from lrfind.engine import collectives, distributed
-    from lrfind.engine.device import resolve_device
-
-    context = distributed.current()
-    device = resolve_device(config.device) if context.device is None else context.device
-    if write and session.is_main and exact:
-        check_out_dir(target)
-    if reporter is not None:
-        reporter.phase(f"building {config.model.target} on {config.data.target} ({device})")
-    task = build_task(config, device, session.rank, session.world_size)
-    if session.distributed:
-        collectives.refuse_uneven_data(task.train_loader, task.val_loader)
-    probe_task(task, device)
-    # One process only: under torch.distributed the ranks agree on a stop inside the sweep.
-    if stop is not None and stop.requested and not session.distributed:
-        raise Interrupted("interrupted while setting up, before the sweep started; nothing written")
-    return task, context.wrap_model(task.model, device, session), device
 
 
 def _component_label(config: Config, component: str) -> str:

@@ -413,26 +413,11 @@ def run_trials(
         ComponentError, DataError, SweepError: the task cannot be built or trained.
     """
     from lrfind.analysis.horizon import schedule_factor
-    from lrfind.engine.rangetest import RangeTest
     from lrfind.engine.session import SINGLE
-    from lrfind.workflows.sweep import set_up_task
+    from lrfind.workflows.task_setup import range_test_of, set_up_task
 
     task, model, device = set_up_task(config, reporter=reporter, stop=stop, session=SINGLE)
-    tester = RangeTest(
-        model,
-        task.optimizer,
-        task.loss_fn,
-        task.train_loader,
-        val_loader=task.val_loader,
-        step_fn=task.step_fn,
-        device=device,
-        inputs_key=task.inputs_key,
-        targets_key=task.targets_key,
-        output_key=task.output_key,
-        session=SINGLE,
-        snapshot=config.sweep.snapshot,
-        snapshot_dir=snapshot_dir,
-    )
+    tester = range_test_of(task, model, device, config, SINGLE, snapshot_dir)
     lr_factor = None
     if train is not None and not (train.schedule == "constant" and train.warmup == 0):
 
