@@ -117,6 +117,19 @@ def test_every_configure_optimizers_form_is_read_with_its_schedule(
     assert options["train_steps"] == 40 and warnings == []
 
 
+def test_a_long_runs_warmup_schedule_is_read_exactly_from_samples() -> None:
+    total, warmup = 100_000, 6001
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+
+    def linear(step: int) -> float:
+        return step / warmup if step < warmup else (total - step) / (total - warmup)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear)
+    assert scheduler_schedule(scheduler, "step", total, 100) == ("linear", warmup)
+    per_epoch = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5**epoch)
+    assert scheduler_schedule(per_epoch, "epoch", 400, 100) is None  # a decay lrfind does not model
+
+
 def test_the_run_is_the_trainers_epochs_accumulation_precision_and_clipping() -> None:
     fit = trainer(
         max_steps=-1, max_epochs=3, accumulate_grad_batches=3, precision="bf16-mixed",

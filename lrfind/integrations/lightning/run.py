@@ -17,8 +17,10 @@ PRECISIONS = {"bf16-mixed": "bf16", "16-mixed": "fp16"}
 #: Lightning's default length when neither max_steps nor max_epochs is given.
 DEFAULT_MAX_EPOCHS = 1000
 
-#: How closely a LambdaLR's factors must follow a shape (as a share of its peak) to be read as it.
+#: How closely a LambdaLR's factors must follow a shape (as a share of its peak) to be read as
+#: it, and at how many steps of the run they are compared.
 SHAPE_TOLERANCE = 1e-3
+SHAPE_SAMPLES = 2000
 
 
 # --- configure_optimizers --------------------------------------------------------------------
@@ -54,7 +56,7 @@ def split_optimizers(configured: Any) -> tuple[Any, Any, str]:
         optimizers = [configured]
     optimizers = [optimizer for optimizer in optimizers if optimizer is not None]
     if len(optimizers) != 1 or not hasattr(optimizers[0], "param_groups"):
-        what = "no optimizer" if not optimizers else f"{len(optimizers)} optimizers"
+        what = f"{len(optimizers)} optimizers" if len(optimizers) > 1 else "no optimizer"
         raise ConfigError(
             f"find_lr: configure_optimizers returned {what}: lrfind sweeps exactly one optimizer"
         )
@@ -69,18 +71,29 @@ def split_optimizers(configured: Any) -> tuple[Any, Any, str]:
 
 
 def _lambda_shape(factor: Callable[[int], float], units: int) -> tuple[str, int] | None:
-    """The (kind, warm-up units) whose ``lr_at`` a LambdaLR factor follows, or None."""
+    """The (kind, warm-up units) whose ``lr_at`` a LambdaLR factor follows, or None.
+
+    Read at up to ``SHAPE_SAMPLES`` evenly spread steps (every step of a shorter run), and at
+    every step around the highest sample, where the warm-up ends.
+    """
     from lrfind.analysis.schedule_shape import lr_at
 
     if units < 2:
         return None
-    values = [float(factor(step)) for step in range(units)]
+    stride = max(1, units // SHAPE_SAMPLES)
+    steps = sorted({*range(0, units, stride), units - 1})
+    values = [float(factor(step)) for step in steps]
     peak = max(values)
     if not math.isfinite(peak) or peak <= 0:
         return None
-    warmup = next(step for step, value in enumerate(values) if value >= peak * (1 - 1e-9))
+    # The peak lies within a stride of the highest sample: read every step there.
+    top = values.index(peak)
+    window = range(steps[max(0, top - 1)], steps[min(len(steps) - 1, top + 1)] + 1)
+    nearby = [float(factor(step)) for step in window]
+    peak = max(peak, *nearby)
+    warmup = next(step for step, value in zip(window, nearby, strict=True) if value >= peak)
     for kind in ("constant", "linear", "cosine"):
-        shape = [lr_at(step, units, kind, warmup, peak=peak) for step in range(units)]
+        shape = [lr_at(step, units, kind, warmup, peak=peak) for step in steps]
         if all(abs(a - b) <= SHAPE_TOLERANCE * peak for a, b in zip(values, shape, strict=True)):
             return kind, warmup
     return None
