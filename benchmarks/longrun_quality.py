@@ -122,6 +122,8 @@ def run_case(job: tuple[str, int, dict[str, float]]) -> dict[str, Any]:
             if refinement
             else [],
             "seconds": round(seconds, 2),
+            "drift": refinement.drift.to_dict() if refinement and refinement.drift else None,
+            "finalist_steps": refinement.longest_trial if refinement else 0,
         }
         if schedule == "none":
             history = result.history
@@ -135,12 +137,13 @@ def run_case(job: tuple[str, int, dict[str, float]]) -> dict[str, Any]:
     return record
 
 
-def truths() -> dict[str, dict[str, quality.Truth]]:
+def truths(path: Path = TRUTH_PATH) -> dict[str, dict[str, quality.Truth]]:
     """Per task, a Truth per horizon key ("constant@1000", "linear@4000", ...)."""
-    document = json.loads(TRUTH_PATH.read_text())
+    document = json.loads(path.read_text())
     found: dict[str, dict[str, quality.Truth]] = {}
     for name, entry in document["tasks"].items():
         per_key: dict[str, quality.Truth] = {}
+        entry.setdefault("optimizer", "")
         for step, values in entry["constant"].items():
             per_key[f"constant@{step}"] = quality.Truth.from_entry(
                 name, {"optimizer": entry["optimizer"], "constant": values}
@@ -170,6 +173,8 @@ def score(answers: Sequence[tuple[str, float | None]], key: str, truth: Any) -> 
     """Hit rate (noise-aware), median regret and worst seed spread of answers at ``key``."""
     hits, regrets, by_task = [], [], {}
     for task, lr in answers:
+        if key not in truth.get(task, {}):
+            continue  # a ground truth still being made
         entry = truth[task][key]
         hits.append(entry.noise_hit(lr))
         regrets.append(entry.regret(lr))
@@ -183,9 +188,9 @@ def score(answers: Sequence[tuple[str, float | None]], key: str, truth: Any) -> 
     }
 
 
-def report(cases: Sequence[dict[str, Any]]) -> str:
+def report(cases: Sequence[dict[str, Any]], truth_path: Path = TRUTH_PATH) -> str:
     """The tables: per stated run, each row's hits, regret and spread; then calibration."""
-    truth = truths()
+    truth = truths(truth_path)
     keys = [f"{schedule}@{steps}" for schedule, steps in RUNS]
     rows = ["stated", "no run stated", *ONE_SWEEP_ROWS]
     lines = [
@@ -203,6 +208,8 @@ def report(cases: Sequence[dict[str, Any]]) -> str:
     for case in cases:
         for key in keys:
             run = case["runs"][key]
+            if key not in truth.get(case["task"], {}):
+                continue
             levels.setdefault(run["confidence"], []).append(
                 truth[case["task"]][key].noise_hit(run["lr"])
             )
@@ -220,7 +227,12 @@ def report(cases: Sequence[dict[str, Any]]) -> str:
     per_task = []
     for task in sorted({c["task"] for c in cases}):
         mine = [c for c in cases if c["task"] == task]
-        hits = [truth[task][k].noise_hit(c["runs"][k]["lr"]) for c in mine for k in keys]
+        hits = [
+            truth[task][k].noise_hit(c["runs"][k]["lr"])
+            for c in mine
+            for k in keys
+            if k in truth.get(task, {})
+        ]
         per_task.append(f"{task} {sum(hits)}/{len(hits)}")
     lines += ["", "Stated-run hits per task: " + ", ".join(per_task)]
     return "\n".join(lines)
@@ -241,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="what-if: override drift_prior or a constant of lrfind.analysis.horizon",
     )
+    parser.add_argument("--truth", type=Path, default=TRUTH_PATH, help="the ground truth")
     args = parser.parse_args(argv)
     overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
     if args.rescore:
@@ -258,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cases": cases,
         }
         args.cases.write_text(json.dumps(document, indent=1) + "\n")
-    print(report(cases))
+    print(report(cases, args.truth))
     return 0
 
 

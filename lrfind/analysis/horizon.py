@@ -70,9 +70,10 @@ EDGE_EXTENSIONS = 1
 #: The prior counts as this many doublings of observed drift when the two are averaged.
 DRIFT_PRIOR_WEIGHT = 2.0
 
-#: The answer is never carried down by more than this many decades (the curves cannot show
-#: more), nor up at all (a best LR that rises with training is rare and a risky bet).
-MAX_DRIFT_DECADES = 1.0
+#: The answer is never carried down by more than this many decades, nor up at all (a best LR
+#: that rises with training is rare and a risky bet). The long-run ground truth has one task
+#: whose best LR falls 1.75 decades from 100 to 10k steps; one decade cut its answers short.
+MAX_DRIFT_DECADES = 1.5
 
 
 def schedule_factor(step: int, total: int, run: TrainRun) -> float:
@@ -294,8 +295,10 @@ def horizon_candidates(
 
 
 #: How much less a decaying schedule's best peak moves with the run's length than the best
-#: constant LR does (the peak's exponent is this share of the constant LR's).
-SCHEDULE_DRIFT_SHARE = 0.5
+#: constant LR does (the peak's exponent is this share of the constant LR's). Measured on the
+#: long-run ground truth: from 1k to 4k steps the best linear/cosine peak moved by a median
+#: exponent of about 0.2 where the constant LR's was about 0.4 (benchmarks/README.md).
+SCHEDULE_DRIFT_SHARE = 0.6
 
 
 def schedule_exponent(schedule: str, exponent: float) -> float:

@@ -180,11 +180,15 @@ def choose_horizon(
         f"({reached / train.steps:.0%} of it)"
     ]
     longer = reached < train.steps
+    level = refined.confidence.level
     if drift is not None and drift.factor < 1:
         moved = grid_lr(grid_exponent(lr * drift.factor))
         if moved < lr:
             reasons.append(drift.reason)
             lr = moved
+            # Measured (benchmarks/longrun_quality.py): answers the carry moved are in the
+            # band about three times in four, whatever the distance: medium, not high.
+            level = "medium" if level == "high" else level
     kept = refined.confidence.reasons
     reasons.extend(without_higher_advice(kept) if longer else kept)
     shape = describe_curve(history)
@@ -195,7 +199,7 @@ def choose_horizon(
     return Analysis(
         Suggestion(method=method, lr=lr, index=_index(shape, lr)),
         lr_range,
-        Confidence(refined.confidence.level, tuple(reasons), refined.confidence.try_range),
+        Confidence(level, tuple(reasons), refined.confidence.try_range),
         refined.methods,
     )
 
