@@ -252,6 +252,16 @@ def choose_searched(
     )
 
 
+def at_most_low(analysis: Analysis, reason: str) -> Analysis:
+    """``analysis`` with ``reason`` added and its confidence at most low."""
+    confidence = analysis.confidence
+    level: ConfidenceLevel = "low" if confidence.level in ("medium", "high") else confidence.level
+    return replace(
+        analysis,
+        confidence=replace(confidence, level=level, reasons=(*confidence.reasons, reason)),
+    )
+
+
 def unconfirmed(analysis: Analysis, reason: str) -> Analysis:
     """The sweep's answer when no trial confirmed it (a stage cut short, or none could run for
     a stated run): ``reason`` added to the reasons, and at most medium confidence."""

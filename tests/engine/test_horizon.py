@@ -177,3 +177,15 @@ def test_labels_say_what_the_trials_reached_when_nothing_reached_the_run() -> No
     assert any("carried by the prior alone" in r for r in fixed.confidence.reasons)
     assert not any(r.endswith("try higher LRs too") for r in fixed.confidence.reasons)
     assert fixed.confidence.level != "high"
+
+
+def test_a_warmup_the_truncated_trials_never_leave_is_said() -> None:
+    task = classification_task()
+    result = range_test(
+        task.model, task.optimizer, task.loss_fn, task.train_loader,
+        val_loader=task.val_loader, start_lr=1e-5, end_lr=10.0, steps=60,
+        train_steps=2000, train_schedule="linear", train_warmup=0.5, compress_schedule=False,
+    )  # fmt: skip
+    assert result.refinement is not None and result.refinement.stage == "horizon"
+    assert any("outlasts the trials" in r for r in result.confidence.reasons)
+    assert result.confidence.level in ("low", "none")

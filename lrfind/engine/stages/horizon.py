@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lrfind.analysis.horizon import RungPlan, estimate_drift, keep_for_longer
-from lrfind.analysis.refine import choose_horizon, next_refine_candidate
+from lrfind.analysis.horizon import RungPlan, drift_onset, estimate_drift, keep_for_longer
+from lrfind.analysis.refine import at_most_low, choose_horizon, next_refine_candidate
 from lrfind.engine.stages.base import Proposal, TrialRequest, TrialSettings
 from lrfind.results import Analysis, History, Refinement, TrainRun, Trial
 
@@ -50,6 +50,8 @@ class HorizonStage:
         self.train = train
         self.drift_prior = drift_prior
         self._candidates = list(candidates)
+        #: A reason that lowers the answer's confidence (a schedule the trials cannot see).
+        self.caveat: str | None = None
         self._planned = plan.first
         self._extended = False
         self.rungs: list[list[Trial]] = [[]]
@@ -98,12 +100,18 @@ class HorizonStage:
         rungs = [rung for rung in self.rungs if rung]
         drift = (
             estimate_drift(
-                rungs, self.train.steps, prior=self.drift_prior, schedule=self.train.schedule
+                rungs,
+                self.train.steps,
+                prior=self.drift_prior,
+                schedule=self.train.schedule,
+                onset=drift_onset(self.plan.sweep_steps),
             )
             if self.drift_prior is not None
             else None
         )
         final = choose_horizon(self.history, self.analysis, rungs[-1], self.train, drift)
+        if self.caveat is not None:
+            final = at_most_low(final, self.caveat)
         refinement = Refinement(
             trials=tuple(rungs[-1]),
             chosen_lr=final.suggestion.lr,

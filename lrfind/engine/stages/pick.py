@@ -136,6 +136,13 @@ def _horizon(context: StageContext, train: TrainRun) -> StageChoice:
         drift_prior=context.drift_prior,
         budget_sweeps=context.budget.as_sweeps(context.sweep_steps, train.steps),
     )
+    if not context.compress_schedule and train.warmup_steps >= plan.final_steps:
+        peak = factor(plan.final_steps - 1)
+        stage.caveat = (
+            f"the stated warmup ({train.warmup_steps} steps) outlasts the trials "
+            f"({plan.final_steps} steps) and compress_schedule is off: every candidate trained "
+            f"at {peak:.1%} of its peak or less, so the answer says little about the peak"
+        )
     return StageChoice(stage)
 
 
