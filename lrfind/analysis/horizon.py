@@ -265,25 +265,12 @@ def keep_for_longer(trials: Sequence[Trial], count: int) -> list[Trial]:
     return [choice.trials[i] for i in [best, *below, *above][:count]]
 
 
-#: The best LR stays put for about this many sweeps' worth of steps before it starts to fall
-#: (the long-run ground truth: the best constant LR at 100 and 200 steps is the same on four
-#: of six tasks); the drift is counted from there.
-DRIFT_ONSET_SWEEPS = 2.0
-
-
-def drift_factor(from_steps: float, to_steps: float, exponent: float, onset: float = 0.0) -> float:
+def drift_factor(from_steps: float, to_steps: float, exponent: float) -> float:
     """``(to / from) ** -exponent``: how far the best LR falls from ``from_steps`` of training
-    to ``to_steps``, counted from ``onset`` steps at the earliest (the drift's start), at most
-    MAX_DRIFT_DECADES, never up."""
-    start = max(from_steps, onset)
-    if to_steps <= start or start <= 0:
+    to ``to_steps``, at most MAX_DRIFT_DECADES, never up."""
+    if to_steps <= from_steps or from_steps <= 0:
         return 1.0
-    return max(10**-MAX_DRIFT_DECADES, (to_steps / start) ** -exponent)
-
-
-def drift_onset(sweep_steps: int) -> float:
-    """Where the drift starts, in steps, for a sweep of ``sweep_steps`` (DRIFT_ONSET_SWEEPS)."""
-    return DRIFT_ONSET_SWEEPS * max(sweep_steps, 1)
+    return max(10**-MAX_DRIFT_DECADES, (to_steps / from_steps) ** -exponent)
 
 
 def horizon_candidates(
@@ -299,10 +286,7 @@ def horizon_candidates(
         return window
     sweep_steps = max(history.steps, 1)
     predicted = lr * drift_factor(
-        sweep_steps,
-        train.steps,
-        schedule_exponent(train.schedule, prior),
-        drift_onset(sweep_steps),
+        sweep_steps, train.steps, schedule_exponent(train.schedule, prior)
     )
     top = grid_exponent(window[-1])
     bottom = min(grid_exponent(window[0]), grid_exponent(predicted) - 1)
@@ -359,7 +343,6 @@ def estimate_drift(
     prior: float = DRIFT_PRIOR,
     prior_weight: float = DRIFT_PRIOR_WEIGHT,
     schedule: str = "constant",
-    onset: float = 0.0,
 ) -> Drift | None:
     """How the best LR moves with training length, and the factor that carries the last
     rung's answer to a ``horizon``-step run.
@@ -369,10 +352,10 @@ def estimate_drift(
     more apart) is the observed exponent, averaged with ``prior`` weighted as
     ``prior_weight`` doublings against the doublings observed, and kept within [0, 1]. The
     factor is ``(horizon / last rung) ** -exponent``, at most MAX_DRIFT_DECADES down and
-    never up (``drift_factor``; counted from ``onset`` steps at the earliest). A scheduled run
-    (``schedule`` not constant) takes the prior alone, scaled by ``schedule_exponent``: its
-    rungs ran the schedule compressed to the last one, so the earlier rungs saw only its start.
-    None without a scored rung; factor 1 when the last rung reached the horizon.
+    never up (``drift_factor``). A scheduled run (``schedule`` not constant) takes the prior
+    alone, scaled by ``schedule_exponent``: its rungs ran the schedule compressed to the last
+    one, so the earlier rungs saw only its start. None without a scored rung; factor 1 when the
+    last rung reached the horizon.
     """
     observed: list[tuple[int, float]] = []
     for rung in rungs:
@@ -403,7 +386,7 @@ def estimate_drift(
         factor = 1.0
         reason = f"the finalists trained the whole {horizon}-step run"
     else:
-        factor = drift_factor(last_steps, horizon, exponent, onset)
+        factor = drift_factor(last_steps, horizon, exponent)
         seen = (
             f"the best LR moved from {format_lr(observed[0][1])} at {observed[0][0]} steps to "
             f"{format_lr(observed[-1][1])} at {last_steps}"
@@ -426,12 +409,7 @@ def estimate_drift(
 
 
 def carry_to_run(
-    analysis: Analysis,
-    from_steps: int,
-    train: TrainRun,
-    prior: float,
-    measured: str,
-    onset: float = 0.0,
+    analysis: Analysis, from_steps: int, train: TrainRun, prior: float, measured: str
 ) -> tuple[Analysis, Drift | None]:
     """Carry an answer measured on ``from_steps``-step runs (``measured``: what measured it,
     for people) to the stated run by the prior alone, when nothing reached toward it: the
@@ -442,7 +420,7 @@ def carry_to_run(
     if lr is None or from_steps >= train.steps:
         return analysis, None
     exponent = schedule_exponent(train.schedule, prior)
-    factor = drift_factor(from_steps, train.steps, exponent, onset)
+    factor = drift_factor(from_steps, train.steps, exponent)
     moved = grid_lr(grid_exponent(lr * factor))
     reason = (
         f"for {train.describe()}: {measured} {from_steps} steps, and nothing trained toward "

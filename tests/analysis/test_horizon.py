@@ -223,15 +223,3 @@ def test_the_horizon_window_reaches_where_the_prior_puts_the_long_runs_answer() 
     predicted = analysis.suggestion.lr * 1000**-0.3
     assert long[0] < predicted < long[-1]  # the long run's answer is inside the window
     assert long[0] < short[0]
-
-
-def test_the_drift_is_counted_from_its_onset() -> None:
-    from lrfind.analysis.horizon import DRIFT_ONSET_SWEEPS, drift_factor, drift_onset
-
-    # The best LR stays put early: a 60-step trial carried to a 400-step run is carried from
-    # the onset (two 100-step sweeps), not from 60 steps; a run shorter than it is not carried.
-    onset = drift_onset(100)
-    assert onset == DRIFT_ONSET_SWEEPS * 100
-    assert drift_factor(60, 400, 0.5, onset) == pytest.approx((400 / onset) ** -0.5)
-    assert drift_factor(60, 150, 0.5, onset) == 1.0
-    assert drift_factor(500, 4000, 0.5, onset) == pytest.approx(8**-0.5)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from lrfind.analysis.budget import TrialPlan
 from lrfind.analysis.choose import scored_metric
-from lrfind.analysis.horizon import RungPlan, carry_to_run, drift_onset
+from lrfind.analysis.horizon import RungPlan, carry_to_run
 from lrfind.results import Analysis, Drift, History, Refinement, TrainRun, Trial
 
 
@@ -169,8 +169,7 @@ class FixedLengthStage(abc.ABC):
         if self.carry is None:
             return chosen, None
         train, prior = self.carry
-        onset = drift_onset(self.plan.sweep_steps)
-        return carry_to_run(chosen, self.plan.steps, train, prior, measured, onset)
+        return carry_to_run(chosen, self.plan.steps, train, prior, measured)
 
     def refinement(
         self,

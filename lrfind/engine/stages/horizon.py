@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lrfind.analysis.horizon import RungPlan, drift_onset, estimate_drift, keep_for_longer
+from lrfind.analysis.horizon import RungPlan, estimate_drift, keep_for_longer
 from lrfind.analysis.refine import at_most_low, choose_horizon, next_refine_candidate
 from lrfind.engine.stages.base import Proposal, TrialRequest, TrialSettings
 from lrfind.results import Analysis, History, Refinement, TrainRun, Trial
@@ -100,11 +100,7 @@ class HorizonStage:
         rungs = [rung for rung in self.rungs if rung]
         drift = (
             estimate_drift(
-                rungs,
-                self.train.steps,
-                prior=self.drift_prior,
-                schedule=self.train.schedule,
-                onset=drift_onset(self.plan.sweep_steps),
+                rungs, self.train.steps, prior=self.drift_prior, schedule=self.train.schedule
             )
             if self.drift_prior is not None
             else None
