@@ -69,6 +69,9 @@ def test_a_shipped_config_chooses_a_trial_tied_with_the_best_and_says_only_true_
         )
         assert judge(refinement.trials, choice.chosen_lr).confirmed is True
     multiple = refinement.cost_multiple
-    assert multiple is not None and multiple <= config.suggest.budget + 1e-9
+    assert multiple is not None and multiple <= refinement.budget + 1e-9
+    # The budget in force is the one given, else the default for the stated run (if any).
+    budget = config.suggest_options().budget_for(result.info.train)
+    assert refinement.budget == budget.as_sweeps(result.history.steps, result.answer_steps)
     for reason in result.confidence.reasons:
         assert_true_of_the_trials(reason, choice, result, config.suggest.method)
