@@ -289,10 +289,16 @@ def plan_schedule(
         )  # fmt: skip
     assert total is not None
     warmup = _warmup_length(total, warmup_steps, warmup_fraction, DEFAULT_WARMUP_FRACTION)
-    build = cosine_spec if kind == "cosine" else linear_spec
+    if kind == "cosine":
+        # The peak was measured on the stated cosine run's shape, which decays to 0.
+        train = result_or_range.info.train if isinstance(result_or_range, RangeTestResult) else None
+        stated = train is not None and train.schedule == "cosine" and lr is None
+        spec = cosine_spec(start_lr, min_lr, total, warmup, scales, to_zero=stated)
+    else:
+        spec = linear_spec(start_lr, min_lr, total, warmup, scales)
     return SchedulePlan(
         kind,
-        build(start_lr, min_lr, total, warmup, scales),
+        spec,
         start,
         "step",
         None,

@@ -186,14 +186,23 @@ def cosine_floor(peak: float, min_lr: float) -> tuple[float, str]:
 
 
 def cosine_spec(
-    peak: float, min_lr: float, total: int, warmup: int, scales: Sequence[float] = ()
+    peak: float,
+    min_lr: float,
+    total: int,
+    warmup: int,
+    scales: Sequence[float] = (),
+    *,
+    to_zero: bool = False,
 ) -> SchedulerSpec:
-    """Linear warm-up from about min_lr to ``peak``, then cosine decay to min_lr.
+    """Linear warm-up from about min_lr to ``peak``, then cosine decay to min_lr (``to_zero``:
+    to 0, the stated cosine run the trials measured the peak on).
 
     CosineAnnealingLR takes one ``eta_min`` for every group: with several groups it is the
     lowest group's floor, so no group's floor sits above its own peak.
     """
     floor, floor_note = cosine_floor(peak, min_lr)
+    if to_zero:
+        floor, floor_note = 0.0, "0: the stated cosine run the trials measured the peak on"
     lowest = min(scales) if scales else 1.0
     if lowest != 1.0:
         floor *= lowest

@@ -459,3 +459,19 @@ def test_a_stated_warmup_fraction_stays_a_fraction_of_another_length() -> None:
     assert json.loads(schedule(in_steps, None, "json", total_steps=1000)) == json.loads(
         schedule(stated, None, "json", total_steps=1000, warmup_steps=120)
     )
+
+
+def test_a_stated_cosine_runs_pasted_schedule_decays_to_zero_as_the_trials_did() -> None:
+    from lrfind.results import TrainRun
+
+    base = result_with()
+    stated = replace(base, info=replace(base.info, train=TrainRun(200, "cosine", 20)))
+    code = schedule(stated, "cosine", "python", total_steps=200, warmup_steps=20)
+    optimizer = fresh_optimizer()
+    lrs = lr_trajectory(run_python(code, optimizer), optimizer, 201)
+    assert max(lrs) == pytest.approx(SUGGESTED)
+    assert lrs[200] == pytest.approx(0.0, abs=1e-12)
+    assert "eta_min=0.0,  # 0: the stated cosine run" in code
+    # A peak given by hand is not the measured run's: the range's floor as before.
+    manual = schedule(stated, "cosine", "python", total_steps=200, warmup_steps=20, lr=SUGGESTED)
+    assert f"eta_min={MIN_LR}," in manual
