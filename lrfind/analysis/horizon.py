@@ -4,10 +4,11 @@ When the user states the run (``train.steps``, its schedule and warmup), the tri
 sweep answer for that run rather than for runs as short as the trials:
 
 * **Rungs (successive halving with continuation).** Every candidate trains ``rungs[0]`` steps
-  and is scored on the validation data; the better half continues *from its own state* to the
-  next rung (twice as long), and so on while the budget lasts, down to two finalists. Each
-  candidate so leaves a loss-versus-steps record at every doubling, and the finalists train
-  far longer than equally-priced independent trials could (``plan_rungs``).
+  and is scored on the validation data; the best and the LRs below it continue *from their own
+  state* to the next rung (twice as long; ``keep_for_longer``), and so on while the budget
+  lasts, down to two finalists. Each candidate so leaves a loss-versus-steps record at every
+  doubling, and the finalists train far longer than equally-priced independent trials could
+  (``plan_rungs``).
 * **The user's schedule.** Trials run the stated schedule, compressed to the last rung's
   length (warmup and decay included), so the LR they compare is the schedule's peak
   (``schedule_factor``).

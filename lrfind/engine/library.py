@@ -105,8 +105,8 @@ def range_test(
     The run you will train: ``train_steps`` (optimizer steps), ``train_schedule`` (constant,
     onecycle, cosine, or linear: warmup then linear decay to 0) and ``train_warmup`` (a fraction
     below 1, else steps). Given a length, the answer is for that run: the trials train in
-    rungs of doubling length toward it (the better half of the candidates continues from its
-    own state), run its schedule, and the best LR's fall with training length, read across
+    rungs of doubling length toward it (the best candidate and the LRs below it continue from
+    their own state), run its schedule, and the best LR's fall with training length, read across
     the rungs and shrunk toward ``drift_prior`` (the exponent of ``lr* ~ steps**-beta``; None
     turns the carry off: the answer is then the finalists'), moves the answer to the run's
     length. ``suggestion.lr`` is then the constant LR, or the schedule's peak. ``budget`` may

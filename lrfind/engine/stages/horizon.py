@@ -1,9 +1,9 @@
 """The horizon stage: trials that reach toward the run the user states (``train:``).
 
 Successive halving with continuation (``lrfind.analysis.horizon`` plans the rungs and reads the
-drift): every candidate trains the first rung from the sweep's snapshot, the better half
-continues from its own state to a rung twice as long, and so on down to the finalists; the
-answer is the choice rule's on the last rung, carried to the run's length.
+drift): every candidate trains the first rung from the sweep's snapshot, the best and the LRs
+below it continue from their own state to a rung twice as long, and so on down to the
+finalists; the answer is the choice rule's on the last rung, carried to the run's length.
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ def _panel_title(refinement: Refinement, choice: Choice) -> str:
     if refinement.rungs:
         counts = "/".join(str(len(rung)) for rung in refinement.rungs)
         lengths = "/".join(str(max((t.steps for t in r), default=0)) for r in refinement.rungs)
-        text = f"horizon: {counts} trials at {lengths} steps, the better half continued"
+        text = f"horizon: {counts} trials at {lengths} steps, the best and those below continued"
     chosen, best = refinement.chosen_lr, choice.best_lr
     if chosen is None:
         return text + " · no trial chosen"
