@@ -289,27 +289,30 @@ def plan_schedule(
         )  # fmt: skip
     assert total is not None
     warmup = _warmup_length(total, warmup_steps, warmup_fraction, DEFAULT_WARMUP_FRACTION)
-    if kind == "cosine":
-        # The peak was measured on the stated cosine run's shape, which decays to 0.
-        train = result_or_range.info.train if isinstance(result_or_range, RangeTestResult) else None
-        stated = train is not None and train.schedule == "cosine" and lr is None
-        spec = cosine_spec(start_lr, min_lr, total, warmup, scales, to_zero=stated)
-    else:
-        spec = linear_spec(start_lr, min_lr, total, warmup, scales)
+    spec = _decay_spec(kind, result_or_range, lr is None, start_lr, min_lr, total, warmup, scales)
     return SchedulePlan(
-        kind,
-        spec,
-        start,
-        "step",
-        None,
-        header,
-        peak_note,
-        peak_lr=start_lr,
-        range_min_lr=min_lr,
-        warmup_steps=warmup,
-        total_steps=total,
-        epochs=epochs,
-    )
+        kind, spec, start, "step", None, header, peak_note, peak_lr=start_lr,
+        range_min_lr=min_lr, warmup_steps=warmup, total_steps=total, epochs=epochs,
+    )  # fmt: skip
+
+
+def _decay_spec(
+    kind: str,
+    source: RangeTestResult | LRRange,
+    measured_peak: bool,
+    peak: float,
+    min_lr: float,
+    total: int,
+    warmup: int,
+    scales: Sequence[float],
+) -> SchedulerSpec:
+    """The cosine or linear scheduler; a stated cosine run's measured peak decays to 0, the
+    shape the trials ran (``measured_peak``: the peak is the run's answer, not one given)."""
+    if kind != "cosine":
+        return linear_spec(peak, min_lr, total, warmup, scales)
+    train = source.info.train if isinstance(source, RangeTestResult) else None
+    stated = measured_peak and train is not None and train.schedule == "cosine"
+    return cosine_spec(peak, min_lr, total, warmup, scales, to_zero=stated)
 
 
 def _no_warmup(kind: str) -> str:

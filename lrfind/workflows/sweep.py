@@ -30,7 +30,9 @@ from lrfind.results import (
 from lrfind.workflows.task_setup import range_test_of, set_up_task
 
 if TYPE_CHECKING:
+    from lrfind.assembly.task import BuiltTask
     from lrfind.engine.options import StepEvent, StopFlag
+    from lrfind.engine.session import Session
 
 
 class Reporter(Protocol):
@@ -274,17 +276,7 @@ def _sweep(
                 remove_stale_snapshots(run_dir.parent, depth=1)
     try:
         runner = range_test_of(task, model, device, config, session, snapshot_dir or run_dir)
-        description = task.description
-        info = RunInfo(
-            name=config.name,
-            model=description.get("model", config.model.target),
-            optimizer=description.get("optimizer", config.optimizer.name),
-            loss=description.get("loss", str(config.loss)),
-            batch_size=task.batch_size,
-            world_size=session.world_size,
-            seed=config.seed,
-            strategy=session.recorded,
-        )
+        info = _run_info(config, task, session)
         progress: Callable[[StepEvent], None] | None = None
         stage = getattr(reporter, "stage", None)
         if reporter is not None:
@@ -335,6 +327,21 @@ def _sweep(
             _mark_failed(run_dir, config, str(error))
             raise
     return SweepRun(result=result, run_dir=run_dir, files=files, config=config)
+
+
+def _run_info(config: Config, task: BuiltTask, session: Session) -> RunInfo:
+    """What the result records about the config's run (the engine completes it)."""
+    description = task.description
+    return RunInfo(
+        name=config.name,
+        model=description.get("model", config.model.target),
+        optimizer=description.get("optimizer", config.optimizer.name),
+        loss=description.get("loss", str(config.loss)),
+        batch_size=task.batch_size,
+        world_size=session.world_size,
+        seed=config.seed,
+        strategy=session.recorded,
+    )
 
 
 def _component_label(config: Config, component: str) -> str:
