@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from lrfind.names import DEFAULT_METHOD, SUGGEST_METHODS
@@ -132,7 +132,7 @@ class SuggestOptions:
     repeats: int = 1
     drift_prior: float | None = DRIFT_PRIOR
     compress_schedule: bool = True
-    seed: int | None = field(default=None)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in SUGGEST_METHODS:

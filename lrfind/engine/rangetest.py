@@ -48,7 +48,7 @@ from lrfind.engine.state import (
     snapshot_state,
 )
 from lrfind.engine.steps import make_compute_loss
-from lrfind.engine.trials import TrialEvent, TrialRunner
+from lrfind.engine.trials import TrialEvent, TrialRunner, val_batches_in
 from lrfind.errors import SweepError, UserCodeError
 from lrfind.results import (
     Analysis,
@@ -256,7 +256,7 @@ class RangeTest:
                     history=answer.stage_history,
                     analysis=analysis,
                     budget=budget,
-                    val_batches=self._runner().val_batches_available(),
+                    val_batches=val_batches_in(self.val_loader),
                     val_batch_cost=1 / options.accumulation_steps,
                     train=train,
                     candidates=suggest.refine_candidates,

@@ -175,6 +175,13 @@ def run_trial(
     )
 
 
+def val_batches_in(val_loader: Iterable[Any] | None) -> int | None:
+    """Batches the validation data holds (0 when it cannot tell; None without it)."""
+    if val_loader is None:
+        return None
+    return size_of(val_loader) or 0
+
+
 def validation_cost(trial: Trial, planned_batches: int | None, batch_cost: float) -> float:
     """What a trial's validation pass cost, in sweep steps: the batches it read (as recorded,
     else as planned when it has a score) at ``batch_cost`` each."""
@@ -201,12 +208,6 @@ class TrialRunner:
     device: torch.device
     session: Session = SINGLE
     take_snapshot: Callable[[], StateSnapshot] | None = None
-
-    def val_batches_available(self) -> int | None:
-        """Batches the validation data holds (0 when it cannot tell; None without it)."""
-        if self.val_loader is None:
-            return None
-        return size_of(self.val_loader) or 0
 
     def trial(
         self,
